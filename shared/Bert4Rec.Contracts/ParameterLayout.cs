@@ -1,0 +1,91 @@
+// The layout table of the single parameter buffer: the trainer, the optimizer, checkpoints and the ONNX exporter all walk it.
+namespace Bert4Rec.Contracts;
+
+/// <summary>One named tensor inside the flat parameter buffer. Matrices are stored row-major as (in, out) so that y = x @ W.</summary>
+public sealed record ParameterTensor(string Name, long Offset, int[] Shape, bool WeightDecay)
+{
+    public long Size
+    {
+        get { long s = 1; foreach (var d in Shape) s *= d; return s; }
+    }
+}
+
+/// <summary>
+/// Names, offsets and shapes of every BERT4Rec parameter, in a fixed order:
+/// <code>
+/// tok_emb (V,d)  pos_emb (N,d)  ln_emb.g (d)  ln_emb.b (d)
+/// per layer l: layers.l.attn.qkv.w (d,3d) [columns: q | k | v, head h at h*dh..]  layers.l.attn.qkv.b (3d)
+///              layers.l.attn.out.w (d,d)  layers.l.attn.out.b (d)  layers.l.ln1.g (d)  layers.l.ln1.b (d)
+///              layers.l.ffn.w1 (d,4d)  layers.l.ffn.b1 (4d)  layers.l.ffn.w2 (4d,d)  layers.l.ffn.b2 (d)
+///              layers.l.ln2.g (d)  layers.l.ln2.b (d)
+/// head.w (d,d)  head.b (d)  ln_out.g (d)  ln_out.b (d)  out_bias (V)
+/// </code>
+/// Weight decay applies to matrices and embeddings, never to LayerNorm parameters or biases (as the original code).
+/// </summary>
+public sealed class ParameterLayout
+{
+    private readonly Dictionary<string, ParameterTensor> _byName = new(StringComparer.Ordinal);
+
+    public ModelConfig Config { get; }
+    public IReadOnlyList<ParameterTensor> Tensors { get; }
+    public long TotalSize { get; }
+
+    public ParameterLayout(ModelConfig config)
+    {
+        config.Validate();
+        Config = config;
+        int d = config.Hidden, v = config.VocabSize, n = config.MaxLength, inner = config.InnerSize;
+        var list = new List<ParameterTensor>();
+        long offset = 0;
+        void Add(string name, bool decay, params int[] shape)
+        {
+            var t = new ParameterTensor(name, offset, shape, decay);
+            list.Add(t);
+            _byName.Add(name, t);
+            offset += t.Size;
+        }
+        Add("tok_emb", true, v, d);
+        Add("pos_emb", true, n, d);
+        Add("ln_emb.g", false, d);
+        Add("ln_emb.b", false, d);
+        for (int l = 0; l < config.Layers; l++)
+        {
+            string p = $"layers.{l}.";
+            Add(p + "attn.qkv.w", true, d, 3 * d);
+            Add(p + "attn.qkv.b", false, 3 * d);
+            Add(p + "attn.out.w", true, d, d);
+            Add(p + "attn.out.b", false, d);
+            Add(p + "ln1.g", false, d);
+            Add(p + "ln1.b", false, d);
+            Add(p + "ffn.w1", true, d, inner);
+            Add(p + "ffn.b1", false, inner);
+            Add(p + "ffn.w2", true, inner, d);
+            Add(p + "ffn.b2", false, d);
+            Add(p + "ln2.g", false, d);
+            Add(p + "ln2.b", false, d);
+        }
+        Add("head.w", true, d, d);
+        Add("head.b", false, d);
+        Add("ln_out.g", false, d);
+        Add("ln_out.b", false, d);
+        Add("out_bias", false, v);
+        Tensors = list;
+        TotalSize = offset;
+    }
+
+    public ParameterTensor this[string name] =>
+        _byName.TryGetValue(name, out var t) ? t : throw new KeyNotFoundException($"no parameter named '{name}' in the layout");
+
+    /// <summary>The slice of <paramref name="buffer"/> (laid out by this table) that holds tensor <paramref name="name"/>.</summary>
+    public Span<float> Slice(float[] buffer, string name)
+    {
+        var t = this[name];
+        return buffer.AsSpan(checked((int)t.Offset), checked((int)t.Size));
+    }
+
+    public ReadOnlySpan<float> Slice(ReadOnlySpan<float> buffer, string name)
+    {
+        var t = this[name];
+        return buffer.Slice(checked((int)t.Offset), checked((int)t.Size));
+    }
+}

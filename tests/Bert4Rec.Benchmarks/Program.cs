@@ -1,0 +1,22 @@
+// `bert4rec bench <what>`: dispatches to one benchmark; every benchmark ends its output with one `RESULT {json}` line.
+using Bert4Rec.Contracts;
+
+var benches = new Dictionary<string, (string Issue, Func<CommandLine, int>? Run)>
+{
+    ["train"] = ("4", null),
+    ["infer"] = ("5", null),
+    ["retrieval"] = ("6", null),
+    ["serve"] = ("7", null),
+};
+if (args.Length == 0 || !benches.TryGetValue(args[0], out var bench))
+{
+    Console.Error.WriteLine($"usage: bert4rec bench <{string.Join("|", benches.Keys)}> [flags]");
+    return 2;
+}
+if (bench.Run == null)
+{
+    Console.Error.WriteLine($"bert4rec bench {args[0]}: not available yet (issue {bench.Issue})");
+    return 3;
+}
+try { return bench.Run(new CommandLine(args.Skip(1))); }
+catch (UsageException e) { Console.Error.WriteLine($"bert4rec bench {args[0]}: {e.Message}"); return 2; }

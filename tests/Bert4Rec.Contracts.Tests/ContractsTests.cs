@@ -1,0 +1,100 @@
+// Tests of the shared contracts: the parameter layout, the vocabulary file, atomic writes and the strict flag parser.
+using Bert4Rec.Contracts;
+
+namespace Bert4Rec.Contracts.Tests;
+
+public class ParameterLayoutTests
+{
+    [Fact]
+    public void Layout_is_contiguous_and_counts_every_parameter()
+    {
+        var cfg = new ModelConfig { ItemCount = 10, Hidden = 8, Heads = 2, Layers = 2, MaxLength = 5 };
+        var layout = new ParameterLayout(cfg);
+        long expected = 0;
+        foreach (var t in layout.Tensors) { Assert.Equal(expected, t.Offset); expected += t.Size; }
+        Assert.Equal(expected, layout.TotalSize);
+        int d = 8, v = 12, n = 5;
+        long perLayer = d * 3 * d + 3 * d + d * d + d + 2 * d + d * 4 * d + 4 * d + 4 * d * d + d + 2 * d;
+        Assert.Equal(v * d + n * d + 2 * d + 2 * perLayer + d * d + d + 2 * d + v, layout.TotalSize);
+        Assert.Equal(new[] { 12, 8 }, layout["tok_emb"].Shape);
+        Assert.True(layout["layers.1.ffn.w2"].WeightDecay);
+        Assert.False(layout["layers.0.ln1.g"].WeightDecay);
+        Assert.False(layout["out_bias"].WeightDecay);
+        Assert.Throws<KeyNotFoundException>(() => layout["nope"]);
+    }
+
+    [Theory]
+    [InlineData(0, 8, 2)]
+    [InlineData(5, 8, 3)]
+    public void Invalid_config_is_refused_with_the_field_named(int items, int hidden, int heads)
+    {
+        var e = Assert.Throws<ArgumentException>(() => new ParameterLayout(new ModelConfig { ItemCount = items, Hidden = hidden, Heads = heads }));
+        Assert.Contains(items < 1 ? "ItemCount" : "Heads", e.Message);
+    }
+}
+
+public class VocabularyTests
+{
+    [Fact]
+    public void Round_trips_through_a_file_and_maps_both_ways()
+    {
+        var dir = Directory.CreateTempSubdirectory();
+        try
+        {
+            var v = new Vocabulary(new[] { "a", "1234", "x:y" });
+            string p = Path.Combine(dir.FullName, "vocab.txt");
+            v.Save(p);
+            var back = Vocabulary.Load(p);
+            Assert.Equal(3, back.Count);
+            Assert.Equal(4, back.MaskId);
+            Assert.Equal(2, back.IndexOf("1234"));
+            Assert.Equal("x:y", back.RawId(3));
+            Assert.False(back.TryGetIndex("zzz", out _));
+            Assert.Empty(Directory.GetFiles(dir.FullName, ".*tmp*"));
+        }
+        finally { dir.Delete(true); }
+    }
+
+    [Fact]
+    public void Duplicate_or_blank_ids_are_refused_with_the_line()
+    {
+        var dir = Directory.CreateTempSubdirectory();
+        try
+        {
+            string p = Path.Combine(dir.FullName, "vocab.txt");
+            File.WriteAllText(p, "a\nb\na\n");
+            var e = Assert.Throws<InvalidDataException>(() => Vocabulary.Load(p));
+            Assert.Contains("twice", e.Message);
+            File.WriteAllText(p, "a\n\nb\n");
+            e = Assert.Throws<InvalidDataException>(() => Vocabulary.Load(p));
+            Assert.Contains(":2:", e.Message);
+        }
+        finally { dir.Delete(true); }
+    }
+}
+
+public class CommandLineTests
+{
+    [Fact]
+    public void Parses_values_flags_and_aliases()
+    {
+        var c = new CommandLine(new[] { "--epochs", "3", "--lr=0.001", "--verbose", "-k", "10", "pos" });
+        Assert.Equal(3, c.Int("epochs", 1));
+        Assert.Equal(0.001, c.Double("lr", 1), 9);
+        Assert.True(c.Flag("verbose"));
+        Assert.Equal(10, c.Int("k", 5));
+        Assert.Equal("pos", Assert.Single(c.Positionals));
+        c.EnsureAllUsed(allowedPositionals: 1);
+    }
+
+    [Fact]
+    public void Unknown_flags_and_bad_values_name_the_flag()
+    {
+        var c = new CommandLine(new[] { "--epochz", "3" });
+        Assert.Contains("--epochz", Assert.Throws<UsageException>(() => c.EnsureAllUsed()).Message);
+        var d = new CommandLine(new[] { "--epochs", "three" });
+        Assert.Contains("--epochs", Assert.Throws<UsageException>(() => d.Int("epochs", 1)).Message);
+        var e = new CommandLine(new[] { "--epochs", "0" });
+        Assert.Contains("out of range", Assert.Throws<UsageException>(() => e.Int("epochs", 1, min: 1)).Message);
+    }
+}
