@@ -3,7 +3,7 @@ using Bert4Rec.Contracts;
 
 var benches = new Dictionary<string, (string Issue, Func<CommandLine, int>? Run)>
 {
-    ["train"] = ("4", null),
+    ["train"] = ("4", Bert4Rec.Benchmarks.TrainBench.Run),
     ["infer"] = ("5", null),
     ["retrieval"] = ("6", null),
     ["serve"] = ("7", null),

@@ -1,0 +1,124 @@
+// `bert4rec bench train`: training throughput at the paper's ML-1m shape on synthetic batches shaped like the PyTorch
+// reference's (lengths uniform in [N/4, N], mask probability 0.2), optionally with the reference run beside it.
+using System.Diagnostics;
+using System.Text.Json;
+using Bert4Rec.Contracts;
+using Bert4Rec.Training.Model;
+using Bert4Rec.Training.Optim;
+
+namespace Bert4Rec.Benchmarks;
+
+internal static class TrainBench
+{
+    public static int Run(CommandLine a)
+    {
+        int steps = a.Int("steps", 20, 1), batch = a.Int("batch", 256, 1), seq = a.Int("seq", 200, 2), items = a.Int("items", 3416, 1);
+        int hidden = a.Int("hidden", 64, 2), layers = a.Int("layers", 2, 1), heads = a.Int("heads", 2, 1), threads = a.Int("threads", 2, 1);
+        double mask = a.Double("mask", 0.2, 0.01, 1);
+        bool torch = a.Flag("torch");
+        a.EnsureAllUsed();
+        var cfg = new ModelConfig { ItemCount = items, Hidden = hidden, Heads = heads, Layers = layers, MaxLength = seq, HiddenDropout = 0.1f, AttentionDropout = 0.1f };
+        using var model = new Bert4RecModel(cfg, batch, threads);
+        model.InitializeParameters(0);
+        var opt = new AdamW(model.Layout);
+        var rng = new Random(0);
+        var ids = new int[batch * seq];
+        var labels = new int[batch * seq];
+        long tokens = 0;
+        void MakeBatch()
+        {
+            Array.Clear(ids); Array.Clear(labels);
+            for (int b = 0; b < batch; b++)
+            {
+                int len = rng.Next(seq / 4, seq + 1);
+                for (int t = seq - len; t < seq; t++)
+                {
+                    int item = rng.Next(1, items + 1);
+                    if (rng.NextDouble() < mask) { labels[b * seq + t] = item; ids[b * seq + t] = cfg.MaskId; }
+                    else ids[b * seq + t] = item;
+                }
+            }
+        }
+        void Step(ulong s)
+        {
+            MakeBatch();
+            model.TrainStep(ids, labels, batch, s);
+            GradientClipping.ClipGlobalNorm(model.Gradients, 5.0);
+            opt.Update(model.Parameters, model.Gradients, 1e-4f);
+        }
+        Step(1); Step(2);   // warm-up
+        var stepTimes = new List<double>();
+        var total = Stopwatch.StartNew();
+        for (int i = 0; i < steps; i++)
+        {
+            MakeBatch();
+            var sw = Stopwatch.StartNew();
+            model.TrainStep(ids, labels, batch, (ulong)(i + 3));
+            GradientClipping.ClipGlobalNorm(model.Gradients, 5.0);
+            opt.Update(model.Parameters, model.Gradients, 1e-4f);
+            stepTimes.Add(sw.Elapsed.TotalMilliseconds);
+            tokens += batch * seq;
+        }
+        double secs = stepTimes.Sum() / 1000;
+        double tps = tokens / secs;
+        long peak = PeakRssBytes();
+        Console.WriteLine($"train (ours): {steps} steps, batch {batch}x{seq}, d={hidden}, {layers} layers, {heads} heads, {items} items, {threads} threads");
+        Console.WriteLine($"  {tps:N0} tokens/s, step p50 {Median(stepTimes):F1} ms, peak RSS {peak / 1048576.0:F0} MiB");
+        var result = new Dictionary<string, object> { ["engine"] = "bert4rec-csharp", ["train_tokens_per_s"] = Math.Round(tps), ["step_ms_p50"] = Math.Round(Median(stepTimes), 1), ["peak_rss_mib"] = peak / 1048576 };
+        if (torch)
+        {
+            var torchResult = RunTorch(steps, batch, seq, items, threads);
+            if (torchResult is { } tr && tr.TryGetProperty("train_tokens_per_s", out var tt))
+            {
+                double t = tt.GetDouble();
+                Console.WriteLine($"  PyTorch reference: {t:N0} tokens/s; ratio ours/PyTorch = {tps / t:F2}x");
+                result["torch_train_tokens_per_s"] = t;
+                result["ratio_vs_torch"] = Math.Round(tps / t, 2);
+            }
+        }
+        Console.WriteLine("RESULT " + JsonSerializer.Serialize(result));
+        return 0;
+    }
+
+    internal static double Median(List<double> xs) { var s = xs.OrderBy(x => x).ToList(); return s[s.Count / 2]; }
+
+    internal static long PeakRssBytes()
+    {
+        foreach (var line in File.ReadLines("/proc/self/status"))
+            if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
+                return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) * 1024;
+        return Environment.WorkingSet;
+    }
+
+    /// <summary>Runs ../shared/bench/ref_bert4rec_torch.py (beside the repository) and returns its RESULT json, or null with a message.</summary>
+    internal static JsonElement? RunTorch(int steps, int batch, int seq, int items, int threads)
+    {
+        string? script = FindReference();
+        if (script == null) { Console.WriteLine("  PyTorch reference: ../shared/bench/ref_bert4rec_torch.py not found beside the repository"); return null; }
+        var psi = new ProcessStartInfo("/usr/bin/python3", $"{script} --steps {steps} --batch {batch} --seq {seq} --items {items} --threads {threads}")
+        { RedirectStandardOutput = true, RedirectStandardError = true };
+        using var p = Process.Start(psi)!;
+        string output = p.StandardOutput.ReadToEnd();
+        string err = p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        foreach (var line in output.Split('\n'))
+        {
+            if (!line.StartsWith("RESULT ", StringComparison.Ordinal)) { if (line.Length > 0) Console.WriteLine("  torch> " + line); continue; }
+            return JsonDocument.Parse(line[7..]).RootElement.Clone();
+        }
+        Console.WriteLine($"  PyTorch reference failed (exit {p.ExitCode}); is Debian's python3-torch installed (apt-get install python3-torch)? {err.Split('\n').LastOrDefault(l => l.Length > 0)}");
+        return null;
+    }
+
+    private static string? FindReference()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir != null; dir = dir.Parent)
+        {
+            var p = Path.Combine(dir.FullName, "shared", "bench", "ref_bert4rec_torch.py");
+            if (File.Exists(p) && dir.GetDirectories(".git").Length == 0) return p;
+            var q = Path.Combine(dir.FullName, "..", "shared", "bench", "ref_bert4rec_torch.py");
+            if (Directory.Exists(Path.Combine(dir.FullName, ".git")) && File.Exists(q)) return Path.GetFullPath(q);
+        }
+        return null;
+    }
+}

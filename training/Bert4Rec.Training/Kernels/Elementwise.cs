@@ -1,0 +1,164 @@
+// Element-wise kernels as forward/backward pairs (llm.c style): LayerNorm, exact-erf GELU, bias add, dropout masks.
+using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+
+namespace Bert4Rec.Training.Kernels;
+
+public static class Elementwise
+{
+    // ---------------- LayerNorm ----------------
+
+    /// <summary>out (T,C) = (x - mean) * rstd * g + b per row; saves mean (T) and rstd (T) for the backward pass.</summary>
+    public static void LayerNormForward(Span<float> output, Span<float> mean, Span<float> rstd, ReadOnlySpan<float> input,
+                                        ReadOnlySpan<float> weight, ReadOnlySpan<float> bias, int T, int C, float eps)
+    {
+        for (int t = 0; t < T; t++)
+        {
+            var x = input.Slice(t * C, C);
+            float m = TensorPrimitives.Sum(x) / C;
+            double v = 0;
+            for (int i = 0; i < C; i++) { float d = x[i] - m; v += d * d; }
+            float rs = 1f / MathF.Sqrt((float)(v / C) + eps);
+            var o = output.Slice(t * C, C);
+            for (int i = 0; i < C; i++) o[i] = (x[i] - m) * rs * weight[i] + bias[i];
+            mean[t] = m;
+            rstd[t] = rs;
+        }
+    }
+
+    /// <summary>Adds into dinput (T,C), dweight (C), dbias (C) the gradients of LayerNorm given doutput.</summary>
+    public static void LayerNormBackward(Span<float> dinput, Span<float> dweight, Span<float> dbias, ReadOnlySpan<float> doutput,
+                                         ReadOnlySpan<float> input, ReadOnlySpan<float> weight, ReadOnlySpan<float> mean,
+                                         ReadOnlySpan<float> rstd, int T, int C)
+    {
+        for (int t = 0; t < T; t++)
+        {
+            var x = input.Slice(t * C, C);
+            var dy = doutput.Slice(t * C, C);
+            float m = mean[t], rs = rstd[t];
+            float sumD = 0, sumDX = 0;
+            for (int i = 0; i < C; i++)
+            {
+                float xhat = (x[i] - m) * rs;
+                float d = dy[i] * weight[i];
+                sumD += d;
+                sumDX += d * xhat;
+                dweight[i] += dy[i] * xhat;
+                dbias[i] += dy[i];
+            }
+            sumD /= C; sumDX /= C;
+            var dx = dinput.Slice(t * C, C);
+            for (int i = 0; i < C; i++)
+            {
+                float xhat = (x[i] - m) * rs;
+                dx[i] += rs * (dy[i] * weight[i] - sumD - xhat * sumDX);
+            }
+        }
+    }
+
+    /// <summary>Row-parallel LayerNorm forward over T rows (fixed chunks; same result for any thread count).</summary>
+    public static void LayerNormForwardParallel(float[] output, float[] mean, float[] rstd, float[] input, int inputOffset,
+                                                float[] weight, int wOffset, int bOffset, int T, int C, float eps)
+    {
+        ParallelRows(T, 256, (t0, t1) => LayerNormForward(output.AsSpan(t0 * C, (t1 - t0) * C), mean.AsSpan(t0, t1 - t0), rstd.AsSpan(t0, t1 - t0),
+            input.AsSpan(inputOffset + t0 * C, (t1 - t0) * C), weight.AsSpan(wOffset, C), weight.AsSpan(bOffset, C), t1 - t0, C, eps));
+    }
+
+    // ---------------- GELU (exact, erf form) ----------------
+
+    private const float InvSqrt2 = 0.70710678118654752f;
+    private const float InvSqrt2Pi = 0.39894228040143268f;
+
+    /// <summary>erf(x) to about 1.2e-7 absolute (Numerical Recipes' erfc Chebyshev fit), in float.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Erf(float x)
+    {
+        float z = MathF.Abs(x);
+        float t = 1f / (1f + 0.5f * z);
+        float r = t * MathF.Exp(-z * z - 1.26551223f + t * (1.00002368f + t * (0.37409196f + t * (0.09678418f +
+                  t * (-0.18628806f + t * (0.27886807f + t * (-1.13520398f + t * (1.48851587f +
+                  t * (-0.82215223f + t * 0.17087277f)))))))));
+        return x >= 0 ? 1f - r : r - 1f;
+    }
+
+    /// <summary>out = x * 0.5 * (1 + erf(x / sqrt 2)).</summary>
+    public static void GeluForward(Span<float> output, ReadOnlySpan<float> input, int N)
+    {
+        for (int i = 0; i < N; i++)
+        {
+            float x = input[i];
+            output[i] = 0.5f * x * (1f + Erf(x * InvSqrt2));
+        }
+    }
+
+    /// <summary>dinput += doutput * gelu'(x), gelu'(x) = Phi(x) + x phi(x).</summary>
+    public static void GeluBackward(Span<float> dinput, ReadOnlySpan<float> input, ReadOnlySpan<float> doutput, int N)
+    {
+        for (int i = 0; i < N; i++)
+        {
+            float x = input[i];
+            float cdf = 0.5f * (1f + Erf(x * InvSqrt2));
+            float pdf = InvSqrt2Pi * MathF.Exp(-0.5f * x * x);
+            dinput[i] += doutput[i] * (cdf + x * pdf);
+        }
+    }
+
+    // ---------------- bias ----------------
+
+    /// <summary>out (T,C) += bias (C) on every row.</summary>
+    public static void AddBias(Span<float> output, ReadOnlySpan<float> bias, int T, int C)
+    {
+        for (int t = 0; t < T; t++) TensorPrimitives.Add(output.Slice(t * C, C), bias, output.Slice(t * C, C));
+    }
+
+    /// <summary>dbias (C) += column sums of dout (T,C).</summary>
+    public static void BiasBackward(Span<float> dbias, ReadOnlySpan<float> doutput, int T, int C)
+    {
+        for (int t = 0; t < T; t++) TensorPrimitives.Add(dbias, doutput.Slice(t * C, C), dbias);
+    }
+
+    // ---------------- dropout ----------------
+
+    /// <summary>
+    /// Counter-based dropout: element i of stream <paramref name="key"/> is kept when hash(key, i) is above the drop
+    /// probability; kept values are scaled by 1/(1-p). The same (key, i) gives the same decision in forward and backward,
+    /// on any thread, so no mask is stored.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool Keep(ulong key, long i, uint threshold)
+    {
+        ulong z = key + (ulong)i * 0x9E3779B97F4A7C15UL;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        z ^= z >> 31;
+        return (uint)(z >> 32) >= threshold;
+    }
+
+    public static uint Threshold(float p) => p <= 0 ? 0u : (uint)Math.Min(uint.MaxValue, (double)p * 4294967296.0);
+
+    /// <summary>x[i] = keep ? x[i] / (1-p) : 0 for i in [0,N), element ids base+i. Used forward (on activations) and backward (on gradients).</summary>
+    public static void Dropout(Span<float> x, ulong key, long baseIndex, float p)
+    {
+        if (p <= 0) return;
+        uint th = Threshold(p);
+        float scale = 1f / (1f - p);
+        for (int i = 0; i < x.Length; i++) x[i] = Keep(key, baseIndex + i, th) ? x[i] * scale : 0f;
+    }
+
+    /// <summary>Splits [0,T) into fixed chunks and runs them in parallel (results do not depend on scheduling).</summary>
+    public static void ParallelRows(int T, int chunk, Action<int, int> body)
+    {
+        int chunks = (T + chunk - 1) / chunk;
+        if (chunks <= 1) { if (T > 0) body(0, T); return; }
+        Parallel.For(0, chunks, c => body(c * chunk, Math.Min(T, (c + 1) * chunk)));
+    }
+
+    /// <summary>A 64-bit key for one dropout site: (step seed, site, row).</summary>
+    public static ulong Key(ulong seed, int site, int row)
+    {
+        ulong z = seed ^ ((ulong)(uint)site << 40) ^ ((ulong)(uint)row * 0xD1B54A32D192ED03UL);
+        z = (z ^ (z >> 33)) * 0xFF51AFD7ED558CCDUL;
+        z = (z ^ (z >> 33)) * 0xC4CEB9FE1A85EC53UL;
+        return z ^ (z >> 33);
+    }
+}

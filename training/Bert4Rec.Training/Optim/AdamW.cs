@@ -1,0 +1,78 @@
+// AdamW as one flat loop over the parameter buffer (decoupled weight decay only where the layout says so),
+// global gradient-norm clipping, and the linear warmup / linear decay schedule.
+using Bert4Rec.Contracts;
+
+namespace Bert4Rec.Training.Optim;
+
+public sealed record AdamWSettings(float Beta1 = 0.9f, float Beta2 = 0.999f, float Epsilon = 1e-6f, float WeightDecay = 0.01f);
+
+public sealed class AdamW
+{
+    private readonly float[] _decayMask;   // 1 where weight decay applies
+    public AdamWSettings Settings { get; }
+    /// <summary>First and second moments, laid out like the parameters.</summary>
+    public float[] M { get; }
+    public float[] V { get; }
+    /// <summary>Number of updates taken (for bias correction).</summary>
+    public long Step { get; set; }
+
+    public AdamW(ParameterLayout layout, AdamWSettings? settings = null)
+    {
+        Settings = settings ?? new AdamWSettings();
+        M = new float[layout.TotalSize];
+        V = new float[layout.TotalSize];
+        _decayMask = new float[layout.TotalSize];
+        foreach (var t in layout.Tensors)
+            if (t.WeightDecay) _decayMask.AsSpan(checked((int)t.Offset), checked((int)t.Size)).Fill(1f);
+    }
+
+    /// <summary>One update of <paramref name="parameters"/> with <paramref name="gradients"/> at learning rate <paramref name="lr"/>.</summary>
+    public void Update(float[] parameters, float[] gradients, float lr)
+    {
+        if (parameters.Length != M.Length || gradients.Length != M.Length) throw new ArgumentException("parameter/gradient buffers do not match the layout");
+        Step++;
+        var s = Settings;
+        float b1 = s.Beta1, b2 = s.Beta2, eps = s.Epsilon, wd = s.WeightDecay;
+        float c1 = 1f / (1f - MathF.Pow(b1, Step)), c2 = 1f / (1f - MathF.Pow(b2, Step));
+        float[] m = M, v = V, mask = _decayMask;
+        Kernels.Elementwise.ParallelRows(parameters.Length, 1 << 16, (i0, i1) =>
+        {
+            for (int i = i0; i < i1; i++)
+            {
+                float g = gradients[i];
+                float mi = m[i] = b1 * m[i] + (1 - b1) * g;
+                float vi = v[i] = b2 * v[i] + (1 - b2) * g * g;
+                float update = (mi * c1) / (MathF.Sqrt(vi * c2) + eps) + wd * mask[i] * parameters[i];
+                parameters[i] -= lr * update;
+            }
+        });
+    }
+}
+
+public static class GradientClipping
+{
+    /// <summary>Scales <paramref name="gradients"/> so that their global L2 norm is at most <paramref name="maxNorm"/>; returns the norm before clipping.</summary>
+    public static double ClipGlobalNorm(float[] gradients, double maxNorm)
+    {
+        double sum = 0;
+        foreach (var g in gradients) sum += (double)g * g;
+        double norm = Math.Sqrt(sum);
+        if (maxNorm > 0 && norm > maxNorm)
+        {
+            float scale = (float)(maxNorm / (norm + 1e-6));
+            System.Numerics.Tensors.TensorPrimitives.Multiply(gradients, scale, gradients);
+        }
+        return norm;
+    }
+}
+
+public static class LearningRateSchedule
+{
+    /// <summary>Linear warmup from 0 to <paramref name="peak"/> over <paramref name="warmup"/> steps, then linear decay to 0 at <paramref name="total"/>.</summary>
+    public static float At(long step, long warmup, long total, float peak)
+    {
+        if (step < warmup) return peak * (step + 1) / warmup;
+        if (total <= warmup) return peak;
+        return peak * Math.Max(0f, (float)(total - step) / (total - warmup));
+    }
+}
