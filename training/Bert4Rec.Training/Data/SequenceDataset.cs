@@ -1,0 +1,166 @@
+// A prepared dataset: each user's items (dense indices 1..n) in time order, the vocabulary and statistics; saved in a
+// compact checksummed binary form beside vocab.txt, users.txt and stats.json.
+using System.Buffers.Binary;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Bert4Rec.Contracts;
+
+namespace Bert4Rec.Training.Data;
+
+public sealed record DatasetStatistics(int Users, int Items, long Interactions, double AverageLength, int MaxLength, int MinLength, double Density)
+{
+    public static DatasetStatistics Of(int[][] sequences, int items)
+    {
+        long total = 0; int max = 0, min = sequences.Length == 0 ? 0 : int.MaxValue;
+        foreach (var s in sequences) { total += s.Length; max = Math.Max(max, s.Length); min = Math.Min(min, s.Length); }
+        int users = sequences.Length;
+        return new DatasetStatistics(users, items, total, users == 0 ? 0 : (double)total / users, max, min,
+            users == 0 || items == 0 ? 0 : (double)total / ((double)users * items));
+    }
+
+    public override string ToString() =>
+        $"users {Users:N0}, items {Items:N0}, interactions {Interactions:N0}, avg length {AverageLength:F2}, max {MaxLength}, min {MinLength}, density {Density:P4}";
+}
+
+public sealed class SequenceDataset
+{
+    private const uint Magic = 0x53523442; // "B4RS"
+    private const int Version = 1;
+    public const string DataFile = "sequences.bin", VocabFile = "vocab.txt", UsersFile = "users.txt", StatsFile = "stats.json";
+
+    public Vocabulary Items { get; }
+    public IReadOnlyList<string> UserIds { get; }
+    /// <summary>Per user, item indices 1..n in time order.</summary>
+    public int[][] Sequences { get; }
+    public DatasetStatistics Statistics { get; }
+
+    public SequenceDataset(Vocabulary items, IReadOnlyList<string> userIds, int[][] sequences)
+    {
+        if (userIds.Count != sequences.Length) throw new ArgumentException($"{userIds.Count} user ids for {sequences.Length} sequences");
+        for (int u = 0; u < sequences.Length; u++)
+            foreach (var i in sequences[u])
+                if (i < 1 || i > items.Count) throw new ArgumentException($"user {userIds[u]}: item index {i} outside 1..{items.Count}");
+        Items = items; UserIds = userIds; Sequences = sequences;
+        Statistics = DatasetStatistics.Of(sequences, items.Count);
+    }
+
+    /// <summary>Item interaction counts (index = item, entry 0 unused), over the given sequences.</summary>
+    public static int[] Popularity(IEnumerable<int[]> sequences, int itemCount)
+    {
+        var c = new int[itemCount + 1];
+        foreach (var s in sequences) foreach (var i in s) c[i]++;
+        return c;
+    }
+
+    /// <summary>Writes the dataset into <paramref name="dir"/>: into a temporary folder first, renamed into place, so a failure leaves nothing behind.</summary>
+    public void Save(string dir)
+    {
+        string full = Path.GetFullPath(dir);
+        string tmp = full.TrimEnd('/') + $".tmp-{Environment.ProcessId}-{Guid.NewGuid():N}";
+        Directory.CreateDirectory(tmp);
+        try
+        {
+            using (var ms = new MemoryStream())
+            {
+                using (var w = new BinaryWriter(ms, Encoding.UTF8, leaveOpen: true))
+                {
+                    w.Write(Magic); w.Write(Version); w.Write(Items.Count); w.Write(Sequences.Length);
+                    foreach (var s in Sequences) w.Write(s.Length);
+                    foreach (var s in Sequences) foreach (var i in s) w.Write(i);
+                }
+                byte[] body = ms.ToArray();
+                byte[] hash = SHA256.HashData(body);
+                using var fs = File.Create(Path.Combine(tmp, DataFile));
+                fs.Write(body); fs.Write(hash);
+            }
+            Items.Save(Path.Combine(tmp, VocabFile));
+            File.WriteAllLines(Path.Combine(tmp, UsersFile), UserIds);
+            File.WriteAllText(Path.Combine(tmp, StatsFile), JsonSerializer.Serialize(Statistics, new JsonSerializerOptions { WriteIndented = true }));
+            if (Directory.Exists(full))
+            {
+                string old = full.TrimEnd('/') + $".old-{Guid.NewGuid():N}";
+                Directory.Move(full, old);
+                Directory.Move(tmp, full);
+                Directory.Delete(old, true);
+            }
+            else Directory.Move(tmp, full);
+        }
+        catch
+        {
+            if (Directory.Exists(tmp)) Directory.Delete(tmp, true);
+            throw;
+        }
+    }
+
+    public static SequenceDataset Load(string dir)
+    {
+        string data = Path.Combine(dir, DataFile);
+        if (!File.Exists(data)) throw new FileNotFoundException($"{data}: not found (is {dir} a dataset made by `bert4rec prepare`?)", data);
+        byte[] all = File.ReadAllBytes(data);
+        if (all.Length < 16 + 32 || BinaryPrimitives.ReadUInt32LittleEndian(all) != Magic)
+            throw new InvalidDataException($"{data}: not a prepared dataset (bad magic or too short)");
+        var body = all.AsSpan(0, all.Length - 32);
+        if (!SHA256.HashData(body).AsSpan().SequenceEqual(all.AsSpan(all.Length - 32)))
+            throw new InvalidDataException($"{data}: checksum mismatch (the file is corrupt or truncated)");
+        int o = 4;
+        int version = BinaryPrimitives.ReadInt32LittleEndian(body[o..]); o += 4;
+        if (version != Version) throw new InvalidDataException($"{data}: version {version}, this build reads {Version}");
+        int items = BinaryPrimitives.ReadInt32LittleEndian(body[o..]); o += 4;
+        int users = BinaryPrimitives.ReadInt32LittleEndian(body[o..]); o += 4;
+        if (items < 0 || users < 0 || o + 4L * users > body.Length) throw new InvalidDataException($"{data}: header out of range");
+        var seqs = new int[users][];
+        var lens = new int[users];
+        long total = 0;
+        for (int u = 0; u < users; u++) { lens[u] = BinaryPrimitives.ReadInt32LittleEndian(body[o..]); o += 4; total += lens[u]; }
+        if (o + 4 * total != body.Length) throw new InvalidDataException($"{data}: lengths do not match the file size");
+        for (int u = 0; u < users; u++)
+        {
+            seqs[u] = new int[lens[u]];
+            for (int k = 0; k < lens[u]; k++) { seqs[u][k] = BinaryPrimitives.ReadInt32LittleEndian(body[o..]); o += 4; }
+        }
+        var vocab = Vocabulary.Load(Path.Combine(dir, VocabFile));
+        if (vocab.Count != items) throw new InvalidDataException($"{Path.Combine(dir, VocabFile)}: {vocab.Count} items, {data} says {items}");
+        string usersPath = Path.Combine(dir, UsersFile);
+        var userIds = File.Exists(usersPath) ? File.ReadAllLines(usersPath) : Enumerable.Range(1, users).Select(i => i.ToString()).ToArray();
+        if (userIds.Length != users) throw new InvalidDataException($"{usersPath}: {userIds.Length} users, {data} says {users}");
+        try { return new SequenceDataset(vocab, userIds, seqs); }
+        catch (ArgumentException e) { throw new InvalidDataException($"{data}: {e.Message}"); }
+    }
+}
+
+/// <summary>One evaluation case: a user's history (input) and the held-out target item.</summary>
+public readonly record struct EvaluationCase(int User, int[] History, int Target);
+
+/// <summary>The leave-one-out split: last item = test, second-to-last = validation, the rest = train.</summary>
+public sealed class LeaveOneOutSplit
+{
+    public required int ItemCount { get; init; }
+    public required int[][] TrainSequences { get; init; }
+    public required IReadOnlyList<EvaluationCase> Validation { get; init; }
+    public required IReadOnlyList<EvaluationCase> Test { get; init; }
+}
+
+public static class LeaveOneOut
+{
+    /// <summary>
+    /// Users with at least 3 items give a validation case (history seq[..^2], target seq[^2]) and a test case
+    /// (history seq[..^1], which includes the validation item, target seq[^1]); their train part is seq[..^2].
+    /// Users with fewer than 3 items keep everything for training.
+    /// </summary>
+    public static LeaveOneOutSplit Split(SequenceDataset d)
+    {
+        var train = new int[d.Sequences.Length][];
+        var val = new List<EvaluationCase>();
+        var test = new List<EvaluationCase>();
+        for (int u = 0; u < d.Sequences.Length; u++)
+        {
+            var s = d.Sequences[u];
+            if (s.Length < 3) { train[u] = s; continue; }
+            train[u] = s[..^2];
+            val.Add(new EvaluationCase(u, s[..^2], s[^2]));
+            test.Add(new EvaluationCase(u, s[..^1], s[^1]));
+        }
+        return new LeaveOneOutSplit { ItemCount = d.Items.Count, TrainSequences = train, Validation = val, Test = test };
+    }
+}

@@ -1,0 +1,218 @@
+// The training loop: Cloze batches, AdamW with warmup/decay and clipping, validation with early stopping on NDCG@10,
+// checkpoints for exact resume, and a run folder (config, metrics per epoch, chart).
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Bert4Rec.Contracts;
+using Bert4Rec.Training.Data;
+using Bert4Rec.Training.Evaluation;
+using Bert4Rec.Training.Model;
+using Bert4Rec.Training.Optim;
+
+namespace Bert4Rec.Training.Training;
+
+public sealed record EpochRecord(int Epoch, long Step, double Loss, double LearningRate, double Seconds, double TokensPerSecond, RankingMetrics? Validation);
+
+public sealed class Trainer
+{
+    public const string CheckpointFile = "checkpoint.bin", ConfigFile = "config.json", MetricsFile = "metrics.jsonl", ChartFile = "loss.svg";
+
+    private readonly TrainingConfig _cfg;
+    private readonly LeaveOneOutSplit _split;
+    private readonly string? _runDir;
+    private readonly Action<string> _log;
+    public List<EpochRecord> History { get; } = [];
+
+    public Trainer(TrainingConfig cfg, LeaveOneOutSplit split, string? runDir, Action<string>? log = null)
+    {
+        cfg.Validate();
+        _cfg = cfg; _split = split; _runDir = runDir; _log = log ?? Console.WriteLine;
+    }
+
+    private record struct Sample(int User, int Start, int Length, bool LastOnly);
+
+    private List<Sample> EpochPlan(int epoch)
+    {
+        int N = _cfg.MaxLength, stride = _cfg.WindowStride > 0 ? _cfg.WindowStride : Math.Max(1, N / 10);
+        var list = new List<Sample>();
+        var seqs = _split.TrainSequences;
+        for (int u = 0; u < seqs.Length; u++)
+        {
+            int len = seqs[u].Length;
+            if (len == 0) continue;
+            foreach (var (s, l) in ClozeMasker.Windows(len, N, stride)) list.Add(new Sample(u, s, l, false));
+            list.Add(new Sample(u, Math.Max(0, len - N), Math.Min(len, N), true));
+        }
+        var rng = new Random(Mix(_cfg.Seed, epoch, 0x0ede));
+        for (int i = list.Count - 1; i > 0; i--) { int j = rng.Next(i + 1); (list[i], list[j]) = (list[j], list[i]); }
+        return list;
+    }
+
+    internal static int Mix(int a, int b, int c) => HashCode.Combine(a, b, c) & int.MaxValue;
+
+    public int StepsPerEpoch() => (EpochPlan(0).Count + _cfg.BatchSize - 1) / _cfg.BatchSize;
+
+    /// <summary>Trains (from <paramref name="resume"/> when given) and returns the final state; the best weights are in BestParameters.</summary>
+    public TrainingState Run(TrainingState? resume = null, CancellationToken cancel = default)
+    {
+        var cfg = _cfg;
+        int n = _split.ItemCount, N = cfg.MaxLength;
+        var mcfg = cfg.ToModelConfig(n);
+        using var model = new Bert4RecModel(mcfg, cfg.BatchSize, cfg.Threads);
+        var opt = new AdamW(model.Layout, new AdamWSettings(WeightDecay: cfg.WeightDecay));
+        TrainingState state;
+        if (resume != null)
+        {
+            if (resume.ItemCount != n) throw new InvalidDataException($"checkpoint has {resume.ItemCount} items, the dataset {n}");
+            resume.Parameters.CopyTo(model.Parameters, 0);
+            resume.M.CopyTo(opt.M, 0); resume.V.CopyTo(opt.V, 0);
+            opt.Step = resume.AdamStep;
+            // the state must hold the live buffers of the model and optimizer, not the loaded copies
+            state = new TrainingState
+            {
+                Config = cfg, ItemCount = n, Parameters = model.Parameters, M = opt.M, V = opt.V, AdamStep = resume.AdamStep,
+                GlobalStep = resume.GlobalStep, Epoch = resume.Epoch, StepInEpoch = resume.StepInEpoch, BestMetric = resume.BestMetric,
+                BestEpoch = resume.BestEpoch, BadEvaluations = resume.BadEvaluations, BestParameters = resume.BestParameters, Finished = resume.Finished,
+            };
+            _log($"resuming at epoch {state.Epoch + 1}, step {state.GlobalStep}");
+        }
+        else
+        {
+            model.InitializeParameters((ulong)cfg.Seed);
+            state = new TrainingState { Config = cfg, ItemCount = n, Parameters = model.Parameters, M = opt.M, V = opt.V };
+        }
+        if (_runDir != null)
+        {
+            Directory.CreateDirectory(_runDir);
+            AtomicFile.WriteAllBytes(Path.Combine(_runDir, ConfigFile), JsonSerializer.SerializeToUtf8Bytes(cfg, new JsonSerializerOptions { WriteIndented = true }));
+        }
+        var validation = ValidationSubset();
+        int stepsPerEpoch = StepsPerEpoch();
+        long totalSteps = (long)stepsPerEpoch * cfg.Epochs;
+        var ids = new int[cfg.BatchSize * N];
+        var labels = new int[cfg.BatchSize * N];
+        bool tty = !Console.IsOutputRedirected;
+        var runClock = Stopwatch.StartNew();
+        long stepsThisRun = 0;
+
+        for (int epoch = state.Epoch; epoch < cfg.Epochs && !state.Finished; epoch++)
+        {
+            var plan = EpochPlan(epoch);
+            var clock = Stopwatch.StartNew();
+            double lossSum = 0; int lossCount = 0; long tokens = 0;
+            for (int bi = state.StepInEpoch; bi < stepsPerEpoch; bi++)
+            {
+                cancel.ThrowIfCancellationRequested();
+                int start = bi * cfg.BatchSize, count = Math.Min(cfg.BatchSize, plan.Count - start);
+                Array.Clear(ids); Array.Clear(labels);
+                for (int k = 0; k < count; k++)
+                {
+                    var s = plan[start + k];
+                    var rng = new Random(Mix(cfg.Seed, epoch, start + k));
+                    ClozeMasker.Mask(_split.TrainSequences[s.User].AsSpan(s.Start, s.Length), N, n, cfg.MaskProbability, cfg.MaxPredictions,
+                        cfg.MaskTokenRate, s.LastOnly, rng, ids.AsSpan(k * N, N), labels.AsSpan(k * N, N));
+                    tokens += s.Length;
+                }
+                float lr = LearningRateSchedule.At(state.GlobalStep, cfg.WarmupSteps, totalSteps, cfg.LearningRate);
+                float loss = model.TrainStep(ids.AsSpan(0, count * N), labels.AsSpan(0, count * N), count, (ulong)Mix(cfg.Seed, (int)state.GlobalStep, 0xd50f));
+                if (!float.IsFinite(loss)) throw new InvalidOperationException($"loss became {loss} at epoch {epoch + 1}, step {state.GlobalStep}; lower --lr");
+                GradientClipping.ClipGlobalNorm(model.Gradients, cfg.ClipNorm);
+                opt.Update(model.Parameters, model.Gradients, lr);
+                state.GlobalStep++; state.StepInEpoch = bi + 1; state.AdamStep = opt.Step;
+                stepsThisRun++;
+                lossSum += loss; lossCount++;
+                if (tty && (bi % 5 == 0 || bi == stepsPerEpoch - 1))
+                {
+                    double rate = stepsThisRun / runClock.Elapsed.TotalSeconds;
+                    double eta = (totalSteps - state.GlobalStep) / Math.Max(rate, 1e-9);
+                    Console.Write($"\repoch {epoch + 1}/{cfg.Epochs} step {bi + 1}/{stepsPerEpoch} loss {lossSum / lossCount:F4} {tokens / clock.Elapsed.TotalSeconds:N0} tok/s ETA {TimeSpan.FromSeconds(eta):hh\\:mm\\:ss}   ");
+                }
+                if (cfg.CheckpointEvery > 0 && state.GlobalStep % cfg.CheckpointEvery == 0 && _runDir != null)
+                    Checkpoint.Save(Path.Combine(_runDir, CheckpointFile), state);
+            }
+            if (tty) Console.WriteLine();
+            state.Epoch = epoch + 1; state.StepInEpoch = 0;
+            RankingMetrics? val = null;
+            if (cfg.EvalEvery > 0 && (epoch + 1) % cfg.EvalEvery == 0 && validation.Count > 0)
+            {
+                val = Evaluator.Evaluate(new ModelScorer(model), validation, new EvaluationOptions { Protocol = EvaluationProtocol.Full });
+                if (val.Ndcg10 > state.BestMetric)
+                {
+                    state.BestMetric = val.Ndcg10; state.BestEpoch = epoch + 1; state.BadEvaluations = 0;
+                    state.BestParameters = (float[])model.Parameters.Clone();
+                }
+                else if (cfg.Patience > 0 && ++state.BadEvaluations >= cfg.Patience)
+                {
+                    _log($"early stop: validation NDCG@10 has not improved for {cfg.Patience} evaluations (best {state.BestMetric:F4} at epoch {state.BestEpoch})");
+                    state.Finished = true;
+                }
+            }
+            double secs = clock.Elapsed.TotalSeconds;
+            var rec = new EpochRecord(epoch + 1, state.GlobalStep, lossCount > 0 ? lossSum / lossCount : double.NaN,
+                LearningRateSchedule.At(state.GlobalStep - 1, cfg.WarmupSteps, totalSteps, cfg.LearningRate), secs, tokens / secs, val);
+            History.Add(rec);
+            _log($"epoch {rec.Epoch}: loss {rec.Loss:F4}, {rec.TokensPerSecond:N0} tok/s, {secs:F1}s" + (val != null ? $", validation NDCG@10 {val.Ndcg10:F4} HR@10 {val.Hr10:F4}" : ""));
+            if (_runDir != null)
+            {
+                File.AppendAllText(Path.Combine(_runDir, MetricsFile), JsonSerializer.Serialize(rec) + "\n");
+                Checkpoint.Save(Path.Combine(_runDir, CheckpointFile), state);
+                AtomicFile.WriteAllBytes(Path.Combine(_runDir, ChartFile), System.Text.Encoding.UTF8.GetBytes(TrainingChart.Svg(ReadHistory(_runDir))));
+            }
+        }
+        state.Finished = true;
+        if (state.BestParameters == null) state.BestParameters = (float[])model.Parameters.Clone();
+        if (_runDir != null) Checkpoint.Save(Path.Combine(_runDir, CheckpointFile), state);
+        return state;
+    }
+
+    private List<EvaluationCase> ValidationSubset()
+    {
+        var v = _split.Validation.ToList();
+        if (_cfg.ValidationUsers <= 0 || v.Count <= _cfg.ValidationUsers) return v;
+        var rng = new Random(Mix(_cfg.Seed, 7, 7));
+        return v.OrderBy(_ => rng.Next()).Take(_cfg.ValidationUsers).OrderBy(c => c.User).ToList();
+    }
+
+    /// <summary>All epoch records of a run folder (so a resumed run's chart shows the whole run).</summary>
+    public static List<EpochRecord> ReadHistory(string runDir)
+    {
+        var p = Path.Combine(runDir, MetricsFile);
+        if (!File.Exists(p)) return [];
+        return File.ReadAllLines(p).Where(l => l.Length > 0).Select(l => JsonSerializer.Deserialize<EpochRecord>(l)!).ToList();
+    }
+}
+
+/// <summary>An SVG chart of training loss and validation NDCG@10 per epoch (two y axes).</summary>
+public static class TrainingChart
+{
+    public static string Svg(IReadOnlyList<EpochRecord> history)
+    {
+        const int W = 640, H = 360, L = 60, R = 60, T = 30, B = 40;
+        var inv = CultureInfo.InvariantCulture;
+        var sb = new System.Text.StringBuilder();
+        sb.Append(inv, $"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{H}\" font-family=\"sans-serif\" font-size=\"11\">\n");
+        sb.Append("<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n");
+        sb.Append(inv, $"<text x=\"{W / 2}\" y=\"18\" text-anchor=\"middle\" font-size=\"13\">training loss (blue) and validation NDCG@10 (orange) per epoch</text>\n");
+        sb.Append(inv, $"<line x1=\"{L}\" y1=\"{H - B}\" x2=\"{W - R}\" y2=\"{H - B}\" stroke=\"black\"/><line x1=\"{L}\" y1=\"{T}\" x2=\"{L}\" y2=\"{H - B}\" stroke=\"black\"/><line x1=\"{W - R}\" y1=\"{T}\" x2=\"{W - R}\" y2=\"{H - B}\" stroke=\"black\"/>\n");
+        if (history.Count > 0)
+        {
+            int maxE = history.Max(h => h.Epoch);
+            double lmax = history.Where(h => double.IsFinite(h.Loss)).Select(h => h.Loss).DefaultIfEmpty(1).Max();
+            double lmin = history.Where(h => double.IsFinite(h.Loss)).Select(h => h.Loss).DefaultIfEmpty(0).Min();
+            if (lmax - lmin < 1e-9) lmax = lmin + 1;
+            double nmax = Math.Max(1e-3, history.Where(h => h.Validation != null).Select(h => h.Validation!.Ndcg10).DefaultIfEmpty(0).Max() * 1.1);
+            double X(int e) => L + (maxE <= 1 ? 0.5 : (e - 1) / (double)(maxE - 1)) * (W - L - R);
+            double YL(double v) => H - B - (v - lmin) / (lmax - lmin) * (H - T - B);
+            double YN(double v) => H - B - v / nmax * (H - T - B);
+            string Poly(IEnumerable<(double x, double y)> pts, string color) =>
+                $"<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{string.Join(" ", pts.Select(p => string.Format(inv, "{0:F1},{1:F1}", p.x, p.y)))}\"/>\n";
+            sb.Append(Poly(history.Where(h => double.IsFinite(h.Loss)).Select(h => (X(h.Epoch), YL(h.Loss))), "#1f77b4"));
+            sb.Append(Poly(history.Where(h => h.Validation != null).Select(h => (X(h.Epoch), YN(h.Validation!.Ndcg10))), "#ff7f0e"));
+            sb.Append(inv, $"<text x=\"{L - 5}\" y=\"{T + 4}\" text-anchor=\"end\" fill=\"#1f77b4\">{lmax:F3}</text><text x=\"{L - 5}\" y=\"{H - B}\" text-anchor=\"end\" fill=\"#1f77b4\">{lmin:F3}</text>\n");
+            sb.Append(inv, $"<text x=\"{W - R + 5}\" y=\"{T + 4}\" fill=\"#ff7f0e\">{nmax:F3}</text><text x=\"{W - R + 5}\" y=\"{H - B}\" fill=\"#ff7f0e\">0</text>\n");
+            sb.Append(inv, $"<text x=\"{L}\" y=\"{H - B + 15}\" text-anchor=\"middle\">1</text><text x=\"{W - R}\" y=\"{H - B + 15}\" text-anchor=\"middle\">{maxE}</text><text x=\"{W / 2}\" y=\"{H - 8}\" text-anchor=\"middle\">epoch</text>\n");
+        }
+        sb.Append("</svg>\n");
+        return sb.ToString();
+    }
+}
