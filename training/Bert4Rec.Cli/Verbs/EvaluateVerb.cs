@@ -1,5 +1,11 @@
-// `bert4rec evaluate`: evaluate a model or a baseline (full ranking and pop100)
+// `bert4rec evaluate`: a trained run or a baseline under both protocols (full ranking, pop100), as a table and a RESULT line.
+using System.Diagnostics;
+using System.Text.Json;
 using Bert4Rec.Contracts;
+using Bert4Rec.Training.Data;
+using Bert4Rec.Training.Evaluation;
+using Bert4Rec.Training.Model;
+using Bert4Rec.Training.Training;
 
 namespace Bert4Rec.Cli;
 
@@ -7,11 +13,63 @@ internal sealed class EvaluateVerb : IVerb
 {
     public string Name => "evaluate";
     public string Summary => "evaluate a model or a baseline (full ranking and pop100)";
-    public string Usage => "  (not available yet: issue 3)";
+    public string Usage => """
+          --data DIR            a prepared dataset
+          --baseline pop|markov | --run DIR (a training run folder) | --checkpoint FILE
+          --split test|validation   (default test)
+          --keep-seen           full protocol: keep the history's items in the ranking
+          --seed S              pop100 negative sampling seed (default 42)
+          --threads N
+        """;
 
-    public int Run(CommandLine args)
+    public int Run(CommandLine a)
     {
-        Console.Error.WriteLine("bert4rec evaluate: not available yet (issue 3)");
-        return 3;
+        var data = SequenceDataset.Load(a.Required("data"));
+        string? baseline = a.String("baseline"), run = a.String("run"), ckpt = a.String("checkpoint");
+        string splitName = a.String("split", "test");
+        bool keepSeen = a.Flag("keep-seen");
+        int seed = a.Int("seed", 42), threads = a.Int("threads", 0, 0);
+        a.EnsureAllUsed();
+        if ((baseline != null ? 1 : 0) + (run != null ? 1 : 0) + (ckpt != null ? 1 : 0) != 1)
+            throw new UsageException("give exactly one of --baseline, --run or --checkpoint");
+        if (splitName is not ("test" or "validation")) throw new UsageException($"--split: '{splitName}' is not test or validation");
+        var split = LeaveOneOut.Split(data);
+        var cases = splitName == "test" ? split.Test : split.Validation;
+        IItemScorer scorer;
+        string what;
+        Bert4RecModel? model = null;
+        if (baseline != null)
+        {
+            scorer = baseline switch
+            {
+                "pop" => new PopularityScorer(split.TrainSequences, split.ItemCount),
+                "markov" => new MarkovScorer(split.TrainSequences, split.ItemCount),
+                _ => throw new UsageException($"--baseline: '{baseline}' is not pop or markov"),
+            };
+            what = baseline;
+        }
+        else
+        {
+            string path = ckpt ?? Path.Combine(run!, Trainer.CheckpointFile);
+            var (cfg, weights) = Checkpoint.LoadWeights(path);
+            if (cfg.ItemCount != split.ItemCount) throw new InvalidDataException($"{path}: model has {cfg.ItemCount} items, dataset {split.ItemCount}");
+            model = new Bert4RecModel(cfg, 256, threads);
+            weights.CopyTo(model.Parameters, 0);
+            scorer = new ModelScorer(model);
+            what = "bert4rec";
+        }
+        var pop = SequenceDataset.Popularity(split.TrainSequences, split.ItemCount);
+        var results = new Dictionary<string, object> { ["model"] = what, ["split"] = splitName };
+        Console.WriteLine($"{what} on the {splitName} split ({cases.Count:N0} users, {split.ItemCount:N0} items)");
+        foreach (var proto in new[] { EvaluationProtocol.Full, EvaluationProtocol.Pop100 })
+        {
+            var clock = Stopwatch.StartNew();
+            var m = Evaluator.Evaluate(scorer, cases, new EvaluationOptions { Protocol = proto, ExcludeSeen = !keepSeen, Seed = seed, ItemPopularity = pop });
+            Console.WriteLine($"  {m}   ({clock.Elapsed.TotalSeconds:F2}s)");
+            results[m.Protocol] = m.ToDictionary();
+        }
+        model?.Dispose();
+        Console.WriteLine("RESULT " + JsonSerializer.Serialize(results));
+        return 0;
     }
 }
