@@ -1,0 +1,54 @@
+// Reads named initializers back out of an exported model.onnx (e.g. the item vectors for the FAISS index).
+using System.Runtime.InteropServices;
+using Google.Protobuf;
+
+namespace Bert4Rec.Contracts.Onnx;
+
+public static class OnnxWeights
+{
+    public static OnnxModel ReadModel(string path)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"ONNX model not found: {path}", path);
+        try { return OnnxModel.Parser.ParseFrom(File.ReadAllBytes(path)); }
+        catch (InvalidProtocolBufferException e) { throw new InvalidDataException($"{path}: not an ONNX model ({e.Message})", e); }
+    }
+
+    /// <summary>A float initializer's values and dims.</summary>
+    public static (float[] Values, long[] Dims) Initializer(OnnxModel model, string name, string path = "model")
+    {
+        var t = model.Graph?.Initializer.FirstOrDefault(i => i.Name == name)
+            ?? throw new InvalidDataException($"{path}: no initializer named '{name}'");
+        if (t.DataType != (int)OnnxTensor.Types.DataType.Float) throw new InvalidDataException($"{path}: initializer '{name}' is not float");
+        long count = t.Dims.Aggregate(1L, (a, b) => a * b);
+        float[] v;
+        if (!t.RawData.IsEmpty)
+        {
+            if (t.RawData.Length != count * 4) throw new InvalidDataException($"{path}: initializer '{name}' has {t.RawData.Length} bytes for {count} floats");
+            v = MemoryMarshal.Cast<byte, float>(t.RawData.Span).ToArray();
+        }
+        else
+        {
+            if (t.FloatData.Count != count) throw new InvalidDataException($"{path}: initializer '{name}' has {t.FloatData.Count} values for {count}");
+            v = t.FloatData.ToArray();
+        }
+        return (v, t.Dims.ToArray());
+    }
+
+    /// <summary>w_v = [E[v], b_O[v]] for items v = 1..n, row-major (n, d+1): inner products with user_vector are the model's logits.</summary>
+    public static (float[] Vectors, int Count, int Dimension) ReadItemVectors(string modelOnnxPath)
+    {
+        var m = ReadModel(modelOnnxPath);
+        var (e, ed) = Initializer(m, "tok_emb", modelOnnxPath);
+        var (b, bd) = Initializer(m, "out_bias", modelOnnxPath);
+        if (ed.Length != 2 || bd.Length != 1 || bd[0] != ed[0] || ed[0] < 3)
+            throw new InvalidDataException($"{modelOnnxPath}: tok_emb [{string.Join(",", ed)}] and out_bias [{string.Join(",", bd)}] do not fit together");
+        int V = (int)ed[0], d = (int)ed[1], n = V - 2, dim = d + 1;
+        var w = new float[(long)n * dim];
+        for (int v = 1; v <= n; v++)
+        {
+            e.AsSpan(v * d, d).CopyTo(w.AsSpan((v - 1) * dim, d));
+            w[(v - 1) * dim + d] = b[v];
+        }
+        return (w, n, dim);
+    }
+}

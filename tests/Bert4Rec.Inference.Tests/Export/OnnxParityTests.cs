@@ -1,0 +1,89 @@
+// Parity of the exported ONNX model under ONNX Runtime with the trainer's eval-mode forward pass.
+using Bert4Rec.Contracts;
+using Bert4Rec.Contracts.Onnx;
+using Bert4Rec.Inference.OnnxRuntime;
+using Bert4Rec.Training.Export;
+using Bert4Rec.Training.Model;
+
+namespace Bert4Rec.Inference.Tests.Export;
+
+public class OnnxParityTests : IDisposable
+{
+    private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("b4r-parity-");
+    public void Dispose() => _dir.Delete(true);
+
+    internal static Bert4RecModel RandomModel(ModelConfig cfg, int seed, float noise = 0.3f)
+    {
+        var m = new Bert4RecModel(cfg, 8, 2);
+        m.InitializeParameters((ulong)seed);
+        var rng = new Random(seed);
+        for (int i = 0; i < m.Parameters.Length; i++) m.Parameters[i] += (float)(rng.NextDouble() - 0.5) * noise;
+        return m;
+    }
+
+    [Fact]
+    public void Onnx_scores_and_user_vector_equal_the_trainer_forward_for_padded_short_and_full_rows()
+    {
+        var cfg = new ModelConfig { ItemCount = 50, Hidden = 16, Heads = 2, Layers = 2, MaxLength = 12 };
+        using var model = RandomModel(cfg, 3);
+        string path = Path.Combine(_dir.FullName, "model.onnx");
+        OnnxExporter.Export(cfg, model.Parameters, path);
+        using var s = new InferenceSession(path, new SessionOptions { IntraOpThreads = 1 });
+
+        int N = cfg.MaxLength, B = 3, C = 7, V = cfg.VocabSize, d = cfg.Hidden;
+        var rng = new Random(9);
+        var histories = new[] { new[] { 5, 9, 11 }, Array.Empty<int>(), Enumerable.Range(0, 30).Select(_ => rng.Next(1, 51)).ToArray() };
+        var ids = new int[B * N];
+        for (int b = 0; b < B; b++) InputBuilder.ForPrediction(histories[b], N, cfg.MaskId, ids.AsSpan(b * N, N));
+        var cands = Enumerable.Range(0, B * C).Select(_ => (long)rng.Next(1, 51)).ToArray();
+
+        var z = new float[B * d];
+        var logits = new float[B * V];
+        model.PredictLast(ids, B, z, logits);
+
+        var scores = new float[B * C];
+        var user = new float[B * (d + 1)];
+        s.Run(new[] { NamedTensor.Int64("item_ids", ids.Select(x => (long)x).ToArray(), B, N), NamedTensor.Int64("candidate_ids", cands, B, C) },
+              new[] { NamedTensor.Float("scores", scores, B, C), NamedTensor.Float("user_vector", user, B, d + 1) });
+        double maxDiff = 0;
+        for (int b = 0; b < B; b++)
+        {
+            for (int c = 0; c < d; c++) maxDiff = Math.Max(maxDiff, Math.Abs(user[b * (d + 1) + c] - z[b * d + c]));
+            Assert.Equal(1f, user[b * (d + 1) + d]);
+            for (int k = 0; k < C; k++) maxDiff = Math.Max(maxDiff, Math.Abs(scores[b * C + k] - logits[b * V + cands[b * C + k]]));
+        }
+        Assert.True(maxDiff <= 1e-4, $"max |ORT - trainer| = {maxDiff:E2}");
+
+        // user_vector . [E, b_O] equals scores, and the FAISS vectors read back from the file are those rows
+        var (w, n, dim) = OnnxWeights.ReadItemVectors(path);
+        Assert.Equal(cfg.ItemCount, n);
+        Assert.Equal(d + 1, dim);
+        for (int b = 0; b < B; b++)
+            for (int k = 0; k < C; k++)
+            {
+                double dot = 0;
+                for (int c = 0; c <= d; c++) dot += user[b * (d + 1) + c] * w[(cands[b * C + k] - 1) * dim + c];
+                Assert.Equal(scores[b * C + k], dot, 4);
+            }
+
+        // identical rankings over all items
+        var all = Enumerable.Range(1, n).Select(i => (long)i).ToArray();
+        var full = new float[n];
+        s.Run(new[] { NamedTensor.Int64("item_ids", ids.AsSpan(2 * N, N).ToArray().Select(x => (long)x).ToArray(), 1, N), NamedTensor.Int64("candidate_ids", all, 1, n) },
+              new[] { NamedTensor.Float("scores", full, 1, n), NamedTensor.Float("user_vector", new float[d + 1], 1, d + 1) });
+        var ortRank = Enumerable.Range(1, n).OrderByDescending(i => full[i - 1]).Take(10);
+        var ourRank = Enumerable.Range(1, n).OrderByDescending(i => logits[2 * V + i]).Take(10);
+        Assert.Equal(ourRank, ortRank);
+    }
+
+    [Fact]
+    public void Exporting_nonfinite_or_misshapen_weights_is_refused()
+    {
+        var cfg = new ModelConfig { ItemCount = 5, Hidden = 8, Heads = 2, Layers = 1, MaxLength = 4 };
+        var layout = new ParameterLayout(cfg);
+        Assert.Throws<ArgumentException>(() => OnnxExporter.Build(cfg, new float[layout.TotalSize - 1]));
+        var p = new float[layout.TotalSize];
+        p[3] = float.NaN;
+        Assert.Contains("NaN", Assert.Throws<ArgumentException>(() => OnnxExporter.Build(cfg, p)).Message);
+    }
+}

@@ -1,0 +1,84 @@
+// Trained weights -> model.onnx (opset 17, standard operators): the eval-mode forward of DESIGN.md with inputs
+// item_ids [batch, N] and candidate_ids [batch, C], outputs scores [batch, C] and user_vector [batch, d+1].
+// Initializers carry the parameter layout's names, so tools (and OnnxWeights) find tok_emb and out_bias by name.
+using Bert4Rec.Contracts;
+using Bert4Rec.Contracts.Onnx;
+using Google.Protobuf;
+using DT = Bert4Rec.Contracts.Onnx.OnnxTensor.Types.DataType;
+
+namespace Bert4Rec.Training.Export;
+
+public static class OnnxExporter
+{
+    public const int Opset = 17;
+    public const string ItemIds = "item_ids", CandidateIds = "candidate_ids", Scores = "scores", UserVector = "user_vector";
+
+    public static OnnxModel Build(ModelConfig cfg, float[] parameters, string producerVersion = "1.0")
+    {
+        var layout = new ParameterLayout(cfg);
+        if (parameters.Length != layout.TotalSize) throw new ArgumentException($"parameters has {parameters.Length} floats; the layout needs {layout.TotalSize}");
+        foreach (var x in parameters) if (!float.IsFinite(x)) throw new ArgumentException("parameters contain NaN or infinity; refusing to export");
+        int d = cfg.Hidden, H = cfg.Heads, dh = cfg.HeadSize, N = cfg.MaxLength;
+        var g = new OnnxGraphBuilder("bert4rec");
+        foreach (var t in layout.Tensors)
+            g.Initializer(t.Name, layout.Slice(parameters, t.Name), t.Shape.Select(s => (long)s).ToArray());
+        var eps = OnnxGraphBuilder.Float("epsilon", cfg.LayerNormEpsilon);
+        var lastAxis = OnnxGraphBuilder.Int("axis", -1);
+        string LN(string x, string p) => g.Node("LayerNormalization", [x, p + ".g", p + ".b"], null, "", lastAxis, eps);
+        string Linear(string x, string w, string b) => g.Node("Add", [g.Node("MatMul", [x, w]), b]);
+        string Gelu(string x)
+        {
+            string e = g.Node("Erf", [g.Node("Mul", [x, g.Scalar(0.70710678118654752f)])]);
+            return g.Node("Mul", [g.Node("Mul", [x, g.Scalar(0.5f)]), g.Node("Add", [e, g.Scalar(1f)])]);
+        }
+
+        // embeddings
+        string emb = g.Node("Gather", ["tok_emb", ItemIds], null, "", OnnxGraphBuilder.Int("axis", 0));
+        string h = LN(g.Node("Add", [emb, "pos_emb"]), "ln_emb");
+        // additive key mask: -10000 at [PAD] keys, shape [B,1,1,N]
+        string isPad = g.Node("Cast", [g.Node("Equal", [ItemIds, g.Int64s(0)])], null, "", OnnxGraphBuilder.Int("to", (long)DT.Float));
+        string keyMask = g.Node("Unsqueeze", [g.Node("Mul", [isPad, g.Scalar(-10000f)]), g.Int64s(1, 2)]);
+        string headShape = g.Int64s(0, 0, H, dh), flatShape = g.Int64s(0, 0, d);
+        string splitSizes = g.Int64s(d, d, d);
+        float scale = 1f / MathF.Sqrt(dh);
+        for (int l = 0; l < cfg.Layers; l++)
+        {
+            string p = $"layers.{l}.";
+            string qkv = Linear(h, p + "attn.qkv.w", p + "attn.qkv.b");
+            var parts = g.NodeMulti("Split", [qkv, splitSizes], 3, "", OnnxGraphBuilder.Int("axis", 2));
+            string q = g.Node("Transpose", [g.Node("Reshape", [parts[0], headShape])], null, "", OnnxGraphBuilder.Ints("perm", 0, 2, 1, 3));
+            string kT = g.Node("Transpose", [g.Node("Reshape", [parts[1], headShape])], null, "", OnnxGraphBuilder.Ints("perm", 0, 2, 3, 1));
+            string v = g.Node("Transpose", [g.Node("Reshape", [parts[2], headShape])], null, "", OnnxGraphBuilder.Ints("perm", 0, 2, 1, 3));
+            string s = g.Node("Add", [g.Node("Mul", [g.Node("MatMul", [q, kT]), g.Scalar(scale)]), keyMask]);
+            string probs = g.Node("Softmax", [s], null, "", lastAxis);
+            string ctx = g.Node("Reshape", [g.Node("Transpose", [g.Node("MatMul", [probs, v])], null, "", OnnxGraphBuilder.Ints("perm", 0, 2, 1, 3)), flatShape]);
+            string a = LN(g.Node("Add", [h, Linear(ctx, p + "attn.out.w", p + "attn.out.b")]), p + "ln1");
+            string f = Linear(Gelu(Linear(a, p + "ffn.w1", p + "ffn.b1")), p + "ffn.w2", p + "ffn.b2");
+            h = LN(g.Node("Add", [a, f]), p + "ln2");
+        }
+        // the last position ([MASK]) -> output transform
+        string last = g.Node("Gather", [h, g.Initializer("last_position", new long[] { N - 1 })], null, "", OnnxGraphBuilder.Int("axis", 1));
+        string z = LN(Gelu(Linear(last, "head.w", "head.b")), "ln_out");
+        // user_vector = [z, 1]
+        string ones = g.Node("Add", [g.Node("Mul", [g.Node("ReduceSum", [z, g.Int64s(1)], null, "", OnnxGraphBuilder.Int("keepdims", 1)), g.Scalar(0f)]), g.Scalar(1f)]);
+        g.Node("Concat", [z, ones], UserVector, "", OnnxGraphBuilder.Int("axis", 1));
+        // scores = E[c] . z + b_O[c]
+        string candE = g.Node("Gather", ["tok_emb", CandidateIds], null, "", OnnxGraphBuilder.Int("axis", 0));
+        string dot = g.Node("Squeeze", [g.Node("MatMul", [candE, g.Node("Unsqueeze", [z, g.Int64s(2)])]), g.Int64s(2)]);
+        g.Node("Add", [dot, g.Node("Gather", ["out_bias", CandidateIds], null, "", OnnxGraphBuilder.Int("axis", 0))], Scores);
+
+        g.Graph.Input.Add(OnnxGraphBuilder.Value(ItemIds, DT.Int64, "batch", N));
+        g.Graph.Input.Add(OnnxGraphBuilder.Value(CandidateIds, DT.Int64, "batch", "candidates"));
+        g.Graph.Output.Add(OnnxGraphBuilder.Value(Scores, DT.Float, "batch", "candidates"));
+        g.Graph.Output.Add(OnnxGraphBuilder.Value(UserVector, DT.Float, "batch", d + 1));
+        var model = g.ToModel(Opset, producerVersion);
+        model.DocString = $"BERT4Rec: {cfg.ItemCount} items, d={d}, {cfg.Layers} layers, {H} heads, N={N}";
+        foreach (var (k, val) in new[] { ("item_count", cfg.ItemCount), ("hidden", d), ("heads", H), ("layers", cfg.Layers), ("max_length", N) })
+            model.MetadataProps.Add(new StringEntry { Key = k, Value = val.ToString(System.Globalization.CultureInfo.InvariantCulture) });
+        return model;
+    }
+
+    /// <summary>Writes model.onnx atomically.</summary>
+    public static void Export(ModelConfig cfg, float[] parameters, string onnxPath, string producerVersion = "1.0") =>
+        AtomicFile.WriteAllBytes(onnxPath, Build(cfg, parameters, producerVersion).ToByteArray());
+}
