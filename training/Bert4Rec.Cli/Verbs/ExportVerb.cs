@@ -1,5 +1,8 @@
-// `bert4rec export`: export a checkpoint to an artifact bundle (model.onnx, vocabulary, manifest)
+// `bert4rec export`: a training checkpoint -> an artifact bundle (model.onnx, vocab.txt, manifest).
+using System.Text.Json;
 using Bert4Rec.Contracts;
+using Bert4Rec.Training.Export;
+using Bert4Rec.Training.Training;
 
 namespace Bert4Rec.Cli;
 
@@ -7,11 +10,32 @@ internal sealed class ExportVerb : IVerb
 {
     public string Name => "export";
     public string Summary => "export a checkpoint to an artifact bundle (model.onnx, vocabulary, manifest)";
-    public string Usage => "  (not available yet: issue 5)";
+    public string Usage => """
+          --checkpoint FILE | --run DIR   (the run's checkpoint.bin; its vocab.txt and metrics.json are picked up)
+          --vocab FILE                    (default: vocab.txt beside the checkpoint)
+          --out DIR                       bundle folder (replaced atomically)
+        """;
 
-    public int Run(CommandLine args)
+    public int Run(CommandLine a)
     {
-        Console.Error.WriteLine("bert4rec export: not available yet (issue 5)");
-        return 3;
+        string? run = a.String("run");
+        string ckpt = a.String("checkpoint") ?? (run != null ? Path.Combine(run, Trainer.CheckpointFile) : throw new UsageException("give --checkpoint FILE or --run DIR"));
+        string vocabPath = a.String("vocab") ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(ckpt))!, "vocab.txt");
+        string outDir = a.Required("out");
+        a.EnsureAllUsed();
+        var (cfg, weights) = Checkpoint.LoadWeights(ckpt);
+        var vocab = Vocabulary.Load(vocabPath);
+        var metrics = new Dictionary<string, double>();
+        string metricsPath = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(ckpt))!, "metrics.json");
+        if (File.Exists(metricsPath))
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllText(metricsPath));
+            foreach (var proto in new[] { "full", "pop100" })
+                if (doc.RootElement.TryGetProperty(proto, out var m))
+                    foreach (var p in m.EnumerateObject()) metrics[$"test.{proto}.{p.Name}"] = p.Value.GetDouble();
+        }
+        BundleWriter.Write(outDir, cfg, weights, vocab, "bert4rec export " + string.Join(' ', Environment.GetCommandLineArgs().Skip(2)), metrics, Path.GetFullPath(ckpt));
+        Console.WriteLine($"bundle written to {outDir}: {BundleLayout.Model}, {BundleLayout.Vocabulary}, {BundleLayout.Manifest} ({cfg.ItemCount} items, d={cfg.Hidden}, N={cfg.MaxLength})");
+        return 0;
     }
 }

@@ -1,0 +1,51 @@
+// Writes an artifact bundle folder (model.onnx, vocab.txt, manifest) into a temporary folder and renames it into place.
+using Bert4Rec.Contracts;
+using Bert4Rec.Contracts.Bundle;
+
+namespace Bert4Rec.Training.Export;
+
+public static class BundleWriter
+{
+    public static string ToolVersion => typeof(BundleWriter).Assembly.GetName().Version?.ToString() ?? "0";
+
+    public static void Write(string outDir, ModelConfig cfg, float[] parameters, Vocabulary vocab, string createdBy,
+                             IReadOnlyDictionary<string, double>? metrics = null, string? sourceCheckpoint = null)
+    {
+        if (vocab.Count != cfg.ItemCount) throw new ArgumentException($"vocabulary has {vocab.Count} items, the model {cfg.ItemCount}");
+        string full = Path.GetFullPath(outDir).TrimEnd('/');
+        string tmp = $"{full}.tmp-{Environment.ProcessId}-{Guid.NewGuid():N}";
+        Directory.CreateDirectory(tmp);
+        try
+        {
+            OnnxExporter.Export(cfg, parameters, Path.Combine(tmp, BundleLayout.Model), ToolVersion);
+            vocab.Save(Path.Combine(tmp, BundleLayout.Vocabulary));
+            var m = new BundleManifest
+            {
+                FormatVersion = BundleLayout.FormatVersion, Model = BundleManifests.ToShape(cfg), CreatedBy = createdBy,
+                ToolVersion = ToolVersion, CreatedAt = DateTime.UtcNow.ToString("O"), OnnxOpset = OnnxExporter.Opset,
+                SourceCheckpoint = sourceCheckpoint ?? "",
+            };
+            m.Files.Add(BundleManifests.Describe(tmp, BundleLayout.RoleModel, BundleLayout.Model));
+            m.Files.Add(BundleManifests.Describe(tmp, BundleLayout.RoleVocabulary, BundleLayout.Vocabulary));
+            if (metrics != null) foreach (var (k, v) in metrics) m.Metrics[k] = v;
+            BundleManifests.Write(tmp, m);
+            ReplaceDirectory(tmp, full);
+        }
+        catch
+        {
+            if (Directory.Exists(tmp)) Directory.Delete(tmp, true);
+            throw;
+        }
+    }
+
+    /// <summary>Moves <paramref name="source"/> onto <paramref name="target"/>; an existing target is moved aside first and removed after.</summary>
+    public static void ReplaceDirectory(string source, string target)
+    {
+        if (!Directory.Exists(target)) { Directory.Move(source, target); return; }
+        string old = $"{target}.old-{Guid.NewGuid():N}";
+        Directory.Move(target, old);
+        try { Directory.Move(source, target); }
+        catch { Directory.Move(old, target); throw; }
+        Directory.Delete(old, true);
+    }
+}
