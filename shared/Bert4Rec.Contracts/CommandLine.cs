@@ -29,7 +29,7 @@ public sealed class CommandLine
                 string? value = null;
                 int eq = name.IndexOf('=');
                 if (eq >= 0) { value = name[(eq + 1)..]; name = name[..eq]; }
-                else if (i + 1 < list.Count && !(list[i + 1].StartsWith("--", StringComparison.Ordinal) && list[i + 1].Length > 2)) value = list[++i];
+                else if (i + 1 < list.Count && !IsFlagToken(list[i + 1])) value = list[++i];
                 if (!_values.TryAdd(name, value)) throw new UsageException($"flag --{name} given twice");
             }
             else if (a.StartsWith('-') && a.Length == 2 && char.IsLetter(a[1]))
@@ -43,6 +43,10 @@ public sealed class CommandLine
         }
         Positionals = pos;
     }
+
+    /// <summary>`--name` or a single-letter alias `-k`; a negative number such as `-5` is a value, not a flag.</summary>
+    private static bool IsFlagToken(string t) =>
+        (t.StartsWith("--", StringComparison.Ordinal) && t.Length > 2) || (t.Length == 2 && t[0] == '-' && char.IsLetter(t[1]));
 
     public bool Has(string name) { _used.Add(name); return _values.ContainsKey(name); }
 

@@ -98,3 +98,16 @@ public class CommandLineTests
         Assert.Contains("out of range", Assert.Throws<UsageException>(() => e.Int("epochs", 1, min: 1)).Message);
     }
 }
+
+public class CommandLineValueTests
+{
+    [Fact]
+    public void Negative_numbers_are_values_and_aliases_are_flags()
+    {
+        var c = new CommandLine(new[] { "--offset", "-5", "--quiet", "-k", "3" });
+        Assert.Equal(-5, c.Int("offset", 0));
+        Assert.True(c.Flag("quiet"));
+        Assert.Equal(3, c.Int("k", 0));
+        Assert.Throws<UsageException>(() => new CommandLine(new[] { "--a", "1", "--a", "2" }));
+    }
+}
