@@ -76,7 +76,7 @@ internal sealed class DemoVerb : IVerb
         Stage("5. export the bundle (model.onnx, vocab.txt, manifest) and build the FAISS index");
         string bundle = Path.Combine(outDir, "bundle");
         BundleWriter.Write(bundle, mcfg, state.BestParameters!, data.Items, "bert4rec demo", metrics, Path.Combine(runDir, Trainer.CheckpointFile));
-        IndexVerb.Build(bundle, "auto", new Retrieval.SearchParameters(256, 32), 200, m => Console.WriteLine("   " + m));
+        Console.WriteLine("   " + Retrieval.BundleIndexer.Build(bundle, "auto", new Retrieval.SearchParameters(256, 32)));
         Console.WriteLine($"   {string.Join(", ", Directory.GetFiles(bundle).Select(f => $"{Path.GetFileName(f)} ({new FileInfo(f).Length / 1024.0:F0} KiB)"))}");
         Done();
 

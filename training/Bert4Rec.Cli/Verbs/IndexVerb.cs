@@ -1,8 +1,5 @@
 // `bert4rec index`: builds the FAISS index of a bundle over w_v = [E[v], b_O[v]] and records it in the manifest.
-using System.Diagnostics;
 using Bert4Rec.Contracts;
-using Bert4Rec.Contracts.Bundle;
-using Bert4Rec.Contracts.Onnx;
 using Bert4Rec.Retrieval;
 
 namespace Bert4Rec.Cli;
@@ -18,28 +15,6 @@ internal sealed class IndexVerb : IVerb
           --ef-construction N       HNSW build breadth (200)
         """;
 
-    public static void Build(string bundle, string factory, SearchParameters defaults, int efConstruction, Action<string> log)
-    {
-        var manifest = BundleManifests.Read(bundle);
-        BundleManifests.VerifyFiles(bundle, manifest);
-        var clock = Stopwatch.StartNew();
-        var (vectors, n, dim) = OnnxWeights.ReadItemVectors(Path.Combine(bundle, BundleLayout.Model));
-        var ids = Enumerable.Range(1, n).Select(i => (long)i).ToArray();
-        ItemIndex.SetNativeThreads(Environment.ProcessorCount);
-        using var index = ItemIndex.Build(vectors, ids, dim, factory, IndexMetric.InnerProduct,
-            new IndexBuildOptions { EfConstruction = efConstruction, DefaultSearch = defaults });
-        index.Save(Path.Combine(bundle, BundleLayout.Index));
-        var entry = BundleManifests.Describe(bundle, BundleLayout.RoleIndex, BundleLayout.Index);
-        var old = manifest.Files.FirstOrDefault(f => f.Role == BundleLayout.RoleIndex);
-        if (old != null) manifest.Files.Remove(old);
-        manifest.Files.Add(entry);
-        manifest.Index = new IndexInfo { Factory = index.Factory, Metric = "inner_product", Dimension = dim, Count = n };
-        manifest.Index.SearchParameters["efSearch"] = defaults.EfSearch.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        manifest.Index.SearchParameters["nprobe"] = defaults.Nprobe.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        BundleManifests.Write(bundle, manifest);
-        log($"index {index.Factory} over {n:N0} items (d+1 = {dim}) built in {clock.Elapsed.TotalSeconds:F2}s -> {Path.Combine(bundle, BundleLayout.Index)}");
-    }
-
     public int Run(CommandLine a)
     {
         string bundle = a.Required("bundle");
@@ -47,7 +22,7 @@ internal sealed class IndexVerb : IVerb
         var defaults = new SearchParameters(a.Int("ef-search", 256, 1), a.Int("nprobe", 32, 1));
         int efc = a.Int("ef-construction", 200, 1);
         a.EnsureAllUsed();
-        Build(bundle, factory, defaults, efc, Console.WriteLine);
+        Console.WriteLine(BundleIndexer.Build(bundle, factory, defaults, efc));
         return 0;
     }
 }
