@@ -4,7 +4,7 @@ using Bert4Rec.Contracts;
 var benches = new Dictionary<string, (string Issue, Func<CommandLine, int>? Run)>
 {
     ["train"] = ("4", Bert4Rec.Benchmarks.TrainBench.Run),
-    ["infer"] = ("5", null),
+    ["infer"] = ("5", Bert4Rec.Benchmarks.InferBench.Run),
     ["retrieval"] = ("6", null),
     ["serve"] = ("7", null),
 };

@@ -41,23 +41,44 @@ public static class OnnxExporter
         string headShape = g.Int64s(0, 0, H, dh), flatShape = g.Int64s(0, 0, d);
         string splitSizes = g.Int64s(d, d, d);
         float scale = 1f / MathF.Sqrt(dh);
+        // Every layer but the last runs over all positions. Only the last position feeds the output, so the last layer
+        // computes keys and values for all positions but the query, attention, projection and feed-forward for position
+        // N-1 alone (an exact shortcut that removes most of the last layer's work).
         for (int l = 0; l < cfg.Layers; l++)
         {
             string p = $"layers.{l}.";
-            string qkv = Linear(h, p + "attn.qkv.w", p + "attn.qkv.b");
-            var parts = g.NodeMulti("Split", [qkv, splitSizes], 3, "", OnnxGraphBuilder.Int("axis", 2));
-            string q = g.Node("Transpose", [g.Node("Reshape", [parts[0], headShape])], null, "", OnnxGraphBuilder.Ints("perm", 0, 2, 1, 3));
-            string kT = g.Node("Transpose", [g.Node("Reshape", [parts[1], headShape])], null, "", OnnxGraphBuilder.Ints("perm", 0, 2, 3, 1));
-            string v = g.Node("Transpose", [g.Node("Reshape", [parts[2], headShape])], null, "", OnnxGraphBuilder.Ints("perm", 0, 2, 1, 3));
+            bool lastLayer = l == cfg.Layers - 1;
+            string q0, k0, v0, residual;
+            if (!lastLayer)
+            {
+                string qkv = Linear(h, p + "attn.qkv.w", p + "attn.qkv.b");
+                var parts = g.NodeMulti("Split", [qkv, splitSizes], 3, "", OnnxGraphBuilder.Int("axis", 2));
+                (q0, k0, v0, residual) = (parts[0], parts[1], parts[2], h);
+            }
+            else
+            {
+                // column slices of the fused weights are constant-folded by ONNX Runtime at load time
+                string wq = g.Node("Slice", [p + "attn.qkv.w", g.Int64s(0), g.Int64s(d), g.Int64s(1)]);
+                string wkv = g.Node("Slice", [p + "attn.qkv.w", g.Int64s(d), g.Int64s(3 * d), g.Int64s(1)]);
+                string bq = g.Node("Slice", [p + "attn.qkv.b", g.Int64s(0), g.Int64s(d), g.Int64s(0)]);
+                string bkv = g.Node("Slice", [p + "attn.qkv.b", g.Int64s(d), g.Int64s(3 * d), g.Int64s(0)]);
+                residual = g.Node("Slice", [h, g.Int64s(N - 1), g.Int64s(N), g.Int64s(1)]);          // [B,1,d]
+                q0 = Linear(residual, wq, bq);
+                var kv = g.NodeMulti("Split", [Linear(h, wkv, bkv), g.Int64s(d, d)], 2, "", OnnxGraphBuilder.Int("axis", 2));
+                (k0, v0) = (kv[0], kv[1]);
+            }
+            string q = g.Node("Transpose", [g.Node("Reshape", [q0, headShape])], null, "", OnnxGraphBuilder.Ints("perm", 0, 2, 1, 3));
+            string kT = g.Node("Transpose", [g.Node("Reshape", [k0, headShape])], null, "", OnnxGraphBuilder.Ints("perm", 0, 2, 3, 1));
+            string v = g.Node("Transpose", [g.Node("Reshape", [v0, headShape])], null, "", OnnxGraphBuilder.Ints("perm", 0, 2, 1, 3));
             string s = g.Node("Add", [g.Node("Mul", [g.Node("MatMul", [q, kT]), g.Scalar(scale)]), keyMask]);
             string probs = g.Node("Softmax", [s], null, "", lastAxis);
             string ctx = g.Node("Reshape", [g.Node("Transpose", [g.Node("MatMul", [probs, v])], null, "", OnnxGraphBuilder.Ints("perm", 0, 2, 1, 3)), flatShape]);
-            string a = LN(g.Node("Add", [h, Linear(ctx, p + "attn.out.w", p + "attn.out.b")]), p + "ln1");
+            string a = LN(g.Node("Add", [residual, Linear(ctx, p + "attn.out.w", p + "attn.out.b")]), p + "ln1");
             string f = Linear(Gelu(Linear(a, p + "ffn.w1", p + "ffn.b1")), p + "ffn.w2", p + "ffn.b2");
             h = LN(g.Node("Add", [a, f]), p + "ln2");
         }
-        // the last position ([MASK]) -> output transform
-        string last = g.Node("Gather", [h, g.Initializer("last_position", new long[] { N - 1 })], null, "", OnnxGraphBuilder.Int("axis", 1));
+        // h is [B,1,d]: the last position ([MASK]) -> output transform
+        string last = g.Node("Squeeze", [h, g.Int64s(1)]);
         string z = LN(Gelu(Linear(last, "head.w", "head.b")), "ln_out");
         // user_vector = [z, 1]
         string ones = g.Node("Add", [g.Node("Mul", [g.Node("ReduceSum", [z, g.Int64s(1)], null, "", OnnxGraphBuilder.Int("keepdims", 1)), g.Scalar(0f)]), g.Scalar(1f)]);
