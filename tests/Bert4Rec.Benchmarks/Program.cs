@@ -6,7 +6,7 @@ var benches = new Dictionary<string, (string Issue, Func<CommandLine, int>? Run)
     ["train"] = ("4", Bert4Rec.Benchmarks.TrainBench.Run),
     ["infer"] = ("5", Bert4Rec.Benchmarks.InferBench.Run),
     ["retrieval"] = ("6", Bert4Rec.Benchmarks.RetrievalBench.Run),
-    ["serve"] = ("7", null),
+    ["serve"] = ("7", Bert4Rec.Benchmarks.ServeBench.Run),
 };
 if (args.Length == 0 || !benches.TryGetValue(args[0], out var bench))
 {
