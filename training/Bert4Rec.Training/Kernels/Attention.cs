@@ -1,4 +1,5 @@
-// Bidirectional multi-head self-attention over one sequence's non-pad tokens, forward and backward side by side.
+// Bidirectional multi-head self-attention over one sequence's non-pad tokens, forward and backward side by side:
+// a fast path on sgemm and a naive reference of plain loops, which the tests compare.
 // Pad positions are never packed in, so they take no part as keys (exactly what the -10000 mask does) nor as queries
 // (their outputs are never read).
 using System.Buffers;
@@ -6,14 +7,108 @@ using System.Numerics.Tensors;
 
 namespace Bert4Rec.Training.Kernels;
 
-public static class Attention
+public static unsafe class Attention
 {
+    /// <summary>
+    /// The fast path (same contract as <see cref="ForwardNaive"/>): per head, S = scale Q K^T and O = dropout(P) V as
+    /// single-threaded sgemm calls on strided views of qkv; callers run rows in parallel with OpenBLAS at one thread.
+    /// </summary>
+    public static void Forward(Span<float> attn, Span<float> probs, ReadOnlySpan<float> qkv, int L, int C, int H, float p, ulong dropKey)
+    {
+        int D = C / H, C3 = 3 * C;
+        float scale = 1f / MathF.Sqrt(D);
+        float[]? pd = p > 0 ? ArrayPool<float>.Shared.Rent(L * L) : null;
+        try
+        {
+            fixed (float* pq = qkv) fixed (float* pp = probs) fixed (float* po = attn)
+                for (int h = 0; h < H; h++)
+                {
+                    float* P = pp + h * L * L;
+                    Blas.Sgemm(false, true, L, L, D, scale, pq + h * D, C3, pq + C + h * D, C3, 0f, P, L);
+                    var Ps = new Span<float>(P, L * L);
+                    for (int i = 0; i < L; i++)
+                    {
+                        var s = Ps.Slice(i * L, L);
+                        float max = TensorPrimitives.Max(s);
+                        TensorPrimitives.Subtract(s, max, s);
+                        TensorPrimitives.Exp(s, s);
+                        TensorPrimitives.Multiply(s, 1f / TensorPrimitives.Sum(s), s);
+                    }
+                    float* A = P;
+                    if (pd != null)
+                    {
+                        ApplyDropout(Ps, pd.AsSpan(0, L * L), (long)h * L * L, p, dropKey);
+                        fixed (float* ppd = pd) Blas.Sgemm(false, false, L, D, L, 1f, ppd, L, pq + 2 * C + h * D, C3, 0f, po + h * D, C);
+                    }
+                    else Blas.Sgemm(false, false, L, D, L, 1f, A, L, pq + 2 * C + h * D, C3, 0f, po + h * D, C);
+                }
+        }
+        finally { if (pd != null) ArrayPool<float>.Shared.Return(pd); }
+    }
+
+    /// <summary>The fast path of <see cref="BackwardNaive"/>: adds into dqkv (L, 3C) the gradient given dattn (L, C).</summary>
+    public static void Backward(Span<float> dqkv, ReadOnlySpan<float> dattn, ReadOnlySpan<float> qkv, ReadOnlySpan<float> probs,
+                                int L, int C, int H, float p, ulong dropKey)
+    {
+        int D = C / H, C3 = 3 * C;
+        float scale = 1f / MathF.Sqrt(D);
+        float[] dp = ArrayPool<float>.Shared.Rent(L * L);
+        float[]? pd = p > 0 ? ArrayPool<float>.Shared.Rent(L * L) : null;
+        uint th = Elementwise.Threshold(p);
+        float keepScale = p > 0 ? 1f / (1f - p) : 1f;
+        try
+        {
+            fixed (float* pq = qkv) fixed (float* pp = probs) fixed (float* pdo = dattn) fixed (float* pg = dqkv) fixed (float* pdp = dp)
+                for (int h = 0; h < H; h++)
+                {
+                    float* P = pp + h * L * L;
+                    var Ps = new ReadOnlySpan<float>(P, L * L);
+                    // d(dropped P) = dO V^T ; dV += dropped(P)^T dO
+                    Blas.Sgemm(false, true, L, L, D, 1f, pdo + h * D, C, pq + 2 * C + h * D, C3, 0f, pdp, L);
+                    if (pd != null)
+                    {
+                        ApplyDropout(Ps, pd.AsSpan(0, L * L), (long)h * L * L, p, dropKey);
+                        fixed (float* ppd = pd) Blas.Sgemm(true, false, L, D, L, 1f, ppd, L, pdo + h * D, C, 1f, pg + 2 * C + h * D, C3);
+                        var dps = dp.AsSpan(0, L * L);
+                        long baseIndex = (long)h * L * L;
+                        for (int i = 0; i < dps.Length; i++) dps[i] = Elementwise.Keep(dropKey, baseIndex + i, th) ? dps[i] * keepScale : 0f;
+                    }
+                    else Blas.Sgemm(true, false, L, D, L, 1f, P, L, pdo + h * D, C, 1f, pg + 2 * C + h * D, C3);
+                    // softmax backward, scaled: dS = scale * P (dP - rowdot(P, dP))
+                    for (int i = 0; i < L; i++)
+                    {
+                        var pi = Ps.Slice(i * L, L);
+                        var di = dp.AsSpan(i * L, L);
+                        float dot = TensorPrimitives.Dot(pi, di);
+                        TensorPrimitives.Subtract(di, dot, di);
+                        TensorPrimitives.Multiply(di, pi, di);
+                        TensorPrimitives.Multiply(di, scale, di);
+                    }
+                    // dQ += dS K ; dK += dS^T Q
+                    Blas.Sgemm(false, false, L, D, L, 1f, pdp, L, pq + C + h * D, C3, 1f, pg + h * D, C3);
+                    Blas.Sgemm(true, false, L, D, L, 1f, pdp, L, pq + h * D, C3, 1f, pg + C + h * D, C3);
+                }
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(dp);
+            if (pd != null) ArrayPool<float>.Shared.Return(pd);
+        }
+    }
+
+    private static void ApplyDropout(ReadOnlySpan<float> P, Span<float> dst, long baseIndex, float p, ulong key)
+    {
+        uint th = Elementwise.Threshold(p);
+        float keepScale = 1f / (1f - p);
+        for (int i = 0; i < P.Length; i++) dst[i] = Elementwise.Keep(key, baseIndex + i, th) ? P[i] * keepScale : 0f;
+    }
+
     /// <summary>
     /// One sequence of L tokens: qkv is (L, 3C) [q | k | v, head h at columns h*D..], output attn is (L, C); probs (H, L, L)
     /// receives the softmax probabilities before dropout (for the backward pass). Attention dropout with probability p uses
     /// the counter stream <paramref name="dropKey"/> (element ids h*L*L + i*L + j).
     /// </summary>
-    public static void Forward(Span<float> attn, Span<float> probs, ReadOnlySpan<float> qkv, int L, int C, int H, float p, ulong dropKey)
+    public static void ForwardNaive(Span<float> attn, Span<float> probs, ReadOnlySpan<float> qkv, int L, int C, int H, float p, ulong dropKey)
     {
         int D = C / H;
         float scale = 1f / MathF.Sqrt(D);
@@ -60,7 +155,7 @@ public static class Attention
     }
 
     /// <summary>Adds into dqkv (L, 3C) the gradient given dattn (L, C), using qkv and the saved probabilities.</summary>
-    public static void Backward(Span<float> dqkv, ReadOnlySpan<float> dattn, ReadOnlySpan<float> qkv, ReadOnlySpan<float> probs,
+    public static void BackwardNaive(Span<float> dqkv, ReadOnlySpan<float> dattn, ReadOnlySpan<float> qkv, ReadOnlySpan<float> probs,
                                 int L, int C, int H, float p, ulong dropKey)
     {
         int D = C / H;

@@ -147,6 +147,7 @@ public sealed unsafe class Bert4RecModel : IDisposable
             var L = _layers[l];
             string pre = $"layers.{l}.";
             Linear(L.Qkv, L.In, Off(pre + "attn.qkv.w"), Off(pre + "attn.qkv.b"), T, d, 3 * d);
+            Blas.SetThreads(1);
             Parallel.For(0, batch, new ParallelOptions { MaxDegreeOfParallelism = Threads }, b =>
             {
                 int s = _rowStart[b], len = _rowLen[b];
@@ -154,6 +155,7 @@ public sealed unsafe class Bert4RecModel : IDisposable
                 Attention.Forward(L.Attn.AsSpan(s * d, len * d), L.Probs.AsSpan(ProbOffset(b), _h * len * len),
                     L.Qkv.AsSpan(s * 3 * d, len * 3 * d), len, d, _h, ap, Elementwise.Key(seed, 1 + 3 * l, b));
             });
+            Blas.SetThreads(Threads);
             Linear(L.Res1, L.Attn, Off(pre + "attn.out.w"), Off(pre + "attn.out.b"), T, d, d);
             if (hp > 0) DropRows(L.Res1, d, batch, seed, 2 + 3 * l, hp);
             TensorPrimitives.Add(L.Res1.AsSpan(0, T * d), L.In.AsSpan(0, T * d), L.Res1.AsSpan(0, T * d));
@@ -356,6 +358,7 @@ public sealed unsafe class Bert4RecModel : IDisposable
             if (hp > 0) DropRows(_dtmp, d, batch, seed, 2 + 3 * l, hp);   // d(proj)
             LinearBackward(_dattn, false, _dtmp, L.Attn, Off(pre + "attn.out.w"), Off(pre + "attn.out.b"), T, d, d);
             Array.Clear(_dqkv, 0, T * 3 * d);
+            Blas.SetThreads(1);
             Parallel.For(0, batch, new ParallelOptions { MaxDegreeOfParallelism = Threads }, b =>
             {
                 int s = _rowStart[b], len = _rowLen[b];
@@ -363,6 +366,7 @@ public sealed unsafe class Bert4RecModel : IDisposable
                 Attention.Backward(_dqkv.AsSpan(s * 3 * d, len * 3 * d), _dattn.AsSpan(s * d, len * d), L.Qkv.AsSpan(s * 3 * d, len * 3 * d),
                     L.Probs.AsSpan(ProbOffset(b), _h * len * len), len, d, _h, ap, Elementwise.Key(seed, 1 + 3 * l, b));
             });
+            Blas.SetThreads(Threads);
             LinearBackward(_dh, true, _dqkv, L.In, Off(pre + "attn.qkv.w"), Off(pre + "attn.qkv.b"), T, d, 3 * d);   // _dh = d(in)
         }
 
