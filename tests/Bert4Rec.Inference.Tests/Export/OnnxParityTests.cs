@@ -87,3 +87,35 @@ public class OnnxParityTests : IDisposable
         Assert.Contains("NaN", Assert.Throws<ArgumentException>(() => OnnxExporter.Build(cfg, p)).Message);
     }
 }
+
+public class FullCatalogTests : IDisposable
+{
+    private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("b4r-full-");
+    public void Dispose() => _dir.Delete(true);
+
+    [Fact]
+    public void Full_catalog_graph_scores_every_item_and_returns_the_trainers_top_k()
+    {
+        var cfg = new ModelConfig { ItemCount = 30, Hidden = 16, Heads = 2, Layers = 2, MaxLength = 8 };
+        using var model = OnnxParityTests.RandomModel(cfg, 4);
+        string path = Path.Combine(_dir.FullName, "model_full.onnx");
+        OnnxExporter.Export(cfg, model.Parameters, path, fullCatalog: true);
+        using var s = new InferenceSession(path);
+        int N = cfg.MaxLength, B = 2, n = cfg.ItemCount, V = cfg.VocabSize, k = 5;
+        var ids = new int[B * N];
+        InputBuilder.ForPrediction(new[] { 3, 4, 5 }, N, cfg.MaskId, ids.AsSpan(0, N));
+        InputBuilder.ForPrediction(Enumerable.Range(1, 20).ToArray(), N, cfg.MaskId, ids.AsSpan(N, N));
+        var all = new float[B * n]; var top = new float[B * k]; var items = new long[B * k];
+        s.Run(new[] { NamedTensor.Int64("item_ids", ids.Select(x => (long)x).ToArray(), B, N), NamedTensor.Int64("k", new long[] { k }, 1) },
+              new[] { NamedTensor.Float("item_scores", all, B, n), NamedTensor.Float("top_scores", top, B, k), NamedTensor.Int64("top_items", items, B, k) });
+        var logits = new float[B * V];
+        model.PredictLast(ids, B, new float[B * cfg.Hidden], logits);
+        for (int b = 0; b < B; b++)
+        {
+            for (int i = 1; i <= n; i++) Assert.Equal(logits[b * V + i], all[b * n + i - 1], 4);
+            var want = Enumerable.Range(1, n).OrderByDescending(i => logits[b * V + i]).Take(k).Select(i => (long)i);
+            Assert.Equal(want, items.AsSpan(b * k, k).ToArray());
+            Assert.Equal(logits[b * V + (int)items[b * k]], top[b * k], 4);
+        }
+    }
+}

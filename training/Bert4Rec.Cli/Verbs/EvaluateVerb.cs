@@ -16,6 +16,7 @@ internal sealed class EvaluateVerb : IVerb
     public string Usage => """
           --data DIR            a prepared dataset
           --baseline pop|markov | --run DIR (a training run folder) | --checkpoint FILE
+                                | --onnx FILE (a full-catalog model_full.onnx, scored through ONNX Runtime)
           --split test|validation   (default test)
           --keep-seen           full protocol: keep the history's items in the ranking
           --seed S              pop100 negative sampling seed (default 42)
@@ -25,20 +26,32 @@ internal sealed class EvaluateVerb : IVerb
     public int Run(CommandLine a)
     {
         var data = SequenceDataset.Load(a.Required("data"));
-        string? baseline = a.String("baseline"), run = a.String("run"), ckpt = a.String("checkpoint");
+        string? baseline = a.String("baseline"), run = a.String("run"), ckpt = a.String("checkpoint"), onnx = a.String("onnx");
         string splitName = a.String("split", "test");
         bool keepSeen = a.Flag("keep-seen");
         int seed = a.Int("seed", 42), threads = a.Int("threads", 0, 0);
         a.EnsureAllUsed();
-        if ((baseline != null ? 1 : 0) + (run != null ? 1 : 0) + (ckpt != null ? 1 : 0) != 1)
-            throw new UsageException("give exactly one of --baseline, --run or --checkpoint");
+        if ((baseline != null ? 1 : 0) + (run != null ? 1 : 0) + (ckpt != null ? 1 : 0) + (onnx != null ? 1 : 0) != 1)
+            throw new UsageException("give exactly one of --baseline, --run, --checkpoint or --onnx");
         if (splitName is not ("test" or "validation")) throw new UsageException($"--split: '{splitName}' is not test or validation");
         var split = LeaveOneOut.Split(data);
         var cases = splitName == "test" ? split.Test : split.Validation;
         IItemScorer scorer;
         string what;
         Bert4RecModel? model = null;
-        if (baseline != null)
+        Inference.OnnxRuntime.InferenceSession? session = null;
+        if (onnx != null)
+        {
+            session = new Inference.OnnxRuntime.InferenceSession(onnx, new Inference.OnnxRuntime.SessionOptions { IntraOpThreads = threads });
+            var meta = session.Input("item_ids");
+            var scoresMeta = session.Output("item_scores");
+            if (scoresMeta.Dimensions.Length != 2 || scoresMeta.Dimensions[1] != split.ItemCount)
+                throw new InvalidDataException($"{onnx}: item_scores has shape [{string.Join(",", scoresMeta.Dimensions)}], the dataset has {split.ItemCount} items");
+            var cfg = new ModelConfig { ItemCount = split.ItemCount, MaxLength = (int)meta.Dimensions[1] };
+            scorer = new OnnxItemScorer(session, cfg);
+            what = "bert4rec (onnx)";
+        }
+        else if (baseline != null)
         {
             scorer = baseline switch
             {
@@ -69,6 +82,7 @@ internal sealed class EvaluateVerb : IVerb
             results[m.Protocol] = m.ToDictionary();
         }
         model?.Dispose();
+        session?.Dispose();
         Console.WriteLine("RESULT " + JsonSerializer.Serialize(results));
         return 0;
     }

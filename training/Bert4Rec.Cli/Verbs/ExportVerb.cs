@@ -14,6 +14,7 @@ internal sealed class ExportVerb : IVerb
           --checkpoint FILE | --run DIR   (the run's checkpoint.bin; its vocab.txt and metrics.json are picked up)
           --vocab FILE                    (default: vocab.txt beside the checkpoint)
           --out DIR                       bundle folder (replaced atomically)
+          --full-catalog                  also write model_full.onnx (top-k over all items; for small catalogs and evaluation through ORT)
         """;
 
     public int Run(CommandLine a)
@@ -22,6 +23,7 @@ internal sealed class ExportVerb : IVerb
         string ckpt = a.String("checkpoint") ?? (run != null ? Path.Combine(run, Trainer.CheckpointFile) : throw new UsageException("give --checkpoint FILE or --run DIR"));
         string vocabPath = a.String("vocab") ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(ckpt))!, "vocab.txt");
         string outDir = a.Required("out");
+        bool fullCatalog = a.Flag("full-catalog");
         a.EnsureAllUsed();
         var (cfg, weights) = Checkpoint.LoadWeights(ckpt);
         var vocab = Vocabulary.Load(vocabPath);
@@ -34,7 +36,7 @@ internal sealed class ExportVerb : IVerb
                 if (doc.RootElement.TryGetProperty(proto, out var m))
                     foreach (var p in m.EnumerateObject()) metrics[$"test.{proto}.{p.Name}"] = p.Value.GetDouble();
         }
-        BundleWriter.Write(outDir, cfg, weights, vocab, "bert4rec export " + string.Join(' ', Environment.GetCommandLineArgs().Skip(2)), metrics, Path.GetFullPath(ckpt));
+        BundleWriter.Write(outDir, cfg, weights, vocab, "bert4rec export " + string.Join(' ', Environment.GetCommandLineArgs().Skip(2)), metrics, Path.GetFullPath(ckpt), fullCatalog);
         Console.WriteLine($"bundle written to {outDir}: {BundleLayout.Model}, {BundleLayout.Vocabulary}, {BundleLayout.Manifest} ({cfg.ItemCount} items, d={cfg.Hidden}, N={cfg.MaxLength})");
         return 0;
     }

@@ -8,8 +8,11 @@ public static class BundleWriter
 {
     public static string ToolVersion => typeof(BundleWriter).Assembly.GetName().Version?.ToString() ?? "0";
 
+    public const string FullCatalogModel = "model_full.onnx", RoleFullCatalog = "model_full";
+
+    /// <summary>Writes the bundle; with <paramref name="fullCatalog"/> also model_full.onnx (item_ids, k -> item_scores, top_scores, top_items).</summary>
     public static void Write(string outDir, ModelConfig cfg, float[] parameters, Vocabulary vocab, string createdBy,
-                             IReadOnlyDictionary<string, double>? metrics = null, string? sourceCheckpoint = null)
+                             IReadOnlyDictionary<string, double>? metrics = null, string? sourceCheckpoint = null, bool fullCatalog = false)
     {
         if (vocab.Count != cfg.ItemCount) throw new ArgumentException($"vocabulary has {vocab.Count} items, the model {cfg.ItemCount}");
         string full = Path.GetFullPath(outDir).TrimEnd('/');
@@ -19,6 +22,7 @@ public static class BundleWriter
         {
             OnnxExporter.Export(cfg, parameters, Path.Combine(tmp, BundleLayout.Model), ToolVersion);
             vocab.Save(Path.Combine(tmp, BundleLayout.Vocabulary));
+            if (fullCatalog) OnnxExporter.Export(cfg, parameters, Path.Combine(tmp, FullCatalogModel), ToolVersion, fullCatalog: true);
             var m = new BundleManifest
             {
                 FormatVersion = BundleLayout.FormatVersion, Model = BundleManifests.ToShape(cfg), CreatedBy = createdBy,
@@ -27,6 +31,7 @@ public static class BundleWriter
             };
             m.Files.Add(BundleManifests.Describe(tmp, BundleLayout.RoleModel, BundleLayout.Model));
             m.Files.Add(BundleManifests.Describe(tmp, BundleLayout.RoleVocabulary, BundleLayout.Vocabulary));
+            if (fullCatalog) m.Files.Add(BundleManifests.Describe(tmp, RoleFullCatalog, FullCatalogModel));
             if (metrics != null) foreach (var (k, v) in metrics) m.Metrics[k] = v;
             BundleManifests.Write(tmp, m);
             ReplaceDirectory(tmp, full);

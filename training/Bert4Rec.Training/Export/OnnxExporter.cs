@@ -13,7 +13,15 @@ public static class OnnxExporter
     public const int Opset = 17;
     public const string ItemIds = "item_ids", CandidateIds = "candidate_ids", Scores = "scores", UserVector = "user_vector";
 
-    public static OnnxModel Build(ModelConfig cfg, float[] parameters, string producerVersion = "1.0")
+    public const string TopK = "k", ItemScores = "item_scores", TopScores = "top_scores", TopItems = "top_items";
+
+    /// <summary>
+    /// The two-stage serving graph (fullCatalog false): item_ids, candidate_ids -> scores, user_vector.
+    /// The full-catalog graph (fullCatalog true), for small catalogs and evaluation through ONNX Runtime:
+    /// item_ids [batch, N], k int64 [1] -> item_scores [batch, n] (logits of items 1..n), top_scores [batch, k],
+    /// top_items int64 [batch, k] (item indices 1..n, best first).
+    /// </summary>
+    public static OnnxModel Build(ModelConfig cfg, float[] parameters, string producerVersion = "1.0", bool fullCatalog = false)
     {
         var layout = new ParameterLayout(cfg);
         if (parameters.Length != layout.TotalSize) throw new ArgumentException($"parameters has {parameters.Length} floats; the layout needs {layout.TotalSize}");
@@ -80,6 +88,24 @@ public static class OnnxExporter
         // h is [B,1,d]: the last position ([MASK]) -> output transform
         string last = g.Node("Squeeze", [h, g.Int64s(1)]);
         string z = LN(Gelu(Linear(last, "head.w", "head.b")), "ln_out");
+        if (fullCatalog)
+        {
+            // logits over items 1..n: rows 1..n of E (a constant-folded slice) and of b_O
+            string items = g.Node("Slice", ["tok_emb", g.Int64s(1), g.Int64s(cfg.ItemCount + 1), g.Int64s(0)]);
+            string bias = g.Node("Slice", ["out_bias", g.Int64s(1), g.Int64s(cfg.ItemCount + 1), g.Int64s(0)]);
+            string all = g.Node("Add", [g.Node("MatMul", [z, g.Node("Transpose", [items], null, "", OnnxGraphBuilder.Ints("perm", 1, 0))]), bias], ItemScores);
+            var top = g.NodeMulti("TopK", [all, TopK], 2, "", OnnxGraphBuilder.Int("axis", 1), OnnxGraphBuilder.Int("largest", 1), OnnxGraphBuilder.Int("sorted", 1));
+            g.Node("Identity", [top[0]], TopScores);
+            g.Node("Add", [top[1], g.Int64s(1)], TopItems);
+            g.Graph.Input.Add(OnnxGraphBuilder.Value(ItemIds, DT.Int64, "batch", N));
+            g.Graph.Input.Add(OnnxGraphBuilder.Value(TopK, DT.Int64, 1));
+            g.Graph.Output.Add(OnnxGraphBuilder.Value(ItemScores, DT.Float, "batch", cfg.ItemCount));
+            g.Graph.Output.Add(OnnxGraphBuilder.Value(TopScores, DT.Float, "batch", "k"));
+            g.Graph.Output.Add(OnnxGraphBuilder.Value(TopItems, DT.Int64, "batch", "k"));
+            var fm = g.ToModel(Opset, producerVersion);
+            fm.DocString = $"BERT4Rec full-catalog: {cfg.ItemCount} items, d={d}, {cfg.Layers} layers, {H} heads, N={N}";
+            return fm;
+        }
         // user_vector = [z, 1]
         string ones = g.Node("Add", [g.Node("Mul", [g.Node("ReduceSum", [z, g.Int64s(1)], null, "", OnnxGraphBuilder.Int("keepdims", 1)), g.Scalar(0f)]), g.Scalar(1f)]);
         g.Node("Concat", [z, ones], UserVector, "", OnnxGraphBuilder.Int("axis", 1));
@@ -100,6 +126,6 @@ public static class OnnxExporter
     }
 
     /// <summary>Writes model.onnx atomically.</summary>
-    public static void Export(ModelConfig cfg, float[] parameters, string onnxPath, string producerVersion = "1.0") =>
-        AtomicFile.WriteAllBytes(onnxPath, Build(cfg, parameters, producerVersion).ToByteArray());
+    public static void Export(ModelConfig cfg, float[] parameters, string onnxPath, string producerVersion = "1.0", bool fullCatalog = false) =>
+        AtomicFile.WriteAllBytes(onnxPath, Build(cfg, parameters, producerVersion, fullCatalog).ToByteArray());
 }
