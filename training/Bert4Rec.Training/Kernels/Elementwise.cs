@@ -1,6 +1,7 @@
 // Element-wise kernels as forward/backward pairs (llm.c style): LayerNorm, exact-erf GELU, bias add, dropout masks.
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 
 namespace Bert4Rec.Training.Kernels;
 
@@ -81,10 +82,43 @@ public static class Elementwise
         return x >= 0 ? 1f - r : r - 1f;
     }
 
+    /// <summary>Eight lanes of <see cref="Erf(float)"/> (same fit, vector exp).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Erf(Vector256<float> x)
+    {
+        var z = Vector256.Abs(x);
+        var one = Vector256.Create(1f);
+        var t = one / (one + Vector256.Create(0.5f) * z);
+        var p = Vector256.Create(0.17087277f);
+        p = Vector256.FusedMultiplyAdd(p, t, Vector256.Create(-0.82215223f));
+        p = Vector256.FusedMultiplyAdd(p, t, Vector256.Create(1.48851587f));
+        p = Vector256.FusedMultiplyAdd(p, t, Vector256.Create(-1.13520398f));
+        p = Vector256.FusedMultiplyAdd(p, t, Vector256.Create(0.27886807f));
+        p = Vector256.FusedMultiplyAdd(p, t, Vector256.Create(-0.18628806f));
+        p = Vector256.FusedMultiplyAdd(p, t, Vector256.Create(0.09678418f));
+        p = Vector256.FusedMultiplyAdd(p, t, Vector256.Create(0.37409196f));
+        p = Vector256.FusedMultiplyAdd(p, t, Vector256.Create(1.00002368f));
+        p = Vector256.FusedMultiplyAdd(p, t, Vector256.Create(-1.26551223f));
+        var r = t * Vector256.Exp(p - z * z);
+        return Vector256.ConditionalSelect(Vector256.GreaterThanOrEqual(x, Vector256<float>.Zero), one - r, r - one);
+    }
+
     /// <summary>out = x * 0.5 * (1 + erf(x / sqrt 2)).</summary>
     public static void GeluForward(Span<float> output, ReadOnlySpan<float> input, int N)
     {
-        for (int i = 0; i < N; i++)
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var c = Vector256.Create(InvSqrt2);
+            var half = Vector256.Create(0.5f);
+            var one = Vector256.Create(1f);
+            for (; i <= N - 8; i += 8)
+            {
+                var x = Vector256.Create(input.Slice(i, 8));
+                (half * x * (one + Erf(x * c))).CopyTo(output.Slice(i, 8));
+            }
+        }
+        for (; i < N; i++)
         {
             float x = input[i];
             output[i] = 0.5f * x * (1f + Erf(x * InvSqrt2));
@@ -94,13 +128,37 @@ public static class Elementwise
     /// <summary>dinput += doutput * gelu'(x), gelu'(x) = Phi(x) + x phi(x).</summary>
     public static void GeluBackward(Span<float> dinput, ReadOnlySpan<float> input, ReadOnlySpan<float> doutput, int N)
     {
-        for (int i = 0; i < N; i++)
-        {
-            float x = input[i];
-            float cdf = 0.5f * (1f + Erf(x * InvSqrt2));
-            float pdf = InvSqrt2Pi * MathF.Exp(-0.5f * x * x);
-            dinput[i] += doutput[i] * (cdf + x * pdf);
-        }
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+            for (; i <= N - 8; i += 8)
+            {
+                var g = GeluDerivative(Vector256.Create(input.Slice(i, 8)));
+                (Vector256.Create(dinput.Slice(i, 8)) + Vector256.Create(doutput.Slice(i, 8)) * g).CopyTo(dinput.Slice(i, 8));
+            }
+        for (; i < N; i++) dinput[i] += doutput[i] * GeluDerivative(input[i]);
+    }
+
+    /// <summary>grad[i] *= gelu'(x[i]), in place (the backward pass through GELU when nothing else adds into grad).</summary>
+    public static void GeluBackwardInPlace(Span<float> grad, ReadOnlySpan<float> input, int N)
+    {
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+            for (; i <= N - 8; i += 8)
+                (Vector256.Create(grad.Slice(i, 8)) * GeluDerivative(Vector256.Create(input.Slice(i, 8)))).CopyTo(grad.Slice(i, 8));
+        for (; i < N; i++) grad[i] *= GeluDerivative(input[i]);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float GeluDerivative(float x) =>
+        0.5f * (1f + Erf(x * InvSqrt2)) + x * InvSqrt2Pi * MathF.Exp(-0.5f * x * x);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> GeluDerivative(Vector256<float> x)
+    {
+        var half = Vector256.Create(0.5f);
+        var cdf = half * (Vector256.Create(1f) + Erf(x * Vector256.Create(InvSqrt2)));
+        var pdf = Vector256.Create(InvSqrt2Pi) * Vector256.Exp(-half * x * x);
+        return cdf + x * pdf;
     }
 
     // ---------------- bias ----------------

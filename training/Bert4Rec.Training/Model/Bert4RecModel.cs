@@ -332,23 +332,9 @@ public sealed unsafe class Bert4RecModel : IDisposable
             Array.Copy(_dtmp, _dh, T * d);                       // _dh = d(a) (residual part)
             if (hp > 0) DropRows(_dtmp, d, batch, seed, 3 + 3 * l, hp);   // _dtmp = d(f2)
             LinearBackward(_dwide, false, _dtmp, L.G, Off(pre + "ffn.w2"), Off(pre + "ffn.b2"), T, _inner, d);   // _dwide = d(g)
-            var dF1 = L.F1;   // F1 is no longer needed after we read it below: compute gelu' into a fresh span of _dqkv? keep separate
-            float[] dgelu = new float[0];
-            _ = dgelu;
-            // d(f1) = gelu'(f1) * d(g): written over d(g) in place via a temporary per chunk
+            // d(f1) = gelu'(f1) * d(g), in place
             Elementwise.ParallelRows(T, 256, (t0, t1) =>
-            {
-                int o = t0 * _inner, len = (t1 - t0) * _inner;
-                var dg = _dwide.AsSpan(o, len);
-                var f1 = dF1.AsSpan(o, len);
-                for (int i = 0; i < len; i++)
-                {
-                    float x = f1[i];
-                    float cdf = 0.5f * (1f + Elementwise.Erf(x * 0.70710678118654752f));
-                    float pdf = 0.39894228040143268f * MathF.Exp(-0.5f * x * x);
-                    dg[i] *= cdf + x * pdf;
-                }
-            });
+                Elementwise.GeluBackwardInPlace(_dwide.AsSpan(t0 * _inner, (t1 - t0) * _inner), L.F1.AsSpan(t0 * _inner, (t1 - t0) * _inner), (t1 - t0) * _inner));
             LinearBackward(_dh, true, _dwide, L.A, Off(pre + "ffn.w1"), Off(pre + "ffn.b1"), T, d, _inner);      // _dh = d(a) total
             // a = LN1(res1)
             Array.Clear(_dtmp, 0, T * d);
