@@ -16,12 +16,12 @@ public static class Elementwise
         for (int t = 0; t < T; t++)
         {
             var x = input.Slice(t * C, C);
-            float m = TensorPrimitives.Sum(x) / C;
-            double v = 0;
-            for (int i = 0; i < C; i++) { float d = x[i] - m; v += d * d; }
-            float rs = 1f / MathF.Sqrt((float)(v / C) + eps);
             var o = output.Slice(t * C, C);
-            for (int i = 0; i < C; i++) o[i] = (x[i] - m) * rs * weight[i] + bias[i];
+            float m = TensorPrimitives.Sum(x) / C;
+            TensorPrimitives.Subtract(x, m, o);                         // o = x - m
+            float rs = 1f / MathF.Sqrt(TensorPrimitives.SumOfSquares(o) / C + eps);
+            TensorPrimitives.Multiply(o, rs, o);                        // xhat
+            TensorPrimitives.FusedMultiplyAdd(o, weight, bias, o);      // xhat * g + b
             mean[t] = m;
             rstd[t] = rs;
         }
@@ -32,28 +32,25 @@ public static class Elementwise
                                          ReadOnlySpan<float> input, ReadOnlySpan<float> weight, ReadOnlySpan<float> mean,
                                          ReadOnlySpan<float> rstd, int T, int C)
     {
+        Span<float> xhat = C <= 1024 ? stackalloc float[C] : new float[C];
+        Span<float> d = C <= 1024 ? stackalloc float[C] : new float[C];
         for (int t = 0; t < T; t++)
         {
             var x = input.Slice(t * C, C);
             var dy = doutput.Slice(t * C, C);
-            float m = mean[t], rs = rstd[t];
-            float sumD = 0, sumDX = 0;
-            for (int i = 0; i < C; i++)
-            {
-                float xhat = (x[i] - m) * rs;
-                float d = dy[i] * weight[i];
-                sumD += d;
-                sumDX += d * xhat;
-                dweight[i] += dy[i] * xhat;
-                dbias[i] += dy[i];
-            }
-            sumD /= C; sumDX /= C;
+            float rs = rstd[t];
+            TensorPrimitives.Subtract(x, mean[t], xhat);
+            TensorPrimitives.Multiply(xhat, rs, xhat);
+            TensorPrimitives.FusedMultiplyAdd(dy, xhat, dweight, dweight);    // dg += dy * xhat
+            TensorPrimitives.Add(dbias, dy, dbias);                           // db += dy
+            TensorPrimitives.Multiply(dy, weight, d);                         // d = dy * g
+            float sumD = TensorPrimitives.Sum(d) / C;
+            float sumDX = TensorPrimitives.Dot(d, xhat) / C;
+            // dx += rs * (d - sumD - xhat * sumDX)
+            TensorPrimitives.Subtract(d, sumD, d);
+            TensorPrimitives.FusedMultiplyAdd(xhat, -sumDX, d, d);
             var dx = dinput.Slice(t * C, C);
-            for (int i = 0; i < C; i++)
-            {
-                float xhat = (x[i] - m) * rs;
-                dx[i] += rs * (dy[i] * weight[i] - sumD - xhat * sumDX);
-            }
+            TensorPrimitives.FusedMultiplyAdd(d, rs, dx, dx);
         }
     }
 
