@@ -96,3 +96,35 @@ public class LearningTests : IDisposable
         Assert.Equal(0.5f, Bert4Rec.Training.Optim.LearningRateSchedule.At(60, 10, 110, 1f), 5);
     }
 }
+
+public class TrainingConfigTests
+{
+    [Theory]
+    [InlineData("heads", 3)]
+    [InlineData("mask-prob", 0)]
+    [InlineData("epochs", 0)]
+    [InlineData("dropout", 1)]
+    public void Invalid_hyperparameters_are_refused_naming_the_flag(string flag, double value)
+    {
+        var cfg = TrainingConfig.FromPreset("ml-1m");
+        cfg = flag switch
+        {
+            "heads" => cfg with { Heads = (int)value },
+            "mask-prob" => cfg with { MaskProbability = (float)value },
+            "epochs" => cfg with { Epochs = (int)value },
+            _ => cfg with { HiddenDropout = (float)value },
+        };
+        var e = Assert.Throws<UsageException>(() => cfg.Validate());
+        Assert.Contains("--" + flag, e.Message);
+    }
+
+    [Fact]
+    public void Presets_follow_the_design_table_and_unknown_presets_are_refused()
+    {
+        var b = TrainingConfig.FromPreset("beauty");
+        Assert.Equal((64, 2, 2, 50, 0.6f, 30, 0.5f, 0.2f), (b.Hidden, b.Heads, b.Layers, b.MaxLength, b.MaskProbability, b.MaxPredictions, b.HiddenDropout, b.AttentionDropout));
+        var s = TrainingConfig.FromPreset("steam");
+        Assert.Equal((256, 8, 50, 0.4f), (s.Hidden, s.Heads, s.MaxLength, s.MaskProbability));
+        Assert.Contains("--preset", Assert.Throws<UsageException>(() => TrainingConfig.FromPreset("imdb")).Message);
+    }
+}
