@@ -28,6 +28,8 @@ public sealed record ServiceOptions
     public ExecutionProvider Provider { get; init; } = ExecutionProvider.Cpu;
     public int IntraOpThreads { get; init; } = 1;
     public LogLevel LogLevel { get; init; } = LogLevel.Warning;
+    /// <summary>Structured JSON log lines (one object per event) instead of single-line text.</summary>
+    public bool JsonLogs { get; init; }
 }
 
 public sealed class RunningService : IAsyncDisposable
@@ -58,7 +60,8 @@ public static class ServiceHost
         await holder.ReloadAsync(o.BundlePath);
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
-        builder.Logging.AddSimpleConsole(c => { c.SingleLine = true; c.TimestampFormat = "HH:mm:ss "; });
+        if (o.JsonLogs) builder.Logging.AddJsonConsole(c => { c.TimestampFormat = "O"; c.UseUtcTimestamp = true; });
+        else builder.Logging.AddSimpleConsole(c => { c.SingleLine = true; c.TimestampFormat = "HH:mm:ss "; });
         builder.Logging.SetMinimumLevel(o.LogLevel);
         builder.WebHost.UseUrls(o.Urls);
         builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = o.MaxBodyBytes);
