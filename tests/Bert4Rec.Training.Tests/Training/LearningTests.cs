@@ -20,7 +20,7 @@ public class LearningTests : IDisposable
     public void A_short_run_beats_popularity_by_at_least_twice_on_synthetic_data()
     {
         var split = SmallSynthetic();
-        var cfg = TrainingConfig.FromPreset("synthetic") with { Epochs = 8, MaxLength = 30, Threads = 2, Patience = 0 };
+        var cfg = TrainingConfig.FromPreset("synthetic") with { Epochs = 14, MaxLength = 30, Threads = 2, Patience = 0, EvalEvery = 2 };
         var state = new Trainer(cfg, split, null, _ => { }).Run();
         using var model = new Bert4RecModel(cfg.ToModelConfig(split.ItemCount), 256, 2);
         state.BestParameters!.CopyTo(model.Parameters, 0);

@@ -18,12 +18,12 @@ internal sealed class DemoVerb : IVerb
 {
     public string Name => "demo";
     public string Summary => "generate data, train, evaluate, export, index, serve and query, end to end";
-    public string Usage => "  --out DIR (default runs/demo)  --epochs N (default 6)  --users N (2000)  --items N (500)  --threads N";
+    public string Usage => "  --out DIR (default runs/demo)  --epochs N (default 10)  --users N (2000)  --items N (500)  --threads N";
 
     public int Run(CommandLine a)
     {
         string outDir = a.String("out", "runs/demo");
-        int epochs = a.Int("epochs", 6, 1), users = a.Int("users", 2000, 50), items = a.Int("items", 500, 20), threads = a.Int("threads", 0, 0);
+        int epochs = a.Int("epochs", 10, 1), users = a.Int("users", 2000, 50), items = a.Int("items", 500, 20), threads = a.Int("threads", 0, 0);
         a.EnsureAllUsed();
         var total = Stopwatch.StartNew();
         var clock = Stopwatch.StartNew();
