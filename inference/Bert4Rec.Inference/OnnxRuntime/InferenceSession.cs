@@ -162,12 +162,8 @@ public sealed unsafe class InferenceSession : IDisposable
                     outNames[i - nIn] = _outputNamePtrs[k];
                 }
                 CheckCompatible(t, meta, i < nIn ? "input" : "output");
-                long bytes;
-                if (t.ElementType == TensorElementType.Int64) { handles[i] = t.Int64Data.Pin(); bytes = t.Int64Data.Length * 8L; }
-                else { handles[i] = t.FloatData.Pin(); bytes = t.FloatData.Length * 4L; }
+                values[i] = PinAsValue(t, ref handles[i]);
                 pinned = i + 1;
-                fixed (long* shape = t.Shape)
-                    values[i] = OrtApi.CreateTensor(_memoryInfo, handles[i].Pointer, bytes, shape, t.Shape.Length, t.ElementType);
             }
             fixed (IntPtr* inN = inNames)
             fixed (IntPtr* outN = outNames)
@@ -220,12 +216,8 @@ public sealed unsafe class InferenceSession : IDisposable
                 if (!_inputIndex.TryGetValue(t.Name, out int k)) throw new ArgumentException($"model {ModelPath} has no input '{t.Name}'");
                 CheckCompatible(t, Inputs[k], "input");
                 inNames[i] = _inputNamePtrs[k];
-                long bytes;
-                if (t.ElementType == TensorElementType.Int64) { handles[i] = t.Int64Data.Pin(); bytes = t.Int64Data.Length * 8L; }
-                else { handles[i] = t.FloatData.Pin(); bytes = t.FloatData.Length * 4L; }
+                values[i] = PinAsValue(t, ref handles[i]);
                 pinned = i + 1;
-                fixed (long* shape = t.Shape)
-                    values[i] = OrtApi.CreateTensor(_memoryInfo, handles[i].Pointer, bytes, shape, t.Shape.Length, t.ElementType);
             }
             fixed (IntPtr* inN = inNames)
             fixed (IntPtr* outN = outNames)
@@ -249,6 +241,25 @@ public sealed unsafe class InferenceSession : IDisposable
             foreach (var v in values) OrtApi.ReleaseValue(v);
             foreach (var v in outValues) OrtApi.ReleaseValue(v);
             for (int i = 0; i < pinned; i++) handles[i].Dispose();
+        }
+    }
+
+    /// <summary>Pins the tensor's memory into <paramref name="handle"/> and wraps it in an OrtValue (no copy). On failure the pin is released.</summary>
+    private IntPtr PinAsValue(in NamedTensor t, ref MemoryHandle handle)
+    {
+        long bytes;
+        if (t.ElementType == TensorElementType.Int64) { handle = t.Int64Data.Pin(); bytes = t.Int64Data.Length * 8L; }
+        else { handle = t.FloatData.Pin(); bytes = t.FloatData.Length * 4L; }
+        try
+        {
+            fixed (long* shape = t.Shape)
+                return OrtApi.CreateTensor(_memoryInfo, handle.Pointer, bytes, shape, t.Shape.Length, t.ElementType);
+        }
+        catch
+        {
+            handle.Dispose();
+            handle = default;
+            throw;
         }
     }
 
