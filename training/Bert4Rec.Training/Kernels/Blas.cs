@@ -24,18 +24,25 @@ public static unsafe partial class Blas
     private static partial void openblas_set_num_threads(int n);
 
     private static int _threads = -1;
+    private static readonly object ThreadsLock = new();
 
-    /// <summary>Sets OpenBLAS's thread count (once per distinct value).</summary>
+    /// <summary>
+    /// Sets OpenBLAS's thread count (process-wide; a call with the current value does nothing). Results of the large
+    /// products are bitwise reproducible for a fixed count, so one process should run one training at a time.
+    /// </summary>
     public static void SetThreads(int n)
     {
         if (n < 1) throw new ArgumentOutOfRangeException(nameof(n));
-        if (_threads == n) return;
-        try { openblas_set_num_threads(n); }
-        catch (DllNotFoundException e)
+        lock (ThreadsLock)
         {
-            throw new DllNotFoundException($"OpenBLAS ({Library}) is missing: install it with scripts/setup.sh (Debian libopenblas-dev). {e.Message}", e);
+            if (_threads == n) return;
+            try { openblas_set_num_threads(n); }
+            catch (DllNotFoundException e)
+            {
+                throw new DllNotFoundException($"OpenBLAS ({Library}) is missing: install it with scripts/setup.sh (Debian libopenblas-dev). {e.Message}", e);
+            }
+            _threads = n;
         }
-        _threads = n;
     }
 
     /// <summary>
