@@ -105,3 +105,16 @@ public class KernelTests
         Assert.Equal(x.AsSpan(0, 1000).ToArray(), y);                  // same key, same ids, same mask
     }
 }
+
+public class StableSeedTests
+{
+    [Fact]
+    public void Seeds_are_the_same_in_every_process()
+    {
+        // Expected values computed independently (Python, same SplitMix64 packing). A per-process randomized hash such as
+        // HashCode.Combine would not reproduce them, and then pop100 draws and resumed runs would differ between processes.
+        Assert.Equal(1544296352, Bert4Rec.Training.Kernels.Elementwise.StableSeed(1, 2, 3));
+        Assert.Equal(1292998634, Bert4Rec.Training.Kernels.Elementwise.StableSeed(42, 7, 0x5eed));
+        Assert.NotEqual(Bert4Rec.Training.Kernels.Elementwise.StableSeed(42, 7, 1), Bert4Rec.Training.Kernels.Elementwise.StableSeed(42, 8, 1));
+    }
+}

@@ -106,7 +106,7 @@ public static class Evaluator
         var banned = new HashSet<int>(c.History) { c.Target };
         int available = n - banned.Count(i => i >= 1 && i <= n);
         count = Math.Min(count, Math.Max(0, available));
-        var rng = new Random(HashCode.Combine(seed, c.User, 0x5eed));
+        var rng = new Random(Kernels.Elementwise.StableSeed(seed, c.User, 0x5eed));
         var chosen = new HashSet<int>();
         var result = new int[count];
         int k = 0, tries = 0;

@@ -208,6 +208,19 @@ public static class Elementwise
         Parallel.For(0, chunks, c => body(c * chunk, Math.Min(T, (c + 1) * chunk)));
     }
 
+    /// <summary>
+    /// A deterministic 31-bit seed from three integers (SplitMix64 finalizer). Unlike HashCode.Combine, which .NET
+    /// randomizes per process, it is the same in every process, so a resumed run or a re-run evaluation draws the same.
+    /// </summary>
+    public static int StableSeed(int a, int b, int c)
+    {
+        ulong z = ((ulong)(uint)a << 32 | (uint)b) ^ ((ulong)(uint)c * 0x9E3779B97F4A7C15UL);
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        z ^= z >> 31;
+        return (int)(z & int.MaxValue);
+    }
+
     /// <summary>A 64-bit key for one dropout site: (step seed, site, row).</summary>
     public static ulong Key(ulong seed, int site, int row)
     {

@@ -48,7 +48,7 @@ public sealed class Trainer
         return list;
     }
 
-    internal static int Mix(int a, int b, int c) => HashCode.Combine(a, b, c) & int.MaxValue;
+    internal static int Mix(int a, int b, int c) => Kernels.Elementwise.StableSeed(a, b, c);
 
     public int StepsPerEpoch() => (EpochPlan(0).Count + _cfg.BatchSize - 1) / _cfg.BatchSize;
 
