@@ -21,13 +21,15 @@ public class OnnxParityTests : IDisposable
         return m;
     }
 
-    [Fact]
-    public void Onnx_scores_and_user_vector_equal_the_trainer_forward_for_padded_short_and_full_rows()
+    [Theory]
+    [InlineData(AttentionForm.Standard)]
+    [InlineData(AttentionForm.MultiHeadAttention)]
+    public void Onnx_scores_and_user_vector_equal_the_trainer_forward_for_padded_short_and_full_rows(AttentionForm form)
     {
         var cfg = new ModelConfig { ItemCount = 50, Hidden = 16, Heads = 2, Layers = 2, MaxLength = 12 };
         using var model = RandomModel(cfg, 3);
-        string path = Path.Combine(_dir.FullName, "model.onnx");
-        OnnxExporter.Export(cfg, model.Parameters, path);
+        string path = Path.Combine(_dir.FullName, $"model-{form}.onnx");
+        OnnxExporter.Export(cfg, model.Parameters, path, attention: form);
         using var s = new InferenceSession(path, new SessionOptions { IntraOpThreads = 1 });
 
         int N = cfg.MaxLength, B = 3, C = 7, V = cfg.VocabSize, d = cfg.Hidden;

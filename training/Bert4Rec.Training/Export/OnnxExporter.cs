@@ -8,6 +8,9 @@ using DT = Bert4Rec.Contracts.Onnx.OnnxTensor.Types.DataType;
 
 namespace Bert4Rec.Training.Export;
 
+/// <summary>How the exported graph computes attention: standard ONNX ops, or ONNX Runtime's fused contrib operator.</summary>
+public enum AttentionForm { Standard, MultiHeadAttention }
+
 public static class OnnxExporter
 {
     public const int Opset = 17;
@@ -21,7 +24,8 @@ public static class OnnxExporter
     /// item_ids [batch, N], k int64 [1] -> item_scores [batch, n] (logits of items 1..n), top_scores [batch, k],
     /// top_items int64 [batch, k] (item indices 1..n, best first).
     /// </summary>
-    public static OnnxModel Build(ModelConfig cfg, float[] parameters, string producerVersion = "1.0", bool fullCatalog = false)
+    public static OnnxModel Build(ModelConfig cfg, float[] parameters, string producerVersion = "1.0", bool fullCatalog = false,
+                                  AttentionForm attention = AttentionForm.Standard)
     {
         var layout = new ParameterLayout(cfg);
         if (parameters.Length != layout.TotalSize) throw new ArgumentException($"parameters has {parameters.Length} floats; the layout needs {layout.TotalSize}");
@@ -46,6 +50,10 @@ public static class OnnxExporter
         // additive key mask: -10000 at [PAD] keys, shape [B,1,1,N]
         string isPad = g.Node("Cast", [g.Node("Equal", [ItemIds, g.Int64s(0)])], null, "", OnnxGraphBuilder.Int("to", (long)DT.Float));
         string keyMask = g.Node("Unsqueeze", [g.Node("Mul", [isPad, g.Scalar(-10000f)]), g.Int64s(1, 2)]);
+        // for the fused operator: 1 = attend, 0 = [PAD] (gets mask_filter_value, -10000, added)
+        string keyKeep = attention == AttentionForm.MultiHeadAttention
+            ? g.Node("Cast", [g.Node("Not", [g.Node("Equal", [ItemIds, g.Int64s(0)])])], null, "", OnnxGraphBuilder.Int("to", (long)DT.Int32))
+            : "";
         string headShape = g.Int64s(0, 0, H, dh), flatShape = g.Int64s(0, 0, d);
         string splitSizes = g.Int64s(d, d, d);
         float scale = 1f / MathF.Sqrt(dh);
@@ -75,12 +83,21 @@ public static class OnnxExporter
                 var kv = g.NodeMulti("Split", [Linear(h, wkv, bkv), g.Int64s(d, d)], 2, "", OnnxGraphBuilder.Int("axis", 2));
                 (k0, v0) = (kv[0], kv[1]);
             }
-            string q = g.Node("Transpose", [g.Node("Reshape", [q0, headShape])], null, "", OnnxGraphBuilder.Ints("perm", 0, 2, 1, 3));
-            string kT = g.Node("Transpose", [g.Node("Reshape", [k0, headShape])], null, "", OnnxGraphBuilder.Ints("perm", 0, 2, 3, 1));
-            string v = g.Node("Transpose", [g.Node("Reshape", [v0, headShape])], null, "", OnnxGraphBuilder.Ints("perm", 0, 2, 1, 3));
-            string s = g.Node("Add", [g.Node("Mul", [g.Node("MatMul", [q, kT]), g.Scalar(scale)]), keyMask]);
-            string probs = g.Node("Softmax", [s], null, "", lastAxis);
-            string ctx = g.Node("Reshape", [g.Node("Transpose", [g.Node("MatMul", [probs, v])], null, "", OnnxGraphBuilder.Ints("perm", 0, 2, 1, 3)), flatShape]);
+            string ctx;
+            if (attention == AttentionForm.MultiHeadAttention)
+            {
+                ctx = g.Node("MultiHeadAttention", [q0, k0, v0, "", keyKeep], null, "com.microsoft",
+                    OnnxGraphBuilder.Int("num_heads", H), OnnxGraphBuilder.Float("mask_filter_value", -10000f), OnnxGraphBuilder.Float("scale", scale));
+            }
+            else
+            {
+                string q = g.Node("Transpose", [g.Node("Reshape", [q0, headShape])], null, "", OnnxGraphBuilder.Ints("perm", 0, 2, 1, 3));
+                string kT = g.Node("Transpose", [g.Node("Reshape", [k0, headShape])], null, "", OnnxGraphBuilder.Ints("perm", 0, 2, 3, 1));
+                string v = g.Node("Transpose", [g.Node("Reshape", [v0, headShape])], null, "", OnnxGraphBuilder.Ints("perm", 0, 2, 1, 3));
+                string s = g.Node("Add", [g.Node("Mul", [g.Node("MatMul", [q, kT]), g.Scalar(scale)]), keyMask]);
+                string probs = g.Node("Softmax", [s], null, "", lastAxis);
+                ctx = g.Node("Reshape", [g.Node("Transpose", [g.Node("MatMul", [probs, v])], null, "", OnnxGraphBuilder.Ints("perm", 0, 2, 1, 3)), flatShape]);
+            }
             string a = LN(g.Node("Add", [residual, Linear(ctx, p + "attn.out.w", p + "attn.out.b")]), p + "ln1");
             string f = Linear(Gelu(Linear(a, p + "ffn.w1", p + "ffn.b1")), p + "ffn.w2", p + "ffn.b2");
             h = LN(g.Node("Add", [a, f]), p + "ln2");
@@ -102,7 +119,7 @@ public static class OnnxExporter
             g.Graph.Output.Add(OnnxGraphBuilder.Value(ItemScores, DT.Float, "batch", cfg.ItemCount));
             g.Graph.Output.Add(OnnxGraphBuilder.Value(TopScores, DT.Float, "batch", "k"));
             g.Graph.Output.Add(OnnxGraphBuilder.Value(TopItems, DT.Int64, "batch", "k"));
-            var fm = g.ToModel(Opset, producerVersion);
+            var fm = attention == AttentionForm.MultiHeadAttention ? g.ToModel(Opset, producerVersion, ("com.microsoft", 1)) : g.ToModel(Opset, producerVersion);
             fm.DocString = $"BERT4Rec full-catalog: {cfg.ItemCount} items, d={d}, {cfg.Layers} layers, {H} heads, N={N}";
             return fm;
         }
@@ -118,7 +135,7 @@ public static class OnnxExporter
         g.Graph.Input.Add(OnnxGraphBuilder.Value(CandidateIds, DT.Int64, "batch", "candidates"));
         g.Graph.Output.Add(OnnxGraphBuilder.Value(Scores, DT.Float, "batch", "candidates"));
         g.Graph.Output.Add(OnnxGraphBuilder.Value(UserVector, DT.Float, "batch", d + 1));
-        var model = g.ToModel(Opset, producerVersion);
+        var model = attention == AttentionForm.MultiHeadAttention ? g.ToModel(Opset, producerVersion, ("com.microsoft", 1)) : g.ToModel(Opset, producerVersion);
         model.DocString = $"BERT4Rec: {cfg.ItemCount} items, d={d}, {cfg.Layers} layers, {H} heads, N={N}";
         foreach (var (k, val) in new[] { ("item_count", cfg.ItemCount), ("hidden", d), ("heads", H), ("layers", cfg.Layers), ("max_length", N) })
             model.MetadataProps.Add(new StringEntry { Key = k, Value = val.ToString(System.Globalization.CultureInfo.InvariantCulture) });
@@ -126,6 +143,7 @@ public static class OnnxExporter
     }
 
     /// <summary>Writes model.onnx atomically.</summary>
-    public static void Export(ModelConfig cfg, float[] parameters, string onnxPath, string producerVersion = "1.0", bool fullCatalog = false) =>
-        AtomicFile.WriteAllBytes(onnxPath, Build(cfg, parameters, producerVersion, fullCatalog).ToByteArray());
+    public static void Export(ModelConfig cfg, float[] parameters, string onnxPath, string producerVersion = "1.0", bool fullCatalog = false,
+                              AttentionForm attention = AttentionForm.Standard) =>
+        AtomicFile.WriteAllBytes(onnxPath, Build(cfg, parameters, producerVersion, fullCatalog, attention).ToByteArray());
 }
