@@ -31,7 +31,13 @@ public readonly record struct Neighbor(long Id, float Score);
 public sealed class ItemIndex : IDisposable
 {
     private const ulong Magic = 0x5349414652344234UL;   // "B4RFAISS" little-endian
-    private const int FileVersion = 1;
+    private const int FileVersion = 2;
+
+    // Inner-product search over a graph index (HNSW) is done by the standard reduction to L2 nearest neighbours:
+    // items w -> [w, sqrt(M2 - |w|^2)] with M2 = max |w|^2, queries q -> [q, 0]; then |q' - w'|^2 = |q|^2 + M2 - 2 q.w,
+    // so the L2 order is the inner-product order, and the graph is built in a true metric space.
+    private readonly float _mipsM2;     // 0 = no reduction (the FAISS index works in the caller's metric directly)
+    private bool Reduced => _mipsM2 > 0;
 
     private readonly FaissIndexHandle _handle;
     private readonly long[] _ids;                       // position -> caller's id
@@ -42,8 +48,9 @@ public sealed class ItemIndex : IDisposable
     public IndexMetric Metric { get; }
     public SearchParameters DefaultSearch { get; }
 
-    private ItemIndex(FaissIndexHandle handle, long[] ids, int dimension, string factory, IndexMetric metric, SearchParameters defaults)
+    private ItemIndex(FaissIndexHandle handle, long[] ids, int dimension, string factory, IndexMetric metric, SearchParameters defaults, float mipsM2 = 0)
     {
+        _mipsM2 = mipsM2;
         _handle = handle;
         _ids = ids;
         Dimension = dimension;
@@ -83,7 +90,30 @@ public sealed class ItemIndex : IDisposable
         if (string.IsNullOrWhiteSpace(factory) || factory == "auto") factory = DefaultFactory(ids.Length);
 
         NativeMethods.EnsureLoaded();
-        NativeMethods.Check(NativeMethods.IndexCreate(factory, dimension, (int)metric, options.EfConstruction, out var raw), $"create '{factory}'");
+        float m2 = 0;
+        if (metric == IndexMetric.InnerProduct && UsesGraph(factory) && ids.Length > 0)
+        {
+            for (int i = 0; i < ids.Length; i++) m2 = Math.Max(m2, System.Numerics.Tensors.TensorPrimitives.SumOfSquares(vectors.Slice(i * dimension, dimension)));
+            m2 = Math.Max(m2 * 1.0001f, float.Epsilon);
+            var aug = new float[(long)ids.Length * (dimension + 1)];
+            for (int i = 0; i < ids.Length; i++)
+            {
+                var v = vectors.Slice(i * dimension, dimension);
+                v.CopyTo(aug.AsSpan(i * (dimension + 1), dimension));
+                aug[i * (dimension + 1) + dimension] = MathF.Sqrt(Math.Max(0f, m2 - System.Numerics.Tensors.TensorPrimitives.SumOfSquares(v)));
+            }
+            return BuildNative(aug, ids, dimension, dimension + 1, factory, IndexMetric.L2, metric, options, m2);
+        }
+        return BuildNative(vectors, ids, dimension, dimension, factory, metric, metric, options, 0);
+    }
+
+    /// <summary>Factories whose search walks a graph (HNSW), where inner product gets the reduction to L2.</summary>
+    private static bool UsesGraph(string factory) => factory.Contains("HNSW", StringComparison.OrdinalIgnoreCase);
+
+    private static unsafe ItemIndex BuildNative(ReadOnlySpan<float> vectors, ReadOnlySpan<long> ids, int dimension, int nativeDim, string factory,
+                                                IndexMetric nativeMetric, IndexMetric metric, IndexBuildOptions options, float m2)
+    {
+        NativeMethods.Check(NativeMethods.IndexCreate(factory, nativeDim, (int)nativeMetric, options.EfConstruction, out var raw), $"create '{factory}'");
         var handle = new FaissIndexHandle(raw);
         try
         {
@@ -96,15 +126,15 @@ public sealed class ItemIndex : IDisposable
                     if (n == 0) throw new ArgumentException($"factory '{factory}' needs training vectors; none were given");
                     long nt = options.MaxTrainingVectors > 0 ? Math.Min(n, options.MaxTrainingVectors) : n;
                     // Training sample: evenly strided rows, deterministic.
-                    float[] sample = new float[nt * dimension];
+                    float[] sample = new float[nt * nativeDim];
                     for (long i = 0; i < nt; i++)
-                        vectors.Slice((int)(i * n / nt * dimension), dimension).CopyTo(sample.AsSpan((int)(i * dimension), dimension));
+                        vectors.Slice((int)(i * n / nt * nativeDim), nativeDim).CopyTo(sample.AsSpan((int)(i * nativeDim), nativeDim));
                     fixed (float* s = sample) NativeMethods.Check(NativeMethods.IndexTrain(handle, nt, s), $"train '{factory}'");
                 }
                 if (n > 0) NativeMethods.Check(NativeMethods.IndexAdd(handle, n, x), "add");
             }
             ApplyDefaults(handle, options.DefaultSearch);
-            return new ItemIndex(handle, ids.ToArray(), dimension, factory, metric, options.DefaultSearch);
+            return new ItemIndex(handle, ids.ToArray(), dimension, factory, metric, options.DefaultSearch, m2);
         }
         catch
         {
@@ -142,11 +172,25 @@ public sealed class ItemIndex : IDisposable
         int maxExclude = 0;
         if (exclude != null) foreach (var e in exclude) maxExclude = Math.Max(maxExclude, e?.Count ?? 0);
         long fetch = Math.Min(Count, (long)k + maxExclude);
+        ReadOnlySpan<float> native = queries;
+        float[]? qnorm = null;
+        if (Reduced)
+        {
+            var aug = new float[queryCount * (Dimension + 1)];
+            qnorm = new float[queryCount];
+            for (int q = 0; q < queryCount; q++)
+            {
+                var src = queries.Slice(q * Dimension, Dimension);
+                src.CopyTo(aug.AsSpan(q * (Dimension + 1), Dimension));
+                qnorm[q] = System.Numerics.Tensors.TensorPrimitives.SumOfSquares(src);
+            }
+            native = aug;
+        }
         while (true)
         {
             var distances = new float[queryCount * fetch];
             var labels = new long[queryCount * fetch];
-            fixed (float* x = queries)
+            fixed (float* x = native)
             fixed (float* dist = distances)
             fixed (long* lab = labels)
                 NativeMethods.Check(NativeMethods.IndexSearch(_handle, queryCount, x, fetch, p.EfSearch, p.Nprobe, dist, lab), "search");
@@ -165,7 +209,8 @@ public sealed class ItemIndex : IDisposable
                     long id = _ids[pos];
                     if (ex != null && ex.Contains(id)) continue;
                     float score = distances[q * fetch + j];
-                    list.Add(new Neighbor(id, Metric == IndexMetric.L2 ? -score : score));
+                    // reduced: d = |q|^2 + M2 - 2 q.w  =>  q.w = (|q|^2 + M2 - d) / 2
+                    list.Add(new Neighbor(id, Reduced ? 0.5f * (qnorm![q] + _mipsM2 - score) : Metric == IndexMetric.L2 ? -score : score));
                 }
                 results[q] = list.ToArray();
                 // An approximate index can return fewer valid results than asked; widen the fetch and retry.
@@ -186,7 +231,7 @@ public sealed class ItemIndex : IDisposable
         {
             var payload = new ReadOnlySpan<byte>((void*)data, checked((int)size));
             byte[] factory = Encoding.UTF8.GetBytes(Factory);
-            int headerLen = 8 + 4 + 4 + 4 + 8 + 4 + factory.Length + 4 + 4;
+            int headerLen = 8 + 4 + 4 + 4 + 8 + 4 + factory.Length + 4 + 4 + 4;
             var buf = new byte[headerLen + _ids.Length * 8L + 8 + payload.Length + 32];
             var w = buf.AsSpan();
             int o = 0;
@@ -199,6 +244,7 @@ public sealed class ItemIndex : IDisposable
             factory.CopyTo(w[o..]); o += factory.Length;
             BinaryPrimitives.WriteInt32LittleEndian(w[o..], DefaultSearch.EfSearch); o += 4;
             BinaryPrimitives.WriteInt32LittleEndian(w[o..], DefaultSearch.Nprobe); o += 4;
+            BinaryPrimitives.WriteSingleLittleEndian(w[o..], _mipsM2); o += 4;
             MemoryMarshal.AsBytes(_ids.AsSpan()).CopyTo(w[o..]); o += _ids.Length * 8;
             BinaryPrimitives.WriteInt64LittleEndian(w[o..], payload.Length); o += 8;
             payload.CopyTo(w[o..]); o += payload.Length;
@@ -232,11 +278,13 @@ public sealed class ItemIndex : IDisposable
         int metric = BinaryPrimitives.ReadInt32LittleEndian(r[o..]); o += 4;
         long count = BinaryPrimitives.ReadInt64LittleEndian(r[o..]); o += 8;
         int flen = BinaryPrimitives.ReadInt32LittleEndian(r[o..]); o += 4;
-        if (dim < 1 || metric is < 0 or > 1 || count < 0 || flen < 0 || flen > 4096 || o + flen + 8 + count * 8 + 8 > body.Length)
+        if (dim < 1 || metric is < 0 or > 1 || count < 0 || flen < 0 || flen > 4096 || o + flen + 12 + count * 8 + 8 > body.Length)
             throw new IndexFileException($"{path}: header fields out of range (dimension {dim}, metric {metric}, count {count})");
         string factory = Encoding.UTF8.GetString(r.Slice(o, flen)); o += flen;
         int ef = BinaryPrimitives.ReadInt32LittleEndian(r[o..]); o += 4;
         int nprobe = BinaryPrimitives.ReadInt32LittleEndian(r[o..]); o += 4;
+        float m2 = BinaryPrimitives.ReadSingleLittleEndian(r[o..]); o += 4;
+        if (!(m2 >= 0) || float.IsInfinity(m2)) throw new IndexFileException($"{path}: header field mips_m2 {m2} out of range");
         long[] ids = MemoryMarshal.Cast<byte, long>(r.Slice(o, checked((int)(count * 8)))).ToArray(); o += (int)(count * 8);
         long plen = BinaryPrimitives.ReadInt64LittleEndian(r[o..]); o += 8;
         if (plen <= 0 || o + plen != body.Length) throw new IndexFileException($"{path}: payload length {plen} does not match the file");
@@ -259,11 +307,12 @@ public sealed class ItemIndex : IDisposable
         {
             NativeMethods.Check(NativeMethods.IndexNTotal(handle, out long ntotal), "ntotal");
             NativeMethods.Check(NativeMethods.IndexDimension(handle, out int d), "dimension");
-            if (ntotal != count || d != dim)
-                throw new IndexFileException($"{path}: FAISS payload holds {ntotal} vectors of dimension {d}, header says {count} of {dim}");
+            int nativeDim = m2 > 0 ? dim + 1 : dim;
+            if (ntotal != count || d != nativeDim)
+                throw new IndexFileException($"{path}: FAISS payload holds {ntotal} vectors of dimension {d}, header says {count} of {nativeDim}");
             var defaults = new SearchParameters(ef, nprobe);
             ApplyDefaults(handle, defaults);
-            return new ItemIndex(handle, ids, dim, factory, (IndexMetric)metric, defaults);
+            return new ItemIndex(handle, ids, dim, factory, (IndexMetric)metric, defaults, m2);
         }
         catch
         {

@@ -80,6 +80,33 @@ public class ItemIndexTests : IDisposable
     }
 
     [Fact]
+    public void Hnsw_inner_product_scores_are_the_true_dot_products_and_recall_holds_for_queries_unlike_the_items()
+    {
+        // queries from other centres than the items: the case where HNSW directly over inner product loses most of its
+        // recall (0.44 measured before the reduction to L2 nearest neighbours)
+        const int n = 20000, dim = 32, k = 50, nq = 50;
+        var (v, ids) = Clustered(n, dim, 3);
+        var (queries, _) = Clustered(nq, dim, 4, centerSeed: 99);
+        using var exact = ItemIndex.Build(v, ids, dim, "Flat");
+        using var hnsw = ItemIndex.Build(v, ids, dim, "HNSW32");
+        var a = exact.Search(queries, nq, k);
+        var b = hnsw.Search(queries, nq, k, new SearchParameters(EfSearch: 256));
+        double hits = 0;
+        for (int q = 0; q < nq; q++)
+        {
+            hits += b[q].Select(x => x.Id).Intersect(a[q].Select(x => x.Id)).Count();
+            foreach (var nb in b[q])
+            {
+                double dot = 0;
+                for (int j = 0; j < dim; j++) dot += v[(nb.Id - 1) * dim + j] * queries[q * dim + j];
+                Assert.True(Math.Abs(dot - nb.Score) <= 1e-3 * Math.Max(1, Math.Abs(dot)), $"id {nb.Id}: score {nb.Score} vs dot {dot}");
+            }
+        }
+        double recall = hits / (nq * k);
+        Assert.True(recall >= 0.9, $"HNSW32 recall@{k} = {recall:F3} for out-of-distribution queries");
+    }
+
+    [Fact]
     public void Excluded_ids_never_come_back_and_k_results_are_still_returned()
     {
         const int n = 500, dim = 8, k = 20;
