@@ -121,3 +121,55 @@ public class FullCatalogTests : IDisposable
         }
     }
 }
+
+public class TrainedParityAndRerankerTests : IDisposable
+{
+    private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("b4r-trained-");
+    public void Dispose() => _dir.Delete(true);
+
+    [Fact]
+    public void A_briefly_trained_model_keeps_parity_and_the_batched_reranker_orders_by_the_trainers_logits()
+    {
+        var cfg = new ModelConfig { ItemCount = 40, Hidden = 16, Heads = 2, Layers = 2, MaxLength = 10, HiddenDropout = 0.1f, AttentionDropout = 0.1f };
+        using var model = new Bert4RecModel(cfg, 16, 2);
+        model.InitializeParameters(5);
+        var opt = new Bert4Rec.Training.Optim.AdamW(model.Layout);
+        var rng = new Random(1);
+        int N = cfg.MaxLength;
+        for (int step = 0; step < 30; step++)
+        {
+            var ids = new int[16 * N]; var labels = new int[16 * N];
+            for (int b = 0; b < 16; b++)
+            {
+                int start = rng.Next(1, 30);
+                for (int t = 2; t < N; t++)
+                {
+                    int item = (start + t) % 40 + 1;                  // a learnable "next item" pattern
+                    if (rng.NextDouble() < 0.3) { labels[b * N + t] = item; ids[b * N + t] = cfg.MaskId; } else ids[b * N + t] = item;
+                }
+            }
+            model.TrainStep(ids, labels, 16, (ulong)step);
+            opt.Update(model.Parameters, model.Gradients, 3e-3f);
+        }
+        string path = Path.Combine(_dir.FullName, "model.onnx");
+        OnnxExporter.Export(cfg, model.Parameters, path);
+        using var s = new InferenceSession(path);
+        var reranker = new Reranker(s, cfg.ItemCount);
+        var histories = new IReadOnlyList<int>[] { new[] { 3, 4, 5, 6 }, new[] { 20 }, Enumerable.Range(10, 15).ToArray() };
+        var candidates = new IReadOnlyList<long>[] { new long[] { 7, 1, 30, 8 }, new long[] { 21, 22 }, Array.Empty<long>() };
+        var ranked = reranker.Rerank(histories, candidates);
+        Assert.Empty(ranked[2]);
+        var row = new int[N];
+        var logits = new float[cfg.VocabSize];
+        for (int b = 0; b < 2; b++)
+        {
+            InputBuilder.ForPrediction(histories[b].ToArray(), N, cfg.MaskId, row);
+            model.PredictLast(row, 1, new float[cfg.Hidden], logits);
+            var want = candidates[b].OrderByDescending(c => logits[c]).ToArray();
+            Assert.Equal(want, ranked[b].Select(r => r.Item));
+            foreach (var r in ranked[b]) Assert.True(Math.Abs(r.Score - logits[r.Item]) <= 1e-4, $"item {r.Item}: ORT {r.Score} vs trainer {logits[r.Item]}");
+        }
+        Assert.Throws<ArgumentException>(() => reranker.Rerank(histories, candidates.Take(2).ToArray()));
+        Assert.Throws<ArgumentException>(() => reranker.Rerank(new[] { histories[0] }, new[] { (IReadOnlyList<long>)new long[] { 99 } }));
+    }
+}
