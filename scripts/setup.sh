@@ -38,9 +38,11 @@ done
 if (( ${#missing[@]} )); then
   say "installing Debian packages: ${missing[*]}"
   SUDO=""; [[ $(id -u) == 0 ]] || SUDO="sudo"
-  $SUDO apt-get update -qq >/dev/null || fail "apt-get update failed"
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
-    || fail "apt-get install ${missing[*]} failed"
+  aptlog="$(mktemp)"
+  $SUDO apt-get update -qq >"$aptlog" 2>&1 || { cat "$aptlog" >&2; rm -f "$aptlog"; fail "apt-get update failed"; }
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >"$aptlog" 2>&1 \
+    || { cat "$aptlog" >&2; rm -f "$aptlog"; fail "apt-get install ${missing[*]} failed"; }
+  rm -f "$aptlog"
 else
   say "Debian packages present: ${APT_PACKAGES[*]}"
 fi
