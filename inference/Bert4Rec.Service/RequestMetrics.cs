@@ -53,7 +53,7 @@ public sealed class RequestMetrics
                 sb.Append(inv, $"bert4rec_request_duration_ms_bucket{{endpoint=\"{name}\",le=\"+Inf\"}} {s.Count}\n");
                 sb.Append(inv, $"bert4rec_request_duration_ms_sum{{endpoint=\"{name}\"}} {s.SumMs:F3}\nbert4rec_request_duration_ms_count{{endpoint=\"{name}\"}} {s.Count}\n");
             }
-        sb.Append(inv, $"bert4rec_reloads_total {Reloads}\nbert4rec_reload_failures_total {FailedReloads}\n");
+        sb.Append(inv, $"bert4rec_reloads_total {Interlocked.Read(ref Reloads)}\nbert4rec_reload_failures_total {Interlocked.Read(ref FailedReloads)}\n");
         return sb.ToString();
     }
 }

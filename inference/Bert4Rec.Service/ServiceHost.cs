@@ -117,12 +117,12 @@ public static class ServiceHost
             {
                 var b = await holder.ReloadAsync(string.IsNullOrEmpty(req.Bundle) ? null : req.Bundle);
                 log.LogWarning("reloaded bundle {Path} ({Version})", b.Path, b.Version);
-                metrics.Reloads++;
+                Interlocked.Increment(ref metrics.Reloads);
                 return new ModelInfo { ModelVersion = b.Version, ItemCount = b.Config.ItemCount, BundlePath = b.Path };
             }
             catch (Exception e) when (e is BundleException or IOException or InvalidDataException or OnnxRuntimeException or Retrieval.IndexFileException)
             {
-                metrics.FailedReloads++;
+                Interlocked.Increment(ref metrics.FailedReloads);
                 log.LogError("reload refused, the current bundle keeps serving: {Message}", e.Message);
                 throw new BadRequest("bundle", "reload refused, the current bundle keeps serving: " + e.Message);
             }
