@@ -173,7 +173,7 @@ public sealed class Trainer
                     double rate = stepsThisRun / runClock.Elapsed.TotalSeconds;
                     double eta = (totalSteps - state.GlobalStep) / Math.Max(rate, 1e-9);
                     string line = $"epoch {epoch + 1}/{cfg.Epochs} step {bi + 1}/{stepsPerEpoch} (global {state.GlobalStep}) loss {lossSum / lossCount:F4} " +
-                                  $"{tokens / clock.Elapsed.TotalSeconds:N0} tok/s lr {lr:G3} ETA {TimeSpan.FromSeconds(Math.Min(eta, 8.6e6)):d\\.hh\\:mm\\:ss}" +
+                                  $"{tokens / clock.Elapsed.TotalSeconds:N0} tok/s lr {lr:G3} ETA {Duration(eta)}" +
                                   (state.LastValidation is { } v ? $" | val NDCG@10 {v.Ndcg10:F4} HR@10 {v.Hr10:F4} (best {state.BestMetric:F4})" : "");
                     if (_interactive) Console.Write("\r" + line + "\u001b[K");
                     else _log(line);
@@ -210,6 +210,12 @@ public sealed class Trainer
         }
         if (_runDir != null) Checkpoint.Save(Path.Combine(_runDir, CheckpointFile), state);
         return state;
+    }
+
+    private static string Duration(double seconds)
+    {
+        var t = TimeSpan.FromSeconds(Math.Clamp(seconds, 0, 8.6e7));
+        return t.Days > 0 ? $"{t.Days}d {t:hh\\:mm\\:ss}" : $"{t:hh\\:mm\\:ss}";
     }
 
     /// <summary>config.json, and metrics.jsonl holding exactly the epochs the state has completed (a resumed run drops the lines of
