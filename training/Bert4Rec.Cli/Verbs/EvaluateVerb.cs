@@ -63,7 +63,8 @@ internal sealed class EvaluateVerb : IVerb
         }
         else
         {
-            string path = ckpt ?? Path.Combine(run!, Trainer.CheckpointFile);
+            // a run folder: its best weights (best.bin), or the checkpoint of a run that has not validated yet
+            string path = ckpt ?? (File.Exists(Path.Combine(run!, Trainer.BestFile)) ? Path.Combine(run!, Trainer.BestFile) : Path.Combine(run!, Trainer.CheckpointFile));
             var (cfg, weights) = Checkpoint.LoadWeights(path);
             if (cfg.ItemCount != split.ItemCount) throw new InvalidDataException($"{path}: model has {cfg.ItemCount} items, dataset {split.ItemCount}");
             model = new Bert4RecModel(cfg, 256, threads);

@@ -17,41 +17,36 @@ internal sealed class TrainVerb : IVerb
           --data DIR --out RUN_DIR [--preset ml-1m|ml-20m|beauty|steam|synthetic] [--resume]
           --epochs --batch --lr --warmup --hidden --heads --layers --max-len --mask-prob --max-predictions
           --mask-token-rate --dropout --attn-dropout --weight-decay --clip --seed --threads
-          --eval-every EPOCHS --patience N --val-users N --checkpoint-every STEPS --window-stride N
+          --eval-every EPOCHS | --eval-every-steps STEPS  --patience EVALUATIONS --val-users N
+          --checkpoint-every STEPS --window-stride N
+        run folder: config.json, metrics.jsonl, loss.svg, checkpoint.bin (full state, for --resume), best.bin (best weights),
+        vocab.txt, metrics.json (test split, full and pop100, of the best weights)
         """;
 
     public int Run(CommandLine a)
     {
         string dataDir = a.Required("data"), outDir = a.Required("out");
-        var cfg = TrainingConfig.FromPreset(a.String("preset", "synthetic"));
-        cfg = cfg with
-        {
-            Epochs = a.Int("epochs", cfg.Epochs, 1), BatchSize = a.Int("batch", cfg.BatchSize, 1, 4096),
-            LearningRate = (float)a.Double("lr", cfg.LearningRate, 1e-8, 1), WarmupSteps = a.Int("warmup", cfg.WarmupSteps, 0),
-            Hidden = a.Int("hidden", cfg.Hidden, 2), Heads = a.Int("heads", cfg.Heads, 1), Layers = a.Int("layers", cfg.Layers, 1),
-            MaxLength = a.Int("max-len", cfg.MaxLength, 2, 4096), MaskProbability = (float)a.Double("mask-prob", cfg.MaskProbability, 0.001, 1),
-            MaxPredictions = a.Int("max-predictions", cfg.MaxPredictions, 1), MaskTokenRate = (float)a.Double("mask-token-rate", cfg.MaskTokenRate, 0, 1),
-            HiddenDropout = (float)a.Double("dropout", cfg.HiddenDropout, 0, 0.99), AttentionDropout = (float)a.Double("attn-dropout", cfg.AttentionDropout, 0, 0.99),
-            WeightDecay = (float)a.Double("weight-decay", cfg.WeightDecay, 0, 10), ClipNorm = (float)a.Double("clip", cfg.ClipNorm, 0, 1e6),
-            Seed = a.Int("seed", cfg.Seed), Threads = a.Int("threads", cfg.Threads, 0, 256), EvalEvery = a.Int("eval-every", cfg.EvalEvery, 0),
-            Patience = a.Int("patience", cfg.Patience, 0), ValidationUsers = a.Int("val-users", cfg.ValidationUsers, 0),
-            CheckpointEvery = a.Int("checkpoint-every", cfg.CheckpointEvery, 0), WindowStride = a.Int("window-stride", cfg.WindowStride, 0),
-        };
+        bool presetGiven = a.Has("preset");
+        var cfg = TrainingConfig.FromCommandLine(a, out var given);
         bool resume = a.Flag("resume");
         a.EnsureAllUsed();
-        cfg.Validate();
+        string ckpt = Path.Combine(outDir, Trainer.CheckpointFile);
+        TrainingState? from = null;
+        if (resume)
+        {
+            // a resumed run keeps its checkpoint's hyperparameters (only the thread count may change, at the cost of bitwise equality)
+            var refused = given.Where(f => f != "threads").ToList();
+            if (presetGiven) refused.Insert(0, "preset");
+            if (refused.Count > 0)
+                throw new UsageException($"--resume continues {ckpt} with its own hyperparameters; drop --{string.Join(", --", refused)}");
+            from = Checkpoint.Load(ckpt);
+            cfg = from.Config with { Threads = given.Contains("threads") ? cfg.Threads : from.Config.Threads };
+        }
+        else if (File.Exists(ckpt)) throw new UsageException($"{ckpt} exists: pass --resume to continue that run, or choose another --out");
         var data = SequenceDataset.Load(dataDir);
         var split = LeaveOneOut.Split(data);
         Directory.CreateDirectory(outDir);
         data.Items.Save(Path.Combine(outDir, SequenceDataset.VocabFile));
-        TrainingState? from = null;
-        string ckpt = Path.Combine(outDir, Trainer.CheckpointFile);
-        if (resume)
-        {
-            from = Checkpoint.Load(ckpt);
-            cfg = from.Config with { Threads = cfg.Threads };
-        }
-        else if (File.Exists(ckpt)) throw new UsageException($"{ckpt} exists: pass --resume to continue that run, or choose another --out");
         Console.WriteLine($"training {cfg.Preset} on {dataDir}: {data.Statistics}");
         var clock = Stopwatch.StartNew();
         var state = new Trainer(cfg, split, outDir).Run(from);
@@ -67,7 +62,7 @@ internal sealed class TrainVerb : IVerb
         Console.WriteLine($"  {p100}");
         var result = new Dictionary<string, object>
         {
-            ["preset"] = cfg.Preset, ["epochs"] = state.Epoch, ["best_epoch"] = state.BestEpoch, ["seconds"] = Math.Round(secs, 1),
+            ["preset"] = cfg.Preset, ["epochs"] = state.Epoch, ["steps"] = state.GlobalStep, ["best_epoch"] = state.BestEpoch, ["best_step"] = state.BestStep, ["seconds"] = Math.Round(secs, 1),
             ["full"] = full.ToDictionary(), ["pop100"] = p100.ToDictionary(),
         };
         AtomicFile.WriteAllBytes(Path.Combine(outDir, "metrics.json"), JsonSerializer.SerializeToUtf8Bytes(result, new JsonSerializerOptions { WriteIndented = true }));

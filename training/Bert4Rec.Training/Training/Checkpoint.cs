@@ -1,5 +1,6 @@
 // The complete training state in one checksummed file, written atomically: config, weights, Adam moments, step
-// counters, early-stopping state and the best weights. Resuming from it replays the same masks and dropout.
+// counters, early-stopping state and the best weights. Resuming from it replays the same masks, order and dropout,
+// because those derive from (seed, epoch, step) only. best.bin uses the same format with the weights alone.
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
@@ -20,80 +21,143 @@ public sealed class TrainingState
     public int StepInEpoch { get; set; }      // batches done in the current epoch
     public double BestMetric { get; set; } = double.NegativeInfinity;
     public int BestEpoch { get; set; } = -1;
+    public long BestStep { get; set; } = -1;
     public int BadEvaluations { get; set; }
     public float[]? BestParameters { get; set; }
+    public RankingMetrics? LastValidation { get; set; }
     public bool Finished { get; set; }
 }
 
+/// <summary>
+/// File layout (little-endian): magic "B4RC", version, kind (0 = full training state, 1 = weights only), the training
+/// config as JSON, the item count, the kind's fields, then SHA-256 of everything before it.
+/// </summary>
 public static class Checkpoint
 {
     private const uint Magic = 0x43523442; // "B4RC"
-    private const int Version = 1;
-    private static readonly JsonSerializerOptions Json = new() { IncludeFields = false };
+    private const int Version = 2;
+    private const byte FullState = 0, WeightsOnly = 1;
 
-    public static void Save(string path, TrainingState s)
+    public static void Save(string path, TrainingState s) => Write(path, w =>
+    {
+        w.Write(FullState);
+        w.Write(JsonSerializer.Serialize(s.Config));
+        w.Write(s.ItemCount);
+        w.Write(s.AdamStep); w.Write(s.GlobalStep); w.Write(s.Epoch); w.Write(s.StepInEpoch);
+        w.Write(s.BestMetric); w.Write(s.BestEpoch); w.Write(s.BestStep); w.Write(s.BadEvaluations); w.Write(s.Finished);
+        w.Write(s.LastValidation != null ? JsonSerializer.Serialize(s.LastValidation) : "");
+        WriteFloats(w, s.Parameters); WriteFloats(w, s.M); WriteFloats(w, s.V);
+        w.Write(s.BestParameters != null);
+        if (s.BestParameters != null) WriteFloats(w, s.BestParameters);
+    });
+
+    /// <summary>Writes weights alone (best.bin): enough for evaluation and export, not for resuming.</summary>
+    public static void SaveWeights(string path, TrainingConfig config, int itemCount, float[] parameters, int epoch, long step, double metric) => Write(path, w =>
+    {
+        w.Write(WeightsOnly);
+        w.Write(JsonSerializer.Serialize(config));
+        w.Write(itemCount);
+        w.Write(epoch); w.Write(step); w.Write(metric);
+        WriteFloats(w, parameters);
+    });
+
+    /// <summary>Reads a full training state (checkpoint.bin) for --resume.</summary>
+    public static TrainingState Load(string path)
+    {
+        var (kind, cfg, items, r) = Open(path);
+        if (kind != FullState)
+            throw new InvalidDataException($"{path}: holds weights only (best weights); resume from the run's {Trainer.CheckpointFile}");
+        return Read(path, () =>
+        {
+            long adam = r.ReadInt64(), global = r.ReadInt64();
+            int epoch = r.ReadInt32(), sie = r.ReadInt32();
+            double best = r.ReadDouble();
+            int bestEpoch = r.ReadInt32();
+            long bestStep = r.ReadInt64();
+            int bad = r.ReadInt32();
+            bool finished = r.ReadBoolean();
+            string lastVal = r.ReadString();
+            long expected = ExpectedSize(path, cfg, items);
+            var p = ReadFloats(r, path, "weights", expected); var m = ReadFloats(r, path, "Adam first moments", expected);
+            var v = ReadFloats(r, path, "Adam second moments", expected);
+            float[]? bp = r.ReadBoolean() ? ReadFloats(r, path, "best weights", expected) : null;
+            if (adam < 0 || global < 0 || epoch < 0 || sie < 0 || epoch > cfg.Epochs)
+                throw new InvalidDataException($"{path}: inconsistent counters (epoch {epoch}, step {global}, Adam step {adam})");
+            return new TrainingState
+            {
+                Config = cfg, ItemCount = items, Parameters = p, M = m, V = v, AdamStep = adam, GlobalStep = global, Epoch = epoch,
+                StepInEpoch = sie, BestMetric = best, BestEpoch = bestEpoch, BestStep = bestStep, BadEvaluations = bad, BestParameters = bp,
+                LastValidation = lastVal.Length > 0 ? JsonSerializer.Deserialize<RankingMetrics>(lastVal) : null, Finished = finished,
+            };
+        });
+    }
+
+    /// <summary>For evaluation and the exporter: the model config and the weights to use (the best weights when validation kept some).
+    /// Reads checkpoint.bin or best.bin.</summary>
+    public static (ModelConfig Config, float[] Parameters) LoadWeights(string path)
+    {
+        var (kind, cfg, items, r) = Open(path);
+        if (kind == FullState)
+        {
+            var s = Load(path);
+            return (s.Config.ToModelConfig(s.ItemCount), s.BestParameters ?? s.Parameters);
+        }
+        return Read(path, () =>
+        {
+            r.ReadInt32(); r.ReadInt64(); r.ReadDouble();
+            var p = ReadFloats(r, path, "weights", ExpectedSize(path, cfg, items));
+            return (cfg.ToModelConfig(items), p);
+        });
+    }
+
+    private static void Write(string path, Action<BinaryWriter> body)
     {
         using var ms = new MemoryStream();
         using (var w = new BinaryWriter(ms, Encoding.UTF8, leaveOpen: true))
         {
             w.Write(Magic); w.Write(Version);
-            w.Write(JsonSerializer.Serialize(s.Config, Json));
-            w.Write(s.ItemCount);
-            w.Write(s.AdamStep); w.Write(s.GlobalStep); w.Write(s.Epoch); w.Write(s.StepInEpoch);
-            w.Write(s.BestMetric); w.Write(s.BestEpoch); w.Write(s.BadEvaluations); w.Write(s.Finished);
-            WriteFloats(w, s.Parameters); WriteFloats(w, s.M); WriteFloats(w, s.V);
-            w.Write(s.BestParameters != null);
-            if (s.BestParameters != null) WriteFloats(w, s.BestParameters);
+            body(w);
         }
-        byte[] body = ms.ToArray();
-        byte[] all = new byte[body.Length + 32];
-        body.CopyTo(all, 0);
-        SHA256.HashData(body, all.AsSpan(body.Length));
-        AtomicFile.WriteAllBytes(path, all);
+        ms.Write(SHA256.HashData(ms.GetBuffer().AsSpan(0, (int)ms.Length)));
+        AtomicFile.WriteAllBytes(path, ms.ToArray());
     }
 
-    public static TrainingState Load(string path)
+    private static (byte Kind, TrainingConfig Config, int Items, BinaryReader Reader) Open(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"checkpoint not found: {path}", path);
         byte[] all = File.ReadAllBytes(path);
-        if (all.Length < 40 || BitConverter.ToUInt32(all, 0) != Magic)
+        if (all.Length < 4 || BitConverter.ToUInt32(all, 0) != Magic)
             throw new InvalidDataException($"{path}: not a BERT4Rec checkpoint (bad magic)");
+        if (all.Length < 4 + 4 + 1 + 32)
+            throw new InvalidDataException($"{path}: truncated checkpoint ({all.Length} bytes)");
+        int version = BitConverter.ToInt32(all, 4);
+        if (version != Version) throw new InvalidDataException($"{path}: checkpoint format version {version}; this build reads version {Version}");
         var body = all.AsSpan(0, all.Length - 32);
         if (!SHA256.HashData(body).AsSpan().SequenceEqual(all.AsSpan(all.Length - 32)))
             throw new InvalidDataException($"{path}: checksum mismatch (the checkpoint is corrupt or truncated)");
-        try
+        var r = new BinaryReader(new MemoryStream(all, 8, all.Length - 8 - 32), Encoding.UTF8);
+        return Read(path, () =>
         {
-            using var r = new BinaryReader(new MemoryStream(all, 0, all.Length - 32), Encoding.UTF8);
-            r.ReadUInt32();
-            int version = r.ReadInt32();
-            if (version != Version) throw new InvalidDataException($"{path}: checkpoint version {version}, this build reads {Version}");
-            var cfg = JsonSerializer.Deserialize<TrainingConfig>(r.ReadString(), Json) ?? throw new InvalidDataException($"{path}: empty config");
+            byte kind = r.ReadByte();
+            if (kind is not (FullState or WeightsOnly)) throw new InvalidDataException($"{path}: unknown checkpoint kind {kind}");
+            TrainingConfig cfg;
+            try { cfg = JsonSerializer.Deserialize<TrainingConfig>(r.ReadString()) ?? throw new InvalidDataException($"{path}: empty config"); }
+            catch (JsonException e) { throw new InvalidDataException($"{path}: unreadable training config: {e.Message}"); }
             int items = r.ReadInt32();
-            long adam = r.ReadInt64(), global = r.ReadInt64();
-            int epoch = r.ReadInt32(), sie = r.ReadInt32();
-            double best = r.ReadDouble();
-            int bestEpoch = r.ReadInt32(), bad = r.ReadInt32();
-            bool finished = r.ReadBoolean();
-            var p = ReadFloats(r); var m = ReadFloats(r); var v = ReadFloats(r);
-            float[]? bp = r.ReadBoolean() ? ReadFloats(r) : null;
-            long expected = new ParameterLayout(cfg.ToModelConfig(items)).TotalSize;
-            if (p.Length != expected || m.Length != expected || v.Length != expected || (bp != null && bp.Length != expected))
-                throw new InvalidDataException($"{path}: parameter count {p.Length} does not match the config's layout ({expected})");
-            return new TrainingState
-            {
-                Config = cfg, ItemCount = items, Parameters = p, M = m, V = v, AdamStep = adam, GlobalStep = global, Epoch = epoch,
-                StepInEpoch = sie, BestMetric = best, BestEpoch = bestEpoch, BadEvaluations = bad, BestParameters = bp, Finished = finished,
-            };
-        }
+            if (items < 1) throw new InvalidDataException($"{path}: item count {items}");
+            try { cfg.Validate(); }
+            catch (UsageException e) { throw new InvalidDataException($"{path}: invalid training config ({e.Message})"); }
+            return (kind, cfg, items, r);
+        });
+    }
+
+    private static T Read<T>(string path, Func<T> read)
+    {
+        try { return read(); }
         catch (EndOfStreamException) { throw new InvalidDataException($"{path}: truncated checkpoint"); }
     }
 
-    /// <summary>For the exporter: the model config and the weights to export (the best weights when validation kept some).</summary>
-    public static (ModelConfig Config, float[] Parameters) LoadWeights(string path)
-    {
-        var s = Load(path);
-        return (s.Config.ToModelConfig(s.ItemCount), s.BestParameters ?? s.Parameters);
-    }
+    private static long ExpectedSize(string path, TrainingConfig cfg, int items) => new ParameterLayout(cfg.ToModelConfig(items)).TotalSize;
 
     private static void WriteFloats(BinaryWriter w, float[] a)
     {
@@ -101,12 +165,13 @@ public static class Checkpoint
         w.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(a.AsSpan()));
     }
 
-    private static float[] ReadFloats(BinaryReader r)
+    private static float[] ReadFloats(BinaryReader r, string path, string what, long expected)
     {
         int n = r.ReadInt32();
-        if (n < 0 || (long)n * 4 > r.BaseStream.Length - r.BaseStream.Position) throw new EndOfStreamException();
+        if (n != expected) throw new InvalidDataException($"{path}: {what} hold {n} floats, the config's layout needs {expected}");
+        if ((long)n * 4 > r.BaseStream.Length - r.BaseStream.Position) throw new EndOfStreamException();
         var a = new float[n];
-        r.Read(System.Runtime.InteropServices.MemoryMarshal.AsBytes(a.AsSpan()));
+        r.BaseStream.ReadExactly(System.Runtime.InteropServices.MemoryMarshal.AsBytes(a.AsSpan()));
         return a;
     }
 }

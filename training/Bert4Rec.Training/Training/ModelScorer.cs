@@ -6,6 +6,10 @@ namespace Bert4Rec.Training.Training;
 
 public sealed class ModelScorer(Bert4RecModel model) : IItemScorer
 {
+    // reused between calls (the evaluator calls from one thread at a time): a batch's logits are tens of MB on large catalogs
+    private int[] _ids = [];
+    private float[] _z = [], _logits = [];
+
     public int ItemCount => model.Config.ItemCount;
     public int PreferredBatchSize => model.MaxBatch;
 
@@ -13,11 +17,12 @@ public sealed class ModelScorer(Bert4RecModel model) : IItemScorer
     {
         int N = model.Config.MaxLength, V = model.Config.VocabSize, n = ItemCount, d = model.Config.Hidden;
         int B = histories.Count;
-        var ids = new int[B * N];
-        for (int b = 0; b < B; b++) InputBuilder.ForPrediction(histories[b], N, model.Config.MaskId, ids.AsSpan(b * N, N));
-        var z = new float[B * d];
-        var logits = new float[B * V];
-        model.PredictLast(ids, B, z, logits);
-        for (int b = 0; b < B; b++) logits.AsSpan(b * V, n + 1).CopyTo(scores.Slice(b * (n + 1), n + 1));
+        if (B > model.MaxBatch) throw new ArgumentException($"{B} histories exceed the model's batch capacity {model.MaxBatch}", nameof(histories));
+        if (scores.Length < B * (n + 1)) throw new ArgumentException($"scores holds {scores.Length} floats, {B} rows need {B * (n + 1)}", nameof(scores));
+        if (_ids.Length < B * N) { _ids = new int[B * N]; _z = new float[B * d]; _logits = new float[B * V]; }
+        var ids = _ids.AsSpan(0, B * N);
+        for (int b = 0; b < B; b++) InputBuilder.ForPrediction(histories[b], N, model.Config.MaskId, ids.Slice(b * N, N));
+        model.PredictLast(ids, B, _z.AsSpan(0, B * d), _logits.AsSpan(0, B * V));
+        for (int b = 0; b < B; b++) _logits.AsSpan(b * V, n + 1).CopyTo(scores.Slice(b * (n + 1), n + 1));
     }
 }

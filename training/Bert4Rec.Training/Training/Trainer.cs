@@ -15,21 +15,41 @@ public sealed record EpochRecord(int Epoch, long Step, double Loss, double Learn
 
 public sealed class Trainer
 {
-    public const string CheckpointFile = "checkpoint.bin", ConfigFile = "config.json", MetricsFile = "metrics.jsonl", ChartFile = "loss.svg";
+    public const string CheckpointFile = "checkpoint.bin", BestFile = "best.bin", ConfigFile = "config.json", MetricsFile = "metrics.jsonl", ChartFile = "loss.svg";
 
     private readonly TrainingConfig _cfg;
     private readonly LeaveOneOutSplit _split;
     private readonly string? _runDir;
     private readonly Action<string> _log;
+    private readonly bool _interactive;
     public List<EpochRecord> History { get; } = [];
+    /// <summary>Called after every optimizer step (and its checkpoint, if any) with the global step count; tests interrupt runs here.</summary>
+    public Action<long>? AfterStep { get; init; }
+    /// <summary>Seconds between plain progress lines when the output is not a terminal.</summary>
+    public double ProgressSeconds { get; init; } = 30;
 
+    /// <param name="log">Receives epoch summaries and, when the output is not a terminal, periodic progress lines; by default the console,
+    /// where progress rewrites one line on a terminal.</param>
     public Trainer(TrainingConfig cfg, LeaveOneOutSplit split, string? runDir, Action<string>? log = null)
     {
         cfg.Validate();
         _cfg = cfg; _split = split; _runDir = runDir; _log = log ?? Console.WriteLine;
+        _interactive = log == null && !Console.IsOutputRedirected;
     }
 
     private record struct Sample(int User, int Start, int Length, bool LastOnly);
+
+    // Every random choice derives from (seed, stream, epoch or step, index) and nothing else, so a resumed run replays it exactly.
+    private const int OrderStream = 1, MaskStream = 2, DropoutStream = 3, ValidationStream = 4;
+    internal static int Mix(int a, int b, int c) => Kernels.Elementwise.StableSeed(a, b, c);
+    private static int StreamSeed(int seed, int stream, int a, int b) => Mix(Mix(seed, stream, 0x5eed), a, b);
+    /// <summary>Seed of the shuffle of epoch <paramref name="epoch"/>'s samples.</summary>
+    public static int OrderSeed(int seed, int epoch) => StreamSeed(seed, OrderStream, epoch, 0);
+    /// <summary>Seed of the masks of the sample at <paramref name="position"/> of epoch <paramref name="epoch"/>'s order.</summary>
+    public static int MaskSeed(int seed, int epoch, int position) => StreamSeed(seed, MaskStream, epoch, position);
+    /// <summary>Dropout seed of optimizer step <paramref name="step"/> (counted over the whole run).</summary>
+    public static ulong DropoutSeed(int seed, long step) =>
+        (ulong)(uint)StreamSeed(seed, DropoutStream, (int)(step >> 31), (int)(step & int.MaxValue)) << 32 | (uint)StreamSeed(seed, DropoutStream, (int)(step & int.MaxValue), -1);
 
     private List<Sample> EpochPlan(int epoch)
     {
@@ -43,12 +63,10 @@ public sealed class Trainer
             foreach (var (s, l) in ClozeMasker.Windows(len, N, stride)) list.Add(new Sample(u, s, l, false));
             list.Add(new Sample(u, Math.Max(0, len - N), Math.Min(len, N), true));
         }
-        var rng = new Random(Mix(_cfg.Seed, epoch, 0x0ede));
+        var rng = new Random(OrderSeed(_cfg.Seed, epoch));
         for (int i = list.Count - 1; i > 0; i--) { int j = rng.Next(i + 1); (list[i], list[j]) = (list[j], list[i]); }
         return list;
     }
-
-    internal static int Mix(int a, int b, int c) => Kernels.Elementwise.StableSeed(a, b, c);
 
     public int StepsPerEpoch() => (EpochPlan(0).Count + _cfg.BatchSize - 1) / _cfg.BatchSize;
 
@@ -57,13 +75,16 @@ public sealed class Trainer
     {
         var cfg = _cfg;
         int n = _split.ItemCount, N = cfg.MaxLength;
+        if (n < 1) throw new InvalidDataException("the dataset has no items");
         var mcfg = cfg.ToModelConfig(n);
         using var model = new Bert4RecModel(mcfg, cfg.BatchSize, cfg.Threads);
         var opt = new AdamW(model.Layout, new AdamWSettings(WeightDecay: cfg.WeightDecay));
         TrainingState state;
         if (resume != null)
         {
-            if (resume.ItemCount != n) throw new InvalidDataException($"checkpoint has {resume.ItemCount} items, the dataset {n}");
+            if (resume.ItemCount != n) throw new InvalidDataException($"the checkpoint has {resume.ItemCount} items, the dataset {n}: resume with the dataset it was trained on");
+            if (resume.Config with { Threads = 0 } != cfg with { Threads = 0 })
+                throw new InvalidOperationException("the checkpoint was written with other hyperparameters than this run's");
             resume.Parameters.CopyTo(model.Parameters, 0);
             resume.M.CopyTo(opt.M, 0); resume.V.CopyTo(opt.V, 0);
             opt.Step = resume.AdamStep;
@@ -72,35 +93,51 @@ public sealed class Trainer
             {
                 Config = cfg, ItemCount = n, Parameters = model.Parameters, M = opt.M, V = opt.V, AdamStep = resume.AdamStep,
                 GlobalStep = resume.GlobalStep, Epoch = resume.Epoch, StepInEpoch = resume.StepInEpoch, BestMetric = resume.BestMetric,
-                BestEpoch = resume.BestEpoch, BadEvaluations = resume.BadEvaluations, BestParameters = resume.BestParameters, Finished = resume.Finished,
+                BestEpoch = resume.BestEpoch, BestStep = resume.BestStep, BadEvaluations = resume.BadEvaluations, BestParameters = resume.BestParameters,
+                LastValidation = resume.LastValidation, Finished = resume.Finished,
             };
-            _log($"resuming at epoch {state.Epoch + 1}, step {state.GlobalStep}");
+            _log($"resuming at epoch {state.Epoch + 1}, step {state.GlobalStep}" + (resume.Config.Threads != cfg.Threads ? $" (note: {cfg.Threads} threads instead of {resume.Config.Threads}; the result can differ in the last bits)" : ""));
         }
         else
         {
             model.InitializeParameters((ulong)cfg.Seed);
             state = new TrainingState { Config = cfg, ItemCount = n, Parameters = model.Parameters, M = opt.M, V = opt.V };
         }
-        if (_runDir != null)
-        {
-            Directory.CreateDirectory(_runDir);
-            AtomicFile.WriteAllBytes(Path.Combine(_runDir, ConfigFile), JsonSerializer.SerializeToUtf8Bytes(cfg, new JsonSerializerOptions { WriteIndented = true }));
-        }
+        if (_runDir != null) PrepareRunFolder(state.Epoch, resume != null);
         var validation = ValidationSubset();
         int stepsPerEpoch = StepsPerEpoch();
         long totalSteps = (long)stepsPerEpoch * cfg.Epochs;
         var ids = new int[cfg.BatchSize * N];
         var labels = new int[cfg.BatchSize * N];
-        bool tty = !Console.IsOutputRedirected;
         var runClock = Stopwatch.StartNew();
+        var lastProgress = Stopwatch.StartNew();
         long stepsThisRun = 0;
+
+        // Validation on the (seeded subset of the) validation split, full ranking; keeps the best weights and counts patience.
+        void Validate(int epoch)
+        {
+            var val = Evaluator.Evaluate(new ModelScorer(model), validation, new EvaluationOptions { Protocol = EvaluationProtocol.Full });
+            state.LastValidation = val;
+            if (val.Ndcg10 > state.BestMetric)
+            {
+                state.BestMetric = val.Ndcg10; state.BestEpoch = epoch + 1; state.BestStep = state.GlobalStep; state.BadEvaluations = 0;
+                state.BestParameters = (float[])model.Parameters.Clone();
+                if (_runDir != null) Checkpoint.SaveWeights(Path.Combine(_runDir, BestFile), cfg, n, state.BestParameters, state.BestEpoch, state.BestStep, val.Ndcg10);
+            }
+            else if (cfg.Patience > 0 && ++state.BadEvaluations >= cfg.Patience)
+            {
+                _log($"early stop: validation NDCG@10 has not improved for {cfg.Patience} evaluations (best {state.BestMetric:F4} at epoch {state.BestEpoch}, step {state.BestStep})");
+                state.Finished = true;
+            }
+        }
 
         for (int epoch = state.Epoch; epoch < cfg.Epochs && !state.Finished; epoch++)
         {
             var plan = EpochPlan(epoch);
             var clock = Stopwatch.StartNew();
             double lossSum = 0; int lossCount = 0; long tokens = 0;
-            for (int bi = state.StepInEpoch; bi < stepsPerEpoch; bi++)
+            RankingMetrics? epochValidation = null;
+            for (int bi = state.StepInEpoch; bi < stepsPerEpoch && !state.Finished; bi++)
             {
                 cancel.ThrowIfCancellationRequested();
                 int start = bi * cfg.BatchSize, count = Math.Min(cfg.BatchSize, plan.Count - start);
@@ -108,68 +145,94 @@ public sealed class Trainer
                 for (int k = 0; k < count; k++)
                 {
                     var s = plan[start + k];
-                    var rng = new Random(Mix(cfg.Seed, epoch, start + k));
+                    var rng = new Random(MaskSeed(cfg.Seed, epoch, start + k));
                     ClozeMasker.Mask(_split.TrainSequences[s.User].AsSpan(s.Start, s.Length), N, n, cfg.MaskProbability, cfg.MaxPredictions,
                         cfg.MaskTokenRate, s.LastOnly, rng, ids.AsSpan(k * N, N), labels.AsSpan(k * N, N));
                     tokens += s.Length;
                 }
                 float lr = LearningRateSchedule.At(state.GlobalStep, cfg.WarmupSteps, totalSteps, cfg.LearningRate);
-                float loss = model.TrainStep(ids.AsSpan(0, count * N), labels.AsSpan(0, count * N), count, (ulong)Mix(cfg.Seed, (int)state.GlobalStep, 0xd50f));
+                float loss = model.TrainStep(ids.AsSpan(0, count * N), labels.AsSpan(0, count * N), count, DropoutSeed(cfg.Seed, state.GlobalStep));
                 if (!float.IsFinite(loss)) throw new InvalidOperationException($"loss became {loss} at epoch {epoch + 1}, step {state.GlobalStep}; lower --lr");
                 GradientClipping.ClipGlobalNorm(model.Gradients, cfg.ClipNorm);
                 opt.Update(model.Parameters, model.Gradients, lr);
                 state.GlobalStep++; state.StepInEpoch = bi + 1; state.AdamStep = opt.Step;
                 stepsThisRun++;
                 lossSum += loss; lossCount++;
-                if (tty && (bi % 5 == 0 || bi == stepsPerEpoch - 1))
+                if (cfg.EvalEverySteps > 0 && state.GlobalStep % cfg.EvalEverySteps == 0 && validation.Count > 0)
                 {
-                    double rate = stepsThisRun / runClock.Elapsed.TotalSeconds;
-                    double eta = (totalSteps - state.GlobalStep) / Math.Max(rate, 1e-9);
-                    Console.Write($"\repoch {epoch + 1}/{cfg.Epochs} step {bi + 1}/{stepsPerEpoch} loss {lossSum / lossCount:F4} {tokens / clock.Elapsed.TotalSeconds:N0} tok/s ETA {TimeSpan.FromSeconds(eta):hh\\:mm\\:ss}   ");
+                    Validate(epoch);
+                    epochValidation = state.LastValidation;
                 }
                 if (cfg.CheckpointEvery > 0 && state.GlobalStep % cfg.CheckpointEvery == 0 && _runDir != null)
                     Checkpoint.Save(Path.Combine(_runDir, CheckpointFile), state);
+                AfterStep?.Invoke(state.GlobalStep);
+                bool last = bi == stepsPerEpoch - 1;
+                if (_interactive ? lastProgress.Elapsed.TotalSeconds >= 0.25 || last : lastProgress.Elapsed.TotalSeconds >= ProgressSeconds)
+                {
+                    lastProgress.Restart();
+                    double rate = stepsThisRun / runClock.Elapsed.TotalSeconds;
+                    double eta = (totalSteps - state.GlobalStep) / Math.Max(rate, 1e-9);
+                    string line = $"epoch {epoch + 1}/{cfg.Epochs} step {bi + 1}/{stepsPerEpoch} (global {state.GlobalStep}) loss {lossSum / lossCount:F4} " +
+                                  $"{tokens / clock.Elapsed.TotalSeconds:N0} tok/s lr {lr:G3} ETA {Duration(eta)}" +
+                                  (state.LastValidation is { } v ? $" | val NDCG@10 {v.Ndcg10:F4} HR@10 {v.Hr10:F4} (best {state.BestMetric:F4})" : "");
+                    if (_interactive) Console.Write("\r" + line + "\u001b[K");
+                    else _log(line);
+                }
             }
-            if (tty) Console.WriteLine();
+            if (_interactive) Console.WriteLine();
             state.Epoch = epoch + 1; state.StepInEpoch = 0;
-            RankingMetrics? val = null;
-            if (cfg.EvalEvery > 0 && (epoch + 1) % cfg.EvalEvery == 0 && validation.Count > 0)
+            if (cfg.EvalEverySteps == 0 && cfg.EvalEvery > 0 && (epoch + 1) % cfg.EvalEvery == 0 && validation.Count > 0 && !state.Finished)
             {
-                val = Evaluator.Evaluate(new ModelScorer(model), validation, new EvaluationOptions { Protocol = EvaluationProtocol.Full });
-                if (val.Ndcg10 > state.BestMetric)
-                {
-                    state.BestMetric = val.Ndcg10; state.BestEpoch = epoch + 1; state.BadEvaluations = 0;
-                    state.BestParameters = (float[])model.Parameters.Clone();
-                }
-                else if (cfg.Patience > 0 && ++state.BadEvaluations >= cfg.Patience)
-                {
-                    _log($"early stop: validation NDCG@10 has not improved for {cfg.Patience} evaluations (best {state.BestMetric:F4} at epoch {state.BestEpoch})");
-                    state.Finished = true;
-                }
+                Validate(epoch);
+                epochValidation = state.LastValidation;
             }
             double secs = clock.Elapsed.TotalSeconds;
             var rec = new EpochRecord(epoch + 1, state.GlobalStep, lossCount > 0 ? lossSum / lossCount : double.NaN,
-                LearningRateSchedule.At(state.GlobalStep - 1, cfg.WarmupSteps, totalSteps, cfg.LearningRate), secs, tokens / secs, val);
+                LearningRateSchedule.At(Math.Max(0, state.GlobalStep - 1), cfg.WarmupSteps, totalSteps, cfg.LearningRate), secs, tokens / secs, epochValidation);
             History.Add(rec);
-            _log($"epoch {rec.Epoch}: loss {rec.Loss:F4}, {rec.TokensPerSecond:N0} tok/s, {secs:F1}s" + (val != null ? $", validation NDCG@10 {val.Ndcg10:F4} HR@10 {val.Hr10:F4}" : ""));
+            _log($"epoch {rec.Epoch}: loss {rec.Loss:F4}, {rec.TokensPerSecond:N0} tok/s, {secs:F1}s" +
+                 (epochValidation is { } ev ? $", validation NDCG@10 {ev.Ndcg10:F4} HR@10 {ev.Hr10:F4} (best {state.BestMetric:F4} at epoch {state.BestEpoch})" : ""));
             if (_runDir != null)
             {
-                File.AppendAllText(Path.Combine(_runDir, MetricsFile), JsonSerializer.Serialize(rec) + "\n");
+                // checkpoint first: a kill between the two leaves the epoch's line missing, which the resumed run rewrites
                 Checkpoint.Save(Path.Combine(_runDir, CheckpointFile), state);
+                File.AppendAllText(Path.Combine(_runDir, MetricsFile), JsonSerializer.Serialize(rec) + "\n");
                 AtomicFile.WriteAllBytes(Path.Combine(_runDir, ChartFile), System.Text.Encoding.UTF8.GetBytes(TrainingChart.Svg(ReadHistory(_runDir))));
             }
         }
         state.Finished = true;
-        if (state.BestParameters == null) state.BestParameters = (float[])model.Parameters.Clone();
+        if (state.BestParameters == null)
+        {
+            // no validation ran: the final weights are the ones to keep
+            state.BestParameters = (float[])model.Parameters.Clone();
+            state.BestEpoch = state.Epoch; state.BestStep = state.GlobalStep;
+            if (_runDir != null) Checkpoint.SaveWeights(Path.Combine(_runDir, BestFile), cfg, n, state.BestParameters, state.BestEpoch, state.BestStep, double.NaN);
+        }
         if (_runDir != null) Checkpoint.Save(Path.Combine(_runDir, CheckpointFile), state);
         return state;
+    }
+
+    private static string Duration(double seconds)
+    {
+        var t = TimeSpan.FromSeconds(Math.Clamp(seconds, 0, 8.6e7));
+        return t.Days > 0 ? $"{t.Days}d {t:hh\\:mm\\:ss}" : $"{t:hh\\:mm\\:ss}";
+    }
+
+    /// <summary>config.json, and metrics.jsonl holding exactly the epochs the state has completed (a resumed run drops the lines of
+    /// epochs it will redo; a new run starts an empty file).</summary>
+    private void PrepareRunFolder(int epochsDone, bool resuming)
+    {
+        Directory.CreateDirectory(_runDir!);
+        AtomicFile.WriteAllBytes(Path.Combine(_runDir!, ConfigFile), JsonSerializer.SerializeToUtf8Bytes(_cfg, new JsonSerializerOptions { WriteIndented = true }));
+        var kept = resuming ? ReadHistory(_runDir!).Where(r => r.Epoch <= epochsDone).ToList() : [];
+        AtomicFile.WriteAllBytes(Path.Combine(_runDir!, MetricsFile), System.Text.Encoding.UTF8.GetBytes(string.Concat(kept.Select(r => JsonSerializer.Serialize(r) + "\n"))));
     }
 
     private List<EvaluationCase> ValidationSubset()
     {
         var v = _split.Validation.ToList();
         if (_cfg.ValidationUsers <= 0 || v.Count <= _cfg.ValidationUsers) return v;
-        var rng = new Random(Mix(_cfg.Seed, 7, 7));
+        var rng = new Random(StreamSeed(_cfg.Seed, ValidationStream, 0, 0));
         return v.OrderBy(_ => rng.Next()).Take(_cfg.ValidationUsers).OrderBy(c => c.User).ToList();
     }
 
@@ -178,7 +241,16 @@ public sealed class Trainer
     {
         var p = Path.Combine(runDir, MetricsFile);
         if (!File.Exists(p)) return [];
-        return File.ReadAllLines(p).Where(l => l.Length > 0).Select(l => JsonSerializer.Deserialize<EpochRecord>(l)!).ToList();
+        var list = new List<EpochRecord>();
+        int line = 0;
+        foreach (var l in File.ReadLines(p))
+        {
+            line++;
+            if (l.Length == 0) continue;
+            try { list.Add(JsonSerializer.Deserialize<EpochRecord>(l) ?? throw new JsonException("null record")); }
+            catch (JsonException e) { throw new InvalidDataException($"{p}:{line}: not an epoch record ({e.Message})"); }
+        }
+        return list;
     }
 }
 

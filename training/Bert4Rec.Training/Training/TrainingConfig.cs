@@ -24,8 +24,10 @@ public sealed record TrainingConfig
     public float ClipNorm { get; init; } = 5f;
     public int Seed { get; init; } = 42;
     public int Threads { get; init; } = 0;
-    /// <summary>Validate every this many epochs (0 = never).</summary>
+    /// <summary>Validate every this many epochs (0 = never; ignored when EvalEverySteps is set).</summary>
     public int EvalEvery { get; init; } = 1;
+    /// <summary>Validate every this many optimizer steps instead of at epoch ends (0 = off).</summary>
+    public int EvalEverySteps { get; init; } = 0;
     /// <summary>Stop after this many validations without a better NDCG@10 (0 = never stop early).</summary>
     public int Patience { get; init; } = 10;
     /// <summary>Validate on at most this many users (0 = all), a fixed seeded subset.</summary>
@@ -59,6 +61,47 @@ public sealed record TrainingConfig
         Check(WarmupSteps >= 0, "warmup", WarmupSteps, "must be >= 0");
         Check(WeightDecay >= 0, "weight-decay", WeightDecay, "must be >= 0");
         Check(ClipNorm >= 0, "clip", ClipNorm, "must be >= 0");
+        Check(EvalEvery >= 0, "eval-every", EvalEvery, "must be >= 0");
+        Check(EvalEverySteps >= 0, "eval-every-steps", EvalEverySteps, "must be >= 0");
+        Check(Patience >= 0, "patience", Patience, "must be >= 0");
+        Check(ValidationUsers >= 0, "val-users", ValidationUsers, "must be >= 0");
+        Check(CheckpointEvery >= 0, "checkpoint-every", CheckpointEvery, "must be >= 0");
+        Check(WindowStride >= 0, "window-stride", WindowStride, "must be >= 0");
+        Check(Threads >= 0, "threads", Threads, "must be >= 0");
+    }
+
+    /// <summary>The hyperparameter flags of `bert4rec train` (all but --data, --out, --preset, --resume).</summary>
+    public static readonly string[] Flags =
+    [
+        "epochs", "batch", "lr", "warmup", "hidden", "heads", "layers", "max-len", "mask-prob", "max-predictions", "mask-token-rate",
+        "dropout", "attn-dropout", "weight-decay", "clip", "seed", "threads", "eval-every", "eval-every-steps", "patience", "val-users",
+        "checkpoint-every", "window-stride",
+    ];
+
+    /// <summary>
+    /// A preset (default synthetic) overridden by the command line's hyperparameter flags; a malformed or out-of-range value
+    /// is refused naming its flag. <paramref name="given"/> lists the hyperparameter flags that were present.
+    /// </summary>
+    public static TrainingConfig FromCommandLine(CommandLine a, out List<string> given)
+    {
+        given = Flags.Where(a.Has).ToList();
+        var cfg = FromPreset(a.String("preset", "synthetic"));
+        cfg = cfg with
+        {
+            Epochs = a.Int("epochs", cfg.Epochs, 1), BatchSize = a.Int("batch", cfg.BatchSize, 1, 4096),
+            LearningRate = (float)a.Double("lr", cfg.LearningRate, 1e-8, 1), WarmupSteps = a.Int("warmup", cfg.WarmupSteps, 0),
+            Hidden = a.Int("hidden", cfg.Hidden, 2, 4096), Heads = a.Int("heads", cfg.Heads, 1, 256), Layers = a.Int("layers", cfg.Layers, 1, 64),
+            MaxLength = a.Int("max-len", cfg.MaxLength, 2, 4096), MaskProbability = (float)a.Double("mask-prob", cfg.MaskProbability, 0.001, 1),
+            MaxPredictions = a.Int("max-predictions", cfg.MaxPredictions, 1), MaskTokenRate = (float)a.Double("mask-token-rate", cfg.MaskTokenRate, 0, 1),
+            HiddenDropout = (float)a.Double("dropout", cfg.HiddenDropout, 0, 0.99), AttentionDropout = (float)a.Double("attn-dropout", cfg.AttentionDropout, 0, 0.99),
+            WeightDecay = (float)a.Double("weight-decay", cfg.WeightDecay, 0, 10), ClipNorm = (float)a.Double("clip", cfg.ClipNorm, 0, 1e6),
+            Seed = a.Int("seed", cfg.Seed), Threads = a.Int("threads", cfg.Threads, 0, 256), EvalEvery = a.Int("eval-every", cfg.EvalEvery, 0),
+            EvalEverySteps = a.Int("eval-every-steps", cfg.EvalEverySteps, 0), Patience = a.Int("patience", cfg.Patience, 0),
+            ValidationUsers = a.Int("val-users", cfg.ValidationUsers, 0), CheckpointEvery = a.Int("checkpoint-every", cfg.CheckpointEvery, 0),
+            WindowStride = a.Int("window-stride", cfg.WindowStride, 0),
+        };
+        cfg.Validate();
+        return cfg;
     }
 
     /// <summary>

@@ -1,0 +1,68 @@
+// Hyperparameters: presets follow DESIGN.md, flags override them, and bad flags are refused naming the flag.
+using Bert4Rec.Contracts;
+using Bert4Rec.Training.Training;
+
+namespace Bert4Rec.Training.Tests.Training;
+
+public class TrainingConfigTests
+{
+    private static TrainingConfig Parse(params string[] args)
+    {
+        var a = new CommandLine(args);
+        var cfg = TrainingConfig.FromCommandLine(a, out _);
+        a.EnsureAllUsed();
+        return cfg;
+    }
+
+    [Theory]
+    [InlineData("--heads 3", "--heads")]                 // does not divide hidden 64
+    [InlineData("--mask-prob 0", "--mask-prob")]
+    [InlineData("--mask-prob 1.5", "--mask-prob")]
+    [InlineData("--epochs 0", "--epochs")]
+    [InlineData("--dropout 1", "--dropout")]
+    [InlineData("--lr abc", "--lr")]
+    [InlineData("--lr -0.1", "--lr")]
+    [InlineData("--batch 2.5", "--batch")]
+    [InlineData("--max-len 1", "--max-len")]
+    [InlineData("--patience -1", "--patience")]
+    [InlineData("--checkpoint-every", "--checkpoint-every")]   // no value
+    [InlineData("--preset imdb", "--preset")]
+    [InlineData("--epochz 3", "--epochz")]                     // unknown flag
+    [InlineData("--epochs 3 --epochs 4", "--epochs")]          // given twice
+    public void Bad_flags_are_refused_naming_the_flag(string args, string flag)
+    {
+        var e = Assert.Throws<UsageException>(() => Parse(args.Split(' ')));
+        Assert.Contains(flag, e.Message);
+    }
+
+    [Fact]
+    public void Flags_override_the_preset_and_are_reported_as_given()
+    {
+        var a = new CommandLine(["--preset", "beauty", "--lr", "0.0005", "--hidden", "32", "--heads", "4", "--eval-every-steps", "50", "--threads", "1"]);
+        var cfg = TrainingConfig.FromCommandLine(a, out var given);
+        a.EnsureAllUsed();
+        Assert.Equal(TrainingConfig.FromPreset("beauty") with { LearningRate = 5e-4f, Hidden = 32, Heads = 4, EvalEverySteps = 50, Threads = 1 }, cfg);
+        Assert.Equal(new[] { "eval-every-steps", "heads", "hidden", "lr", "threads" }, given.Order());
+    }
+
+    [Fact]
+    public void Presets_follow_the_design_table_and_unknown_presets_are_refused()
+    {
+        (int, int, int, int, float, int, float, float) Row(string p)
+        {
+            var c = TrainingConfig.FromPreset(p);
+            return (c.Hidden, c.Heads, c.Layers, c.MaxLength, c.MaskProbability, c.MaxPredictions, c.HiddenDropout, c.AttentionDropout);
+        }
+        Assert.Equal((64, 2, 2, 200, 0.2f, 40, 0.2f, 0.2f), Row("ml-1m"));
+        Assert.Equal((64, 2, 2, 200, 0.2f, 20, 0.1f, 0.1f), Row("ml-20m"));
+        Assert.Equal((64, 2, 2, 50, 0.6f, 30, 0.5f, 0.2f), Row("beauty"));
+        Assert.Equal((256, 8, 2, 50, 0.4f, 20, 0.2f, 0.2f), Row("steam"));
+        foreach (var p in new[] { "ml-1m", "ml-20m", "beauty", "steam", "synthetic" })
+        {
+            var c = TrainingConfig.FromPreset(p);
+            c.Validate();
+            Assert.Equal((0.01f, 5f, 1f), (c.WeightDecay, c.ClipNorm, c.MaskTokenRate));   // DESIGN.md: decay 0.01, clip 5, always [MASK]
+        }
+        Assert.Contains("--preset", Assert.Throws<UsageException>(() => TrainingConfig.FromPreset("imdb")).Message);
+    }
+}
