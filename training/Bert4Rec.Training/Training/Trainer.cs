@@ -13,6 +13,10 @@ namespace Bert4Rec.Training.Training;
 
 public sealed record EpochRecord(int Epoch, long Step, double Loss, double LearningRate, double Seconds, double TokensPerSecond, RankingMetrics? Validation);
 
+/// <summary>One validation of a run: when it happened (training wall seconds since this process started the run, validation
+/// time included), where, and what it measured on the validation split.</summary>
+public sealed record ValidationPoint(double Seconds, int Epoch, long Step, RankingMetrics Metrics);
+
 public sealed class Trainer
 {
     public const string CheckpointFile = "checkpoint.bin", BestFile = "best.bin", ConfigFile = "config.json", MetricsFile = "metrics.jsonl", ChartFile = "loss.svg";
@@ -23,6 +27,13 @@ public sealed class Trainer
     private readonly Action<string> _log;
     private readonly bool _interactive;
     public List<EpochRecord> History { get; } = [];
+    /// <summary>Every validation of this process's part of the run, in order (for quality-against-time charts).</summary>
+    public List<ValidationPoint> Validations { get; } = [];
+    /// <summary>Wall-clock budget of this call of <see cref="Run"/>: when it is spent the run ends as an early stop does (best
+    /// weights kept, state finished). Null = no budget.</summary>
+    public TimeSpan? TimeBudget { get; init; }
+    /// <summary>True when the last <see cref="Run"/> ended because <see cref="TimeBudget"/> was spent.</summary>
+    public bool BudgetSpent { get; private set; }
     /// <summary>Called after every optimizer step (and its checkpoint, if any) with the global step count; tests interrupt runs here.</summary>
     public Action<long>? AfterStep { get; init; }
     /// <summary>Seconds between plain progress lines when the output is not a terminal.</summary>
@@ -118,6 +129,7 @@ public sealed class Trainer
         {
             var val = Evaluator.Evaluate(new ModelScorer(model), validation, new EvaluationOptions { Protocol = EvaluationProtocol.Full });
             state.LastValidation = val;
+            Validations.Add(new ValidationPoint(runClock.Elapsed.TotalSeconds, epoch + 1, state.GlobalStep, val));
             if (val.Ndcg10 > state.BestMetric)
             {
                 state.BestMetric = val.Ndcg10; state.BestEpoch = epoch + 1; state.BestStep = state.GlobalStep; state.BadEvaluations = 0;
@@ -166,6 +178,13 @@ public sealed class Trainer
                 if (cfg.CheckpointEvery > 0 && state.GlobalStep % cfg.CheckpointEvery == 0 && _runDir != null)
                     Checkpoint.Save(Path.Combine(_runDir, CheckpointFile), state);
                 AfterStep?.Invoke(state.GlobalStep);
+                if (TimeBudget is { } budget && runClock.Elapsed >= budget && !state.Finished)
+                {
+                    _log($"time budget of {budget.TotalSeconds:F0}s spent at epoch {epoch + 1}, step {state.GlobalStep}");
+                    // one last validation, unless one just ran, so the weights trained since the last one are not wasted
+                    if (validation.Count > 0 && Validations.LastOrDefault()?.Step != state.GlobalStep) { Validate(epoch); epochValidation = state.LastValidation; }
+                    BudgetSpent = true; state.Finished = true;
+                }
                 bool last = bi == stepsPerEpoch - 1;
                 if (_interactive ? lastProgress.Elapsed.TotalSeconds >= 0.25 || last : lastProgress.Elapsed.TotalSeconds >= ProgressSeconds)
                 {
