@@ -1,5 +1,6 @@
 // Reranker: scores a batch of histories (item indices) against per-row candidate lists in one ONNX Runtime run and
 // returns each row's candidates ordered by the model's score.
+using Bert4Rec.Contracts;
 using Bert4Rec.Inference.OnnxRuntime;
 
 namespace Bert4Rec.Inference;
@@ -10,11 +11,12 @@ public readonly record struct RankedItem(long Item, float Score);
 public sealed class Reranker
 {
     private readonly InferenceSession _session;
-    private readonly int _n, _d, _items, _maskId;
+    private readonly int _n, _d, _items;
+    private readonly ModelConfig _config;
 
     /// <param name="session">a session over a bundle's model.onnx</param>
-    /// <param name="itemCount">n; [MASK] is n + 1</param>
-    public Reranker(InferenceSession session, int itemCount)
+    /// <param name="config">the bundle's model config (its kind fixes the input rule)</param>
+    public Reranker(InferenceSession session, ModelConfig config)
     {
         _session = session;
         var ids = session.Input("item_ids");
@@ -22,8 +24,9 @@ public sealed class Reranker
         if (ids.Dimensions.Length != 2 || ids.Dimensions[1] < 2) throw new ArgumentException($"{session.ModelPath}: item_ids must be [batch, N]");
         _n = (int)ids.Dimensions[1];
         _d = (int)user.Dimensions[1] - 1;
-        _items = itemCount;
-        _maskId = itemCount + 1;
+        if (_n != config.MaxLength || _d != config.Hidden) throw new ArgumentException($"{session.ModelPath}: item_ids [batch, {_n}] and d {_d} do not match the config's N {config.MaxLength} and d {config.Hidden}");
+        _items = config.ItemCount;
+        _config = config;
     }
 
     /// <summary>
@@ -46,7 +49,7 @@ public sealed class Reranker
 
     /// <summary>
     /// Scores each history's candidates (lists may differ in length; an empty list gives an empty result) and returns them
-    /// best first. Histories are item indices, oldest first; the most recent N-1 are used, then [MASK].
+    /// best first. Histories are item indices, oldest first, turned into rows by the model kind's input rule (ModelInput).
     /// </summary>
     public RankedItem[][] Rerank(IReadOnlyList<IReadOnlyList<int>> histories, IReadOnlyList<IReadOnlyList<long>> candidates)
     {
@@ -59,7 +62,7 @@ public sealed class Reranker
         var cands = new long[B * C];
         for (int b = 0; b < B; b++)
         {
-            Recommendation.Recommender.InputRow(histories[b], _n, _maskId).CopyTo(ids, b * _n);
+            ModelInput.Row(histories[b], _config).CopyTo(ids, b * _n);
             for (int j = 0; j < C; j++) cands[b * C + j] = j < candidates[b].Count ? candidates[b][j] : 1;   // padding, dropped below
         }
         var scores = new float[B * C];

@@ -70,12 +70,14 @@ public static class BundleManifests
 
     public static ModelConfig ToConfig(ModelShape s) => new()
     {
+        Kind = ModelKinds.TryParse(s.Kind, out var kind) ? kind : throw new BundleException($"manifest: model kind '{s.Kind}' is not one of bert4rec, sasrec, gru4rec"),
         ItemCount = s.ItemCount, Hidden = s.Hidden, Heads = s.Heads, Layers = s.Layers, MaxLength = s.MaxLength,
         HiddenDropout = s.HiddenDropout, AttentionDropout = s.AttentionDropout, LayerNormEpsilon = s.LayerNormEpsilon,
     };
 
     public static ModelShape ToShape(ModelConfig c) => new()
     {
+        Kind = c.Kind.Name(),
         ItemCount = c.ItemCount, Hidden = c.Hidden, Heads = c.Heads, Layers = c.Layers, MaxLength = c.MaxLength,
         HiddenDropout = c.HiddenDropout, AttentionDropout = c.AttentionDropout, LayerNormEpsilon = c.LayerNormEpsilon,
     };

@@ -1,15 +1,46 @@
-// The model's shape and regularisation: the one record the trainer, the exporter and the loaders agree on.
+// The model's kind, shape and regularisation: the one record the trainer, the exporter and the loaders agree on.
 namespace Bert4Rec.Contracts;
 
+/// <summary>The sequential models of DESIGN.md. Every kind shares the vocabulary, the input row and the output identity
+/// logit(v) = z . E[v] + b_O[v]; they differ in how z is computed from the row.</summary>
+public enum ModelKind { Bert4Rec, SasRec, Gru4Rec }
+
+public static class ModelKinds
+{
+    /// <summary>The command-line / manifest name of a kind: bert4rec, sasrec, gru4rec.</summary>
+    public static string Name(this ModelKind k) => k switch
+    {
+        ModelKind.Bert4Rec => "bert4rec", ModelKind.SasRec => "sasrec", ModelKind.Gru4Rec => "gru4rec",
+        _ => throw new ArgumentOutOfRangeException(nameof(k), k, "unknown model kind"),
+    };
+
+    public static readonly IReadOnlyList<ModelKind> All = [ModelKind.Bert4Rec, ModelKind.SasRec, ModelKind.Gru4Rec];
+
+    /// <summary>Parses a kind's name (case-insensitive); an empty name is BERT4Rec (manifests and checkpoints written before kinds existed).</summary>
+    public static bool TryParse(string? name, out ModelKind kind)
+    {
+        kind = ModelKind.Bert4Rec;
+        if (string.IsNullOrEmpty(name)) return true;
+        foreach (var k in All)
+            if (string.Equals(k.Name(), name, StringComparison.OrdinalIgnoreCase)) { kind = k; return true; }
+        return false;
+    }
+
+    public static ModelKind Parse(string? name) =>
+        TryParse(name, out var k) ? k : throw new ArgumentException($"'{name}' is not a model kind (one of {string.Join(", ", All.Select(x => x.Name()))})");
+}
+
 /// <summary>
-/// BERT4Rec hyperparameters that fix the parameter layout and the forward pass (see DESIGN.md, "Model").
-/// Vocabulary: 0 = [PAD], 1..ItemCount = items, ItemCount + 1 = [MASK]; V = ItemCount + 2.
+/// Hyperparameters that fix the parameter layout and the forward pass (see DESIGN.md, "Sequential models").
+/// Vocabulary, every kind: 0 = [PAD], 1..ItemCount = items, ItemCount + 1 = [MASK] (used by BERT4Rec only; the row is
+/// kept for every kind so item indices and embedding shapes agree); V = ItemCount + 2.
 /// </summary>
 public sealed record ModelConfig
 {
+    public ModelKind Kind { get; init; } = ModelKind.Bert4Rec;
     /// <summary>n: number of real items.</summary>
     public required int ItemCount { get; init; }
-    /// <summary>d: hidden size.</summary>
+    /// <summary>d: hidden size (GRU4Rec: the embedding and the GRU state).</summary>
     public int Hidden { get; init; } = 64;
     public int Heads { get; init; } = 2;
     public int Layers { get; init; } = 2;
@@ -23,12 +54,14 @@ public sealed record ModelConfig
     public int VocabSize => ItemCount + 2;
     public int MaskId => ItemCount + 1;
     public const int PadId = 0;
-    public int InnerSize => 4 * Hidden;
+    /// <summary>Feed-forward inner size: 4d for BERT4Rec, d for SASRec (the original point-wise layers), 0 for GRU4Rec.</summary>
+    public int InnerSize => Kind switch { ModelKind.Bert4Rec => 4 * Hidden, ModelKind.SasRec => Hidden, _ => 0 };
     public int HeadSize => Hidden / Heads;
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the first field that is out of range.</summary>
     public void Validate()
     {
+        if (!Enum.IsDefined(Kind)) throw new ArgumentException($"Kind {(int)Kind} is not a model kind", nameof(Kind));
         if (ItemCount < 1) throw new ArgumentException($"ItemCount must be >= 1, got {ItemCount}", nameof(ItemCount));
         if (Hidden < 1) throw new ArgumentException($"Hidden must be >= 1, got {Hidden}", nameof(Hidden));
         if (Heads < 1 || Hidden % Heads != 0) throw new ArgumentException($"Heads must divide Hidden ({Hidden}), got {Heads}", nameof(Heads));
@@ -37,5 +70,36 @@ public sealed record ModelConfig
         if (HiddenDropout is < 0 or >= 1) throw new ArgumentException($"HiddenDropout must be in [0,1), got {HiddenDropout}", nameof(HiddenDropout));
         if (AttentionDropout is < 0 or >= 1) throw new ArgumentException($"AttentionDropout must be in [0,1), got {AttentionDropout}", nameof(AttentionDropout));
         if (!(LayerNormEpsilon > 0)) throw new ArgumentException($"LayerNormEpsilon must be > 0, got {LayerNormEpsilon}", nameof(LayerNormEpsilon));
+    }
+}
+
+/// <summary>
+/// The one rule that turns a history of item indices (oldest first) into a model's input row of length N, used by the
+/// trainer's evaluation, the exporter's parity tests and the server. BERT4Rec: the most recent N-1 items, left-padded
+/// with [PAD], then [MASK] at the last position (the position it predicts). SASRec and GRU4Rec: the most recent N items,
+/// left-padded; they predict from the last item's state.
+/// </summary>
+public static class ModelInput
+{
+    public static void Fill(ReadOnlySpan<int> history, ModelConfig cfg, Span<int> row)
+    {
+        int N = cfg.MaxLength;
+        if (row.Length != N) throw new ArgumentException($"row has length {row.Length}, expected N = {N}");
+        row.Clear();
+        bool mask = cfg.Kind == ModelKind.Bert4Rec;
+        int room = mask ? N - 1 : N, keep = Math.Min(history.Length, room);
+        history[^keep..].CopyTo(row.Slice(room - keep, keep));
+        if (mask) row[N - 1] = cfg.MaskId;
+    }
+
+    /// <summary>The row as int64, the ONNX input's element type.</summary>
+    public static long[] Row(IReadOnlyList<int> history, ModelConfig cfg)
+    {
+        var h = history as int[] ?? history.ToArray();
+        Span<int> row = cfg.MaxLength <= 1024 ? stackalloc int[cfg.MaxLength] : new int[cfg.MaxLength];
+        Fill(h, cfg, row);
+        var r = new long[row.Length];
+        for (int i = 0; i < row.Length; i++) r[i] = row[i];
+        return r;
     }
 }

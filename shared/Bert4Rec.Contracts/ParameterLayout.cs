@@ -11,7 +11,7 @@ public sealed record ParameterTensor(string Name, long Offset, int[] Shape, bool
 }
 
 /// <summary>
-/// Names, offsets and shapes of every BERT4Rec parameter, in a fixed order:
+/// Names, offsets and shapes of every parameter of a model kind, in a fixed order. BERT4Rec:
 /// <code>
 /// tok_emb (V,d)  pos_emb (N,d)  ln_emb.g (d)  ln_emb.b (d)
 /// per layer l: layers.l.attn.qkv.w (d,3d) [columns: q | k | v, head h at h*dh..]  layers.l.attn.qkv.b (3d)
@@ -19,6 +19,18 @@ public sealed record ParameterTensor(string Name, long Offset, int[] Shape, bool
 ///              layers.l.ffn.w1 (d,4d)  layers.l.ffn.b1 (4d)  layers.l.ffn.w2 (4d,d)  layers.l.ffn.b2 (d)
 ///              layers.l.ln2.g (d)  layers.l.ln2.b (d)
 /// head.w (d,d)  head.b (d)  ln_out.g (d)  ln_out.b (d)  out_bias (V)
+/// </code>
+/// SASRec (pre-LN blocks; queries from LN_a(h), keys and values from h itself, as the original):
+/// <code>
+/// tok_emb (V,d)  pos_emb (N,d)
+/// per block l: layers.l.ln_attn.g (d)  layers.l.ln_attn.b (d)  layers.l.attn.q.w (d,d)  layers.l.attn.q.b (d)
+///              layers.l.attn.kv.w (d,2d) [columns: k | v]  layers.l.attn.kv.b (2d)  layers.l.attn.out.w (d,d)  layers.l.attn.out.b (d)
+///              layers.l.ln_ffn.g (d)  layers.l.ln_ffn.b (d)  layers.l.ffn.w1 (d,d)  layers.l.ffn.b1 (d)  layers.l.ffn.w2 (d,d)  layers.l.ffn.b2 (d)
+/// ln_last.g (d)  ln_last.b (d)  out_bias (V)
+/// </code>
+/// GRU4Rec (gates in ONNX's order z | r | h; the candidate uses r * (h W_hh,h + b_hh,h), i.e. linear_before_reset = 1):
+/// <code>
+/// tok_emb (V,d)  gru.w_ih (d,3d)  gru.w_hh (d,3d)  gru.b_ih (3d)  gru.b_hh (3d)  out_bias (V)
 /// </code>
 /// Weight decay applies to matrices and embeddings, never to LayerNorm parameters or biases (as the original code).
 /// </summary>
@@ -45,29 +57,63 @@ public sealed class ParameterLayout
             offset += t.Size;
         }
         Add("tok_emb", true, v, d);
-        Add("pos_emb", true, n, d);
-        Add("ln_emb.g", false, d);
-        Add("ln_emb.b", false, d);
-        for (int l = 0; l < config.Layers; l++)
+        switch (config.Kind)
         {
-            string p = $"layers.{l}.";
-            Add(p + "attn.qkv.w", true, d, 3 * d);
-            Add(p + "attn.qkv.b", false, 3 * d);
-            Add(p + "attn.out.w", true, d, d);
-            Add(p + "attn.out.b", false, d);
-            Add(p + "ln1.g", false, d);
-            Add(p + "ln1.b", false, d);
-            Add(p + "ffn.w1", true, d, inner);
-            Add(p + "ffn.b1", false, inner);
-            Add(p + "ffn.w2", true, inner, d);
-            Add(p + "ffn.b2", false, d);
-            Add(p + "ln2.g", false, d);
-            Add(p + "ln2.b", false, d);
+            case ModelKind.Bert4Rec:
+                Add("pos_emb", true, n, d);
+                Add("ln_emb.g", false, d);
+                Add("ln_emb.b", false, d);
+                for (int l = 0; l < config.Layers; l++)
+                {
+                    string p = $"layers.{l}.";
+                    Add(p + "attn.qkv.w", true, d, 3 * d);
+                    Add(p + "attn.qkv.b", false, 3 * d);
+                    Add(p + "attn.out.w", true, d, d);
+                    Add(p + "attn.out.b", false, d);
+                    Add(p + "ln1.g", false, d);
+                    Add(p + "ln1.b", false, d);
+                    Add(p + "ffn.w1", true, d, inner);
+                    Add(p + "ffn.b1", false, inner);
+                    Add(p + "ffn.w2", true, inner, d);
+                    Add(p + "ffn.b2", false, d);
+                    Add(p + "ln2.g", false, d);
+                    Add(p + "ln2.b", false, d);
+                }
+                Add("head.w", true, d, d);
+                Add("head.b", false, d);
+                Add("ln_out.g", false, d);
+                Add("ln_out.b", false, d);
+                break;
+            case ModelKind.SasRec:
+                Add("pos_emb", true, n, d);
+                for (int l = 0; l < config.Layers; l++)
+                {
+                    string p = $"layers.{l}.";
+                    Add(p + "ln_attn.g", false, d);
+                    Add(p + "ln_attn.b", false, d);
+                    Add(p + "attn.q.w", true, d, d);
+                    Add(p + "attn.q.b", false, d);
+                    Add(p + "attn.kv.w", true, d, 2 * d);
+                    Add(p + "attn.kv.b", false, 2 * d);
+                    Add(p + "attn.out.w", true, d, d);
+                    Add(p + "attn.out.b", false, d);
+                    Add(p + "ln_ffn.g", false, d);
+                    Add(p + "ln_ffn.b", false, d);
+                    Add(p + "ffn.w1", true, d, inner);
+                    Add(p + "ffn.b1", false, inner);
+                    Add(p + "ffn.w2", true, inner, d);
+                    Add(p + "ffn.b2", false, d);
+                }
+                Add("ln_last.g", false, d);
+                Add("ln_last.b", false, d);
+                break;
+            case ModelKind.Gru4Rec:
+                Add("gru.w_ih", true, d, 3 * d);
+                Add("gru.w_hh", true, d, 3 * d);
+                Add("gru.b_ih", false, 3 * d);
+                Add("gru.b_hh", false, 3 * d);
+                break;
         }
-        Add("head.w", true, d, d);
-        Add("head.b", false, d);
-        Add("ln_out.g", false, d);
-        Add("ln_out.b", false, d);
         Add("out_bias", false, v);
         Tensors = list;
         TotalSize = offset;

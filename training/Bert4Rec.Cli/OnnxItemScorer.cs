@@ -2,7 +2,6 @@
 using Bert4Rec.Contracts;
 using Bert4Rec.Inference.OnnxRuntime;
 using Bert4Rec.Training.Evaluation;
-using Bert4Rec.Training.Model;
 
 namespace Bert4Rec.Cli;
 
@@ -15,7 +14,7 @@ internal sealed class OnnxItemScorer(InferenceSession session, ModelConfig cfg) 
     {
         int B = histories.Count, N = cfg.MaxLength, n = cfg.ItemCount;
         var ids = new int[B * N];
-        for (int b = 0; b < B; b++) InputBuilder.ForPrediction(histories[b], N, cfg.MaskId, ids.AsSpan(b * N, N));
+        for (int b = 0; b < B; b++) ModelInput.Fill(histories[b], cfg, ids.AsSpan(b * N, N));
         var all = new float[B * n];
         session.Run(new[] { NamedTensor.Int64("item_ids", ids.Select(x => (long)x).ToArray(), B, N), NamedTensor.Int64("k", new long[] { 1 }, 1) },
                     new[] { NamedTensor.Float("item_scores", all, B, n), NamedTensor.Float("top_scores", new float[B], B, 1), NamedTensor.Int64("top_items", new long[B], B, 1) });

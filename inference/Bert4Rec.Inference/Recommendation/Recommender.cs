@@ -1,6 +1,7 @@
 // Two-stage recommendation over a bundle: history -> vocabulary -> user_vector (ONNX Runtime) -> FAISS top-K candidates
 // -> exact candidate scores (user_vector . [E, b_O], what the graph's `scores` output computes) -> seen items dropped -> top-k.
 // Rerank scores caller-supplied candidates through the graph's `scores` output.
+using Bert4Rec.Contracts;
 using Bert4Rec.Inference.OnnxRuntime;
 using Bert4Rec.Retrieval;
 
@@ -12,16 +13,6 @@ public sealed record RecommendationResult(IReadOnlyList<ScoredItem> Items, IRead
 public sealed class Recommender(ModelBundle bundle)
 {
     public ModelBundle Bundle => bundle;
-
-    /// <summary>The model input for a history: its most recent N-1 items, left-padded with 0, then [MASK].</summary>
-    public static long[] InputRow(IReadOnlyList<int> history, int N, int maskId)
-    {
-        var row = new long[N];
-        int keep = Math.Min(history.Count, N - 1);
-        for (int i = 0; i < keep; i++) row[N - 1 - keep + i] = history[history.Count - keep + i];
-        row[N - 1] = maskId;
-        return row;
-    }
 
     private (List<int> Known, List<string> Unknown) Map(IReadOnlyList<string> history)
     {
@@ -37,7 +28,7 @@ public sealed class Recommender(ModelBundle bundle)
     public float[] UserVector(IReadOnlyList<int> history)
     {
         var cfg = bundle.Config;
-        var row = InputRow(history, cfg.MaxLength, cfg.MaskId);
+        var row = ModelInput.Row(history, cfg);
         var user = new float[cfg.Hidden + 1];
         bundle.Session.Run(new[] { NamedTensor.Int64("item_ids", row, 1, cfg.MaxLength), NamedTensor.Int64("candidate_ids", new long[] { 1 }, 1, 1) },
                            new[] { NamedTensor.Float("scores", new float[1], 1, 1), NamedTensor.Float("user_vector", user, 1, cfg.Hidden + 1) });
@@ -74,7 +65,7 @@ public sealed class Recommender(ModelBundle bundle)
         unknown.AddRange(unknownCands);
         if (cands.Count == 0) return new RecommendationResult([], unknown);
         var cfg = bundle.Config;
-        var row = InputRow(known, cfg.MaxLength, cfg.MaskId);
+        var row = ModelInput.Row(known, cfg);
         var scores = new float[cands.Count];
         bundle.Session.Run(new[] { NamedTensor.Int64("item_ids", row, 1, cfg.MaxLength), NamedTensor.Int64("candidate_ids", cands.Select(c => (long)c).ToArray(), 1, cands.Count) },
                            new[] { NamedTensor.Float("scores", scores, 1, cands.Count), NamedTensor.Float("user_vector", new float[cfg.Hidden + 1], 1, cfg.Hidden + 1) });

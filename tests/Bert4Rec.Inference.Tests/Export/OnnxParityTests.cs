@@ -36,7 +36,7 @@ public class OnnxParityTests : IDisposable
         var rng = new Random(9);
         var histories = new[] { new[] { 5, 9, 11 }, Array.Empty<int>(), Enumerable.Range(0, 30).Select(_ => rng.Next(1, 51)).ToArray() };
         var ids = new int[B * N];
-        for (int b = 0; b < B; b++) InputBuilder.ForPrediction(histories[b], N, cfg.MaskId, ids.AsSpan(b * N, N));
+        for (int b = 0; b < B; b++) ModelInput.Fill(histories[b], cfg, ids.AsSpan(b * N, N));
         var cands = Enumerable.Range(0, B * C).Select(_ => (long)rng.Next(1, 51)).ToArray();
 
         var z = new float[B * d];
@@ -105,8 +105,8 @@ public class FullCatalogTests : IDisposable
         using var s = new InferenceSession(path);
         int N = cfg.MaxLength, B = 2, n = cfg.ItemCount, V = cfg.VocabSize, k = 5;
         var ids = new int[B * N];
-        InputBuilder.ForPrediction(new[] { 3, 4, 5 }, N, cfg.MaskId, ids.AsSpan(0, N));
-        InputBuilder.ForPrediction(Enumerable.Range(1, 20).ToArray(), N, cfg.MaskId, ids.AsSpan(N, N));
+        ModelInput.Fill(new[] { 3, 4, 5 }, cfg, ids.AsSpan(0, N));
+        ModelInput.Fill(Enumerable.Range(1, 20).ToArray(), cfg, ids.AsSpan(N, N));
         var all = new float[B * n]; var top = new float[B * k]; var items = new long[B * k];
         s.Run(new[] { NamedTensor.Int64("item_ids", ids.Select(x => (long)x).ToArray(), B, N), NamedTensor.Int64("k", new long[] { k }, 1) },
               new[] { NamedTensor.Float("item_scores", all, B, n), NamedTensor.Float("top_scores", top, B, k), NamedTensor.Int64("top_items", items, B, k) });
@@ -154,7 +154,7 @@ public class TrainedParityAndRerankerTests : IDisposable
         string path = Path.Combine(_dir.FullName, "model.onnx");
         OnnxExporter.Export(cfg, model.Parameters, path);
         using var s = new InferenceSession(path);
-        var reranker = new Reranker(s, cfg.ItemCount);
+        var reranker = new Reranker(s, cfg);
         var histories = new IReadOnlyList<int>[] { new[] { 3, 4, 5, 6 }, new[] { 20 }, Enumerable.Range(10, 15).ToArray() };
         var candidates = new IReadOnlyList<long>[] { new long[] { 7, 1, 30, 8 }, new long[] { 21, 22 }, Array.Empty<long>() };
         var ranked = reranker.Rerank(histories, candidates);
@@ -163,7 +163,7 @@ public class TrainedParityAndRerankerTests : IDisposable
         var logits = new float[cfg.VocabSize];
         for (int b = 0; b < 2; b++)
         {
-            InputBuilder.ForPrediction(histories[b].ToArray(), N, cfg.MaskId, row);
+            ModelInput.Fill(histories[b].ToArray(), cfg, row);
             model.PredictLast(row, 1, new float[cfg.Hidden], logits);
             var want = candidates[b].OrderByDescending(c => logits[c]).ToArray();
             Assert.Equal(want, ranked[b].Select(r => r.Item));

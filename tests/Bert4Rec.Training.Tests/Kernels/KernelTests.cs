@@ -31,19 +31,26 @@ public class KernelTests
     }
 
     [Theory]
-    [InlineData(1, 0f)]
-    [InlineData(5, 0f)]
-    [InlineData(9, 0.3f)]
-    public void Sgemm_attention_equals_the_loop_reference(int L, float p)
+    [InlineData(1, 0f, false)]
+    [InlineData(5, 0f, false)]
+    [InlineData(9, 0.3f, false)]
+    [InlineData(1, 0f, true)]
+    [InlineData(6, 0f, true)]
+    [InlineData(9, 0.3f, true)]
+    public void Sgemm_attention_equals_the_loop_reference(int L, float p, bool causal)
     {
         int C = 8, H = 2;
         var qkv = Rand(L * 3 * C, L);
         var dout = Rand(L * C, 100 + L);
         var o1 = new float[L * C]; var o2 = new float[L * C];
         var p1 = new float[H * L * L]; var p2 = new float[H * L * L];
-        Attention.Forward(o1, p1, qkv, L, C, H, p, 77);
-        Attention.ForwardNaive(o2, p2, qkv, L, C, H, p, 77);
+        Attention.Forward(o1, p1, qkv, L, C, H, p, 77, causal);
+        Attention.ForwardNaive(o2, p2, qkv, L, C, H, p, 77, causal);
         Close(p2, p1, 1e-5, 1e-6, "probs");
+        if (causal)
+            for (int h = 0; h < H; h++)
+                for (int i = 0; i < L; i++)
+                    for (int j = i + 1; j < L; j++) Assert.Equal(0f, p1[h * L * L + i * L + j]);
         Close(o2, o1, 1e-4, 1e-5, "out");
         var g1 = new float[L * 3 * C]; var g2 = new float[L * 3 * C];
         Attention.Backward(g1, dout, qkv, p1, L, C, H, p, 77);

@@ -61,7 +61,7 @@ internal sealed class DemoVerb : IVerb
         Stage("4. evaluate BERT4Rec on the test split");
         var mcfg = cfg.ToModelConfig(split.ItemCount);
         var metrics = new Dictionary<string, double>();
-        using (var model = new Bert4RecModel(mcfg, 256, threads))
+        using (var model = SequenceModels.Create(mcfg, 256, threads))
         {
             state.BestParameters!.CopyTo(model.Parameters, 0);
             foreach (var o in new[] { full, p100 })

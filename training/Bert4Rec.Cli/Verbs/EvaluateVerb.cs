@@ -38,7 +38,7 @@ internal sealed class EvaluateVerb : IVerb
         var cases = splitName == "test" ? split.Test : split.Validation;
         IItemScorer scorer;
         string what;
-        Bert4RecModel? model = null;
+        SequenceModel? model = null;
         Inference.OnnxRuntime.InferenceSession? session = null;
         if (onnx != null)
         {
@@ -67,10 +67,10 @@ internal sealed class EvaluateVerb : IVerb
             string path = ckpt ?? (File.Exists(Path.Combine(run!, Trainer.BestFile)) ? Path.Combine(run!, Trainer.BestFile) : Path.Combine(run!, Trainer.CheckpointFile));
             var (cfg, weights) = Checkpoint.LoadWeights(path);
             if (cfg.ItemCount != split.ItemCount) throw new InvalidDataException($"{path}: model has {cfg.ItemCount} items, dataset {split.ItemCount}");
-            model = new Bert4RecModel(cfg, 256, threads);
+            model = SequenceModels.Create(cfg, 256, threads);
             weights.CopyTo(model.Parameters, 0);
             scorer = new ModelScorer(model);
-            what = "bert4rec";
+            what = cfg.Kind.Name();
         }
         var pop = SequenceDataset.Popularity(split.TrainSequences, split.ItemCount);
         var results = new Dictionary<string, object> { ["model"] = what, ["split"] = splitName };

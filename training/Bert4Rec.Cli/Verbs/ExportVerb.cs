@@ -11,7 +11,7 @@ internal sealed class ExportVerb : IVerb
     public string Name => "export";
     public string Summary => "export a checkpoint to an artifact bundle (model.onnx, vocabulary, manifest)";
     public string Usage => """
-          --checkpoint FILE | --run DIR   (the run's checkpoint.bin; its vocab.txt and metrics.json are picked up)
+          --checkpoint FILE | --run DIR   (the run's best.bin, else checkpoint.bin; its vocab.txt and metrics.json are picked up)
           --vocab FILE                    (default: vocab.txt beside the checkpoint)
           --out DIR                       bundle folder (replaced atomically)
           --full-catalog                  also write model_full.onnx (top-k over all items; for small catalogs and evaluation through ORT)
@@ -20,7 +20,10 @@ internal sealed class ExportVerb : IVerb
     public int Run(CommandLine a)
     {
         string? run = a.String("run");
-        string ckpt = a.String("checkpoint") ?? (run != null ? Path.Combine(run, Trainer.CheckpointFile) : throw new UsageException("give --checkpoint FILE or --run DIR"));
+        // a run folder: its best weights (best.bin), or the checkpoint of a run that has not validated yet
+        string ckpt = a.String("checkpoint") ?? (run != null
+            ? (File.Exists(Path.Combine(run, Trainer.BestFile)) ? Path.Combine(run, Trainer.BestFile) : Path.Combine(run, Trainer.CheckpointFile))
+            : throw new UsageException("give --checkpoint FILE or --run DIR"));
         string vocabPath = a.String("vocab") ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(ckpt))!, "vocab.txt");
         string outDir = a.Required("out");
         bool fullCatalog = a.Flag("full-catalog");
@@ -37,7 +40,7 @@ internal sealed class ExportVerb : IVerb
                     foreach (var p in m.EnumerateObject()) metrics[$"test.{proto}.{p.Name}"] = p.Value.GetDouble();
         }
         BundleWriter.Write(outDir, cfg, weights, vocab, "bert4rec export " + string.Join(' ', Environment.GetCommandLineArgs().Skip(2)), metrics, Path.GetFullPath(ckpt), fullCatalog);
-        Console.WriteLine($"bundle written to {outDir}: {BundleLayout.Model}, {BundleLayout.Vocabulary}, {BundleLayout.Manifest} ({cfg.ItemCount} items, d={cfg.Hidden}, N={cfg.MaxLength})");
+        Console.WriteLine($"bundle written to {outDir}: {BundleLayout.Model}, {BundleLayout.Vocabulary}, {BundleLayout.Manifest} ({cfg.Kind.Name()}, {cfg.ItemCount} items, d={cfg.Hidden}, N={cfg.MaxLength})");
         return 0;
     }
 }

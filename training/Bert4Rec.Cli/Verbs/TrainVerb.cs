@@ -51,7 +51,7 @@ internal sealed class TrainVerb : IVerb
         var clock = Stopwatch.StartNew();
         var state = new Trainer(cfg, split, outDir).Run(from);
         double secs = clock.Elapsed.TotalSeconds;
-        using var model = new Bert4RecModel(cfg.ToModelConfig(split.ItemCount), 256, cfg.Threads);
+        using var model = SequenceModels.Create(cfg.ToModelConfig(split.ItemCount), 256, cfg.Threads);
         (state.BestParameters ?? state.Parameters).CopyTo(model.Parameters, 0);
         var scorer = new ModelScorer(model);
         var pop = SequenceDataset.Popularity(split.TrainSequences, split.ItemCount);

@@ -1,5 +1,6 @@
-// Bidirectional multi-head self-attention over one sequence's non-pad tokens, forward and backward side by side:
-// a fast path on sgemm and a naive reference of plain loops, which the tests compare.
+// Multi-head self-attention over one sequence's non-pad tokens, bidirectional (BERT4Rec) or causal (SASRec: token i
+// attends to tokens 0..i), forward and backward side by side: a fast path on sgemm and a naive reference of plain loops,
+// which the tests compare. Causal probabilities are exactly 0 above the diagonal, so the backward passes need no flag.
 // Pad positions are never packed in, so they take no part as keys (exactly what the -10000 mask does) nor as queries
 // (their outputs are never read).
 using System.Buffers;
@@ -13,7 +14,7 @@ public static unsafe class Attention
     /// The fast path (same contract as <see cref="ForwardNaive"/>): per head, S = scale Q K^T and O = dropout(P) V as
     /// single-threaded sgemm calls on strided views of qkv; callers run rows in parallel with OpenBLAS at one thread.
     /// </summary>
-    public static void Forward(Span<float> attn, Span<float> probs, ReadOnlySpan<float> qkv, int L, int C, int H, float p, ulong dropKey)
+    public static void Forward(Span<float> attn, Span<float> probs, ReadOnlySpan<float> qkv, int L, int C, int H, float p, ulong dropKey, bool causal = false)
     {
         int D = C / H, C3 = 3 * C;
         float scale = 1f / MathF.Sqrt(D);
@@ -28,7 +29,8 @@ public static unsafe class Attention
                     var Ps = new Span<float>(P, L * L);
                     for (int i = 0; i < L; i++)
                     {
-                        var s = Ps.Slice(i * L, L);
+                        var s = Ps.Slice(i * L, causal ? i + 1 : L);
+                        if (causal) Ps.Slice(i * L + i + 1, L - i - 1).Clear();
                         float max = TensorPrimitives.Max(s);
                         TensorPrimitives.Subtract(s, max, s);
                         TensorPrimitives.Exp(s, s);
@@ -108,7 +110,7 @@ public static unsafe class Attention
     /// receives the softmax probabilities before dropout (for the backward pass). Attention dropout with probability p uses
     /// the counter stream <paramref name="dropKey"/> (element ids h*L*L + i*L + j).
     /// </summary>
-    public static void ForwardNaive(Span<float> attn, Span<float> probs, ReadOnlySpan<float> qkv, int L, int C, int H, float p, ulong dropKey)
+    public static void ForwardNaive(Span<float> attn, Span<float> probs, ReadOnlySpan<float> qkv, int L, int C, int H, float p, ulong dropKey, bool causal = false)
     {
         int D = C / H;
         float scale = 1f / MathF.Sqrt(D);
@@ -130,11 +132,15 @@ public static unsafe class Attention
                     s.Clear();
                     var q = qkv.Slice(i * 3 * C + h * D, D);
                     for (int c = 0; c < D; c++) TensorPrimitives.MultiplyAdd(kt.AsSpan(c * L, L), q[c] * scale, s, s);
-                    float max = TensorPrimitives.Max(s);
-                    TensorPrimitives.Subtract(s, max, s);
-                    TensorPrimitives.Exp(s, s);
-                    float sum = TensorPrimitives.Sum(s);
-                    TensorPrimitives.Multiply(s, 1f / sum, s);
+                    // causal: keys after i get probability 0 (what an additive -inf mask gives)
+                    int keys = causal ? i + 1 : L;
+                    var sk = s[..keys];
+                    float max = TensorPrimitives.Max(sk);
+                    TensorPrimitives.Subtract(sk, max, sk);
+                    TensorPrimitives.Exp(sk, sk);
+                    float sum = TensorPrimitives.Sum(sk);
+                    TensorPrimitives.Multiply(sk, 1f / sum, sk);
+                    s[keys..].Clear();
                     // out_i = sum_j dropout(P_ij) v_j
                     var o = attn.Slice(i * C + h * D, D);
                     o.Clear();

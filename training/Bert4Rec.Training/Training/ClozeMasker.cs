@@ -59,3 +59,17 @@ public static class ClozeMasker
         }
     }
 }
+
+/// <summary>SASRec's and GRU4Rec's samples: inputs x_1..x_{L-1} and, at each of their positions, the next item as the target.</summary>
+public static class NextItemSamples
+{
+    /// <summary>From a window of L (2..N+1) items writes ids = its first L-1 items and labels = its last L-1, both left-padded to N.</summary>
+    public static void Fill(ReadOnlySpan<int> items, int N, Span<int> ids, Span<int> labels)
+    {
+        int L = items.Length;
+        if (L < 2 || L > N + 1) throw new ArgumentException($"a next-item window holds 2..{N + 1} items, got {L}");
+        ids.Clear(); labels.Clear();
+        items[..^1].CopyTo(ids[(N - L + 1)..]);
+        items[1..].CopyTo(labels[(N - L + 1)..]);
+    }
+}

@@ -1,10 +1,11 @@
-// Scores every item for a batch of histories with the trained model (eval mode): history -> last N-1 items + [MASK].
+// Scores every item for a batch of histories with the trained model (eval mode), through the one input rule of Contracts.
+using Bert4Rec.Contracts;
 using Bert4Rec.Training.Evaluation;
 using Bert4Rec.Training.Model;
 
 namespace Bert4Rec.Training.Training;
 
-public sealed class ModelScorer(Bert4RecModel model) : IItemScorer
+public sealed class ModelScorer(SequenceModel model) : IItemScorer
 {
     // reused between calls (the evaluator calls from one thread at a time): a batch's logits are tens of MB on large catalogs
     private int[] _ids = [];
@@ -21,7 +22,7 @@ public sealed class ModelScorer(Bert4RecModel model) : IItemScorer
         if (scores.Length < B * (n + 1)) throw new ArgumentException($"scores holds {scores.Length} floats, {B} rows need {B * (n + 1)}", nameof(scores));
         if (_ids.Length < B * N) { _ids = new int[B * N]; _z = new float[B * d]; _logits = new float[B * V]; }
         var ids = _ids.AsSpan(0, B * N);
-        for (int b = 0; b < B; b++) InputBuilder.ForPrediction(histories[b], N, model.Config.MaskId, ids.Slice(b * N, N));
+        for (int b = 0; b < B; b++) ModelInput.Fill(histories[b], model.Config, ids.Slice(b * N, N));
         model.PredictLast(ids, B, _z.AsSpan(0, B * d), _logits.AsSpan(0, B * V));
         for (int b = 0; b < B; b++) _logits.AsSpan(b * V, n + 1).CopyTo(scores.Slice(b * (n + 1), n + 1));
     }

@@ -62,17 +62,24 @@ public sealed class Trainer
     public static ulong DropoutSeed(int seed, long step) =>
         (ulong)(uint)StreamSeed(seed, DropoutStream, (int)(step >> 31), (int)(step & int.MaxValue)) << 32 | (uint)StreamSeed(seed, DropoutStream, (int)(step & int.MaxValue), -1);
 
+    /// <summary>
+    /// The samples of an epoch, shuffled. BERT4Rec: windows of N items (Cloze-masked when batched) plus one sample per user
+    /// that masks only the last item. SASRec and GRU4Rec: windows of N + 1 items, each read as N inputs and the N next
+    /// items as targets (a user with one training item has nothing to predict and is skipped).
+    /// </summary>
     private List<Sample> EpochPlan(int epoch)
     {
         int N = _cfg.MaxLength, stride = _cfg.WindowStride > 0 ? _cfg.WindowStride : Math.Max(1, N / 10);
+        bool cloze = _cfg.Kind == ModelKind.Bert4Rec;
+        int span = cloze ? N : N + 1;
         var list = new List<Sample>();
         var seqs = _split.TrainSequences;
         for (int u = 0; u < seqs.Length; u++)
         {
             int len = seqs[u].Length;
-            if (len == 0) continue;
-            foreach (var (s, l) in ClozeMasker.Windows(len, N, stride)) list.Add(new Sample(u, s, l, false));
-            list.Add(new Sample(u, Math.Max(0, len - N), Math.Min(len, N), true));
+            if (len < (cloze ? 1 : 2)) continue;
+            foreach (var (s, l) in ClozeMasker.Windows(len, span, stride)) list.Add(new Sample(u, s, l, false));
+            if (cloze) list.Add(new Sample(u, Math.Max(0, len - N), Math.Min(len, N), true));
         }
         var rng = new Random(OrderSeed(_cfg.Seed, epoch));
         for (int i = list.Count - 1; i > 0; i--) { int j = rng.Next(i + 1); (list[i], list[j]) = (list[j], list[i]); }
@@ -88,7 +95,7 @@ public sealed class Trainer
         int n = _split.ItemCount, N = cfg.MaxLength;
         if (n < 1) throw new InvalidDataException("the dataset has no items");
         var mcfg = cfg.ToModelConfig(n);
-        using var model = new Bert4RecModel(mcfg, cfg.BatchSize, cfg.Threads);
+        using var model = SequenceModels.Create(mcfg, cfg.BatchSize, cfg.Threads);
         var opt = new AdamW(model.Layout, new AdamWSettings(WeightDecay: cfg.WeightDecay));
         TrainingState state;
         if (resume != null)
@@ -157,10 +164,19 @@ public sealed class Trainer
                 for (int k = 0; k < count; k++)
                 {
                     var s = plan[start + k];
-                    var rng = new Random(MaskSeed(cfg.Seed, epoch, start + k));
-                    ClozeMasker.Mask(_split.TrainSequences[s.User].AsSpan(s.Start, s.Length), N, n, cfg.MaskProbability, cfg.MaxPredictions,
-                        cfg.MaskTokenRate, s.LastOnly, rng, ids.AsSpan(k * N, N), labels.AsSpan(k * N, N));
-                    tokens += s.Length;
+                    var items = _split.TrainSequences[s.User].AsSpan(s.Start, s.Length);
+                    if (cfg.Kind == ModelKind.Bert4Rec)
+                    {
+                        var rng = new Random(MaskSeed(cfg.Seed, epoch, start + k));
+                        ClozeMasker.Mask(items, N, n, cfg.MaskProbability, cfg.MaxPredictions, cfg.MaskTokenRate, s.LastOnly, rng,
+                            ids.AsSpan(k * N, N), labels.AsSpan(k * N, N));
+                        tokens += s.Length;
+                    }
+                    else
+                    {
+                        NextItemSamples.Fill(items, N, ids.AsSpan(k * N, N), labels.AsSpan(k * N, N));
+                        tokens += s.Length - 1;
+                    }
                 }
                 float lr = LearningRateSchedule.At(state.GlobalStep, cfg.WarmupSteps, totalSteps, cfg.LearningRate);
                 float loss = model.TrainStep(ids.AsSpan(0, count * N), labels.AsSpan(0, count * N), count, DropoutSeed(cfg.Seed, state.GlobalStep));

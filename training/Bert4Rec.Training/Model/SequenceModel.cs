@@ -1,0 +1,341 @@
+// What every sequential model of the family shares: one flat parameter buffer laid out by ParameterLayout, left-padded
+// input rows packed so that pads are never computed, the output identity logit(v) = z . E[v] + b_O[v] computed only
+// where a prediction is asked for, the cross-entropy over items 1..n, and the dense-layer and LayerNorm helpers.
+// A model kind supplies its encoder (forward/backward over the packed tokens) and the head that maps a token's final
+// hidden state to z.
+using System.Numerics.Tensors;
+using Bert4Rec.Contracts;
+using Bert4Rec.Training.Kernels;
+
+namespace Bert4Rec.Training.Model;
+
+public abstract unsafe class SequenceModel : IDisposable
+{
+    public ModelConfig Config { get; }
+    public ParameterLayout Layout { get; }
+    /// <summary>All parameters, laid out by <see cref="Layout"/>.</summary>
+    public float[] Parameters { get; }
+    /// <summary>Gradients, same layout; zeroed at the start of each <see cref="TrainStep"/>.</summary>
+    public float[] Gradients { get; }
+    public int MaxBatch { get; }
+    public int Threads { get; }
+
+    protected readonly int _d, _n, _items, _vocab;
+    // packing of the current batch: row b's tokens are _rowStart[b] .. _rowStart[b] + _rowLen[b] - 1
+    protected readonly int[] _rowStart, _rowLen;
+    protected readonly int[] _tokId, _tokPos;
+    protected int _T;
+    /// <summary>d(final hidden) (T,d): filled by the head's backward, consumed by <see cref="BackwardEncoder"/>.</summary>
+    protected readonly float[] _dh;
+    // prediction rows (grown on demand): gathered final hidden (M,d), z (M,d), dz (M,d), logits (M,n)
+    protected float[] _hm = [], _z = [], _dz = [], _logits = [];
+    protected int[] _mTok = [], _mTarget = [];
+    private readonly int _tokOff, _biasOff;
+
+    protected SequenceModel(ModelConfig config, int maxBatch, int threads)
+    {
+        config.Validate();
+        if (maxBatch < 1) throw new ArgumentOutOfRangeException(nameof(maxBatch), maxBatch, "must be >= 1");
+        Config = config;
+        Layout = new ParameterLayout(config);
+        MaxBatch = maxBatch;
+        Threads = threads > 0 ? threads : Environment.ProcessorCount;
+        Parameters = new float[Layout.TotalSize];
+        Gradients = new float[Layout.TotalSize];
+        _d = config.Hidden; _n = config.MaxLength; _items = config.ItemCount; _vocab = config.VocabSize;
+        long maxT = (long)maxBatch * _n;
+        if (maxT * Math.Max(4 * _d, 3 * _d) > int.MaxValue) throw new ArgumentException($"batch {maxBatch} x length {_n} is too large for one step");
+        _rowStart = new int[maxBatch]; _rowLen = new int[maxBatch];
+        _tokId = new int[maxT]; _tokPos = new int[maxT];
+        _dh = new float[maxT * _d];
+        _tokOff = Off("tok_emb"); _biasOff = Off("out_bias");
+        Blas.SetThreads(Threads);
+    }
+
+    /// <summary>Offset of a named tensor (resolve once in constructors, not per step).</summary>
+    protected int Off(string name) => checked((int)Layout[name].Offset);
+
+    /// <summary>Truncated normal (std 0.02, cut at 2 std) for matrices and embeddings; LayerNorm gain 1, every bias 0.</summary>
+    public virtual void InitializeParameters(ulong seed)
+    {
+        var rng = new Random(unchecked((int)(seed ^ (seed >> 32))));
+        Array.Clear(Parameters);
+        foreach (var t in Layout.Tensors)
+        {
+            var s = Parameters.AsSpan(checked((int)t.Offset), checked((int)t.Size));
+            if (t.Name.EndsWith(".g", StringComparison.Ordinal)) s.Fill(1f);
+            else if (t.Shape.Length == 2)
+                for (int i = 0; i < s.Length; i++)
+                {
+                    double z;
+                    do
+                    {
+                        double u1 = 1.0 - rng.NextDouble(), u2 = rng.NextDouble();
+                        z = Math.Sqrt(-2.0 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2);
+                    } while (Math.Abs(z) > 2.0);
+                    s[i] = (float)(0.02 * z);
+                }
+        }
+    }
+
+    // ---------------------------------------------------------------- what a kind supplies
+
+    /// <summary>Forward over the packed tokens (_T of them); leaves every token's final hidden state in <see cref="FinalHidden"/> (T,d).</summary>
+    protected abstract void Forward(int batch, bool train, ulong seed);
+    /// <summary>The last forward's final hidden states (T,d).</summary>
+    protected abstract float[] FinalHidden { get; }
+    /// <summary>Backward of <see cref="Forward"/> given d(final hidden) in <see cref="_dh"/>, adding into <see cref="Gradients"/>.</summary>
+    protected abstract void BackwardEncoder(int batch, ulong seed);
+    /// <summary>z (M,d) from the gathered final hidden states _hm (M,d). Default: z = h.</summary>
+    protected virtual void HeadForward(int M) => _hm.AsSpan(0, M * _d).CopyTo(_z);
+    /// <summary>Backward of <see cref="HeadForward"/>: turns dz (M,d) in _dz into d(hm), in place. Default: identity.</summary>
+    protected virtual void HeadBackward(int M) { }
+    /// <summary>Head buffers for M prediction rows beyond _hm/_z/_dz (called when those grow).</summary>
+    protected virtual void AllocateHead(int capacity) { }
+    /// <summary>z of a row with no token at all (an empty history), or a refusal naming why the kind cannot have one.</summary>
+    protected virtual void EmptyRowState(Span<float> z, int row) =>
+        throw new ArgumentException($"row {row} is all [PAD]; the last position must hold a token");
+
+    // ---------------------------------------------------------------- packing
+
+    protected void Pack(ReadOnlySpan<int> inputIds, int batch)
+    {
+        if (batch < 1 || batch > MaxBatch) throw new ArgumentOutOfRangeException(nameof(batch), batch, $"batch must be in 1..{MaxBatch}");
+        if (inputIds.Length != batch * _n) throw new ArgumentException($"inputIds has {inputIds.Length} ids; batch {batch} x length {_n} needs {batch * _n}");
+        int T = 0;
+        for (int b = 0; b < batch; b++)
+        {
+            var row = inputIds.Slice(b * _n, _n);
+            int first = 0;
+            while (first < _n && row[first] == ModelConfig.PadId) first++;
+            _rowStart[b] = T;
+            _rowLen[b] = _n - first;
+            for (int t = first; t < _n; t++)
+            {
+                int id = row[t];
+                if (id <= 0 || id >= _vocab)
+                    throw new ArgumentException(id == 0
+                        ? $"row {b}: [PAD] at position {t} after a real token (sequences must be left-padded)"
+                        : $"row {b}, position {t}: id {id} is outside the vocabulary 0..{_vocab - 1}");
+                _tokId[T] = id;
+                _tokPos[T] = t;
+                T++;
+            }
+        }
+        _T = T;
+    }
+
+    // ---------------------------------------------------------------- shared layers
+
+    /// <summary>Applies dropout to each row's packed tokens; element ids are position*C + c, so packing does not change the mask.</summary>
+    protected void DropRows(float[] x, int C, int batch, ulong seed, int site, float p)
+    {
+        Parallel.For(0, batch, new ParallelOptions { MaxDegreeOfParallelism = Threads }, b =>
+        {
+            int s = _rowStart[b], len = _rowLen[b];
+            if (len == 0) return;
+            Elementwise.Dropout(x.AsSpan(s * C, len * C), Elementwise.Key(seed, site, b), (long)(_n - len) * C, p);
+        });
+    }
+
+    /// <summary>y (T,out) = x (T,in) @ W (in,out) + b.</summary>
+    protected void Linear(float[] y, float[] x, int w, int bias, int T, int inDim, int outDim) =>
+        LinearStrided(y, 0, outDim, x, w, bias, T, inDim, outDim);
+
+    /// <summary>Columns [yCol, yCol+out) of y (T, ldy) = x (T,in) @ W (in,out) + b.</summary>
+    protected void LinearStrided(float[] y, int yCol, int ldy, float[] x, int w, int bias, int T, int inDim, int outDim)
+    {
+        if (T == 0) return;
+        fixed (float* py = y) fixed (float* px = x) fixed (float* pp = Parameters)
+            Blas.Sgemm(false, false, T, outDim, inDim, 1f, px, inDim, pp + w, outDim, 0f, py + yCol, ldy);
+        float[] P = Parameters;
+        Elementwise.ParallelRows(T, 512, (t0, t1) =>
+        {
+            for (int t = t0; t < t1; t++)
+            {
+                var row = y.AsSpan(t * ldy + yCol, outDim);
+                TensorPrimitives.Add(row, P.AsSpan(bias, outDim), row);
+            }
+        });
+    }
+
+    /// <summary>Backward of <see cref="Linear"/>: dW += x^T dy, db += colsum(dy), dx (=, or += when accumulate) dy W^T.</summary>
+    protected void LinearBackward(float[] dx, bool accumulate, float[] dy, float[] x, int w, int bias, int T, int inDim, int outDim) =>
+        LinearBackwardStrided(dx, accumulate, dy, 0, outDim, x, w, bias, T, inDim, outDim);
+
+    /// <summary>Backward of <see cref="LinearStrided"/>, dy being columns [dyCol, dyCol+out) of a (T, ldy) buffer.</summary>
+    protected void LinearBackwardStrided(float[] dx, bool accumulate, float[] dy, int dyCol, int ldy, float[] x, int w, int bias, int T, int inDim, int outDim)
+    {
+        if (T == 0) return;
+        fixed (float* pdx = dx) fixed (float* pdy = dy) fixed (float* px = x) fixed (float* pp = Parameters) fixed (float* pg = Gradients)
+        {
+            Blas.Sgemm(true, false, inDim, outDim, T, 1f, px, inDim, pdy + dyCol, ldy, 1f, pg + w, outDim);
+            Blas.Sgemm(false, true, T, inDim, outDim, 1f, pdy + dyCol, ldy, pp + w, outDim, accumulate ? 1f : 0f, pdx, inDim);
+        }
+        var db = Gradients.AsSpan(bias, outDim);
+        if (ldy == outDim) Elementwise.BiasBackward(db, dy.AsSpan(0, T * outDim), T, outDim);
+        else for (int t = 0; t < T; t++) TensorPrimitives.Add(db, dy.AsSpan(t * ldy + dyCol, outDim), db);
+    }
+
+    /// <summary>LayerNorm backward over T rows, adding into dx: rows in parallel; the gain/bias gradients summed in fixed order.</summary>
+    protected void LayerNormRowsBackward(float[] dx, int g, int bo, float[] dy, float[] x, float[] mean, float[] rstd, int T)
+    {
+        int d = _d, chunk = 256, chunks = (T + chunk - 1) / chunk;
+        var dgs = new float[chunks * 2 * d];
+        float[] P = Parameters;
+        Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = Threads }, c =>
+        {
+            int t0 = c * chunk, t1 = Math.Min(T, t0 + chunk);
+            Elementwise.LayerNormBackward(dx.AsSpan(t0 * d, (t1 - t0) * d), dgs.AsSpan(c * 2 * d, d), dgs.AsSpan(c * 2 * d + d, d),
+                dy.AsSpan(t0 * d, (t1 - t0) * d), x.AsSpan(t0 * d, (t1 - t0) * d), P.AsSpan(g, d), mean.AsSpan(t0, t1 - t0), rstd.AsSpan(t0, t1 - t0), t1 - t0, d);
+        });
+        for (int c = 0; c < chunks; c++)
+        {
+            TensorPrimitives.Add(Gradients.AsSpan(g, d), dgs.AsSpan(c * 2 * d, d), Gradients.AsSpan(g, d));
+            TensorPrimitives.Add(Gradients.AsSpan(bo, d), dgs.AsSpan(c * 2 * d + d, d), Gradients.AsSpan(bo, d));
+        }
+    }
+
+    /// <summary>Offset of row b's block of per-head attention probabilities (H*len^2 each, rows packed in order).</summary>
+    protected int ProbOffset(int b, int heads)
+    {
+        int off = 0;
+        for (int i = 0; i < b; i++) off += heads * _rowLen[i] * _rowLen[i];
+        return off;
+    }
+
+    // ---------------------------------------------------------------- public API
+
+    /// <summary>
+    /// Train-mode forward (dropout) and the loss: cross-entropy over items 1..n at positions with labels[b,t] > 0,
+    /// averaged over those positions; then the backward pass into <see cref="Gradients"/> (zeroed first). Returns the mean loss
+    /// (0 when nothing is labelled). Dropout draws only from <paramref name="dropoutSeed"/>: same seed, same result.
+    /// </summary>
+    public float TrainStep(ReadOnlySpan<int> inputIds, ReadOnlySpan<int> labels, int batch, ulong dropoutSeed) =>
+        LossAndMaybeBackward(inputIds, labels, batch, dropoutSeed, train: true);
+
+    /// <summary>Eval-mode (no dropout) mean loss at labelled positions; no gradients.</summary>
+    public float EvalLoss(ReadOnlySpan<int> inputIds, ReadOnlySpan<int> labels, int batch) =>
+        LossAndMaybeBackward(inputIds, labels, batch, 0, train: false);
+
+    private void EnsureHead(int M)
+    {
+        if (_hm.Length >= M * _d && _logits.Length >= (long)M * _items) return;
+        int cap = Math.Max(M, 16);
+        _hm = new float[cap * _d]; _z = new float[cap * _d]; _dz = new float[cap * _d];
+        _logits = new float[checked(cap * _items)];
+        _mTok = new int[cap]; _mTarget = new int[cap];
+        AllocateHead(cap);
+    }
+
+    private void GatherHead(int M)
+    {
+        float[] h = FinalHidden;
+        int d = _d;
+        for (int m = 0; m < M; m++) h.AsSpan(_mTok[m] * d, d).CopyTo(_hm.AsSpan(m * d, d));
+        HeadForward(M);
+    }
+
+    private float LossAndMaybeBackward(ReadOnlySpan<int> inputIds, ReadOnlySpan<int> labels, int batch, ulong seed, bool train)
+    {
+        Pack(inputIds, batch);
+        if (labels.Length != batch * _n) throw new ArgumentException($"labels has {labels.Length} entries; batch {batch} x length {_n} needs {batch * _n}");
+        int M = 0;
+        for (int b = 0; b < batch; b++)
+            for (int t = 0; t < _n; t++)
+            {
+                int y = labels[b * _n + t];
+                if (y == 0) continue;
+                if (y < 0 || y > _items) throw new ArgumentException($"label {y} at row {b}, position {t} is not an item index in 1..{_items}");
+                if (t < _n - _rowLen[b]) throw new ArgumentException($"label at row {b}, position {t} falls on a [PAD] position");
+                M++;
+            }
+        if (train) Array.Clear(Gradients);
+        Forward(batch, train, seed);
+        if (M == 0) return 0f;
+        EnsureHead(M);
+        int k = 0;
+        for (int b = 0; b < batch; b++)
+            for (int t = _n - _rowLen[b]; t < _n; t++)
+            {
+                int y = labels[b * _n + t];
+                if (y == 0) continue;
+                _mTok[k] = _rowStart[b] + t - (_n - _rowLen[b]);
+                _mTarget[k] = y;
+                k++;
+            }
+        GatherHead(M);
+        int d = _d, n = _items, tok = _tokOff, ob = _biasOff;
+        fixed (float* pz = _z) fixed (float* pp = Parameters) fixed (float* pl = _logits)
+            Blas.Sgemm(false, true, M, n, d, 1f, pz, d, pp + tok + d, d, 0f, pl, n);
+        float[] P = Parameters, lg = _logits;
+        int[] tg = _mTarget;
+        double[] partial = new double[(M + 63) / 64];
+        float scale = 1f / M;
+        Elementwise.ParallelRows(M, 64, (m0, m1) =>
+        {
+            Elementwise.AddBias(lg.AsSpan(m0 * n, (m1 - m0) * n), P.AsSpan(ob + 1, n), m1 - m0, n);
+            partial[m0 / 64] = CrossEntropy.ForwardBackward(lg.AsSpan(m0 * n, (m1 - m0) * n), tg.AsSpan(m0, m1 - m0), m1 - m0, n, scale);
+        });
+        double loss = 0;
+        foreach (var x in partial) loss += x;
+        if (train)
+        {
+            // output layer: logits = z E[1..n]^T + b_O[1..n]; _logits holds dlogits
+            float[] G = Gradients;
+            Elementwise.BiasBackward(G.AsSpan(ob + 1, n), _logits.AsSpan(0, M * n), M, n);
+            fixed (float* pl = _logits) fixed (float* pz = _z) fixed (float* pdz = _dz) fixed (float* pp = Parameters) fixed (float* pg = G)
+            {
+                Blas.Sgemm(false, false, M, d, n, 1f, pl, n, pp + tok + d, d, 0f, pdz, d);          // dz = dlogits E
+                Blas.Sgemm(true, false, n, d, M, 1f, pl, n, pz, d, 1f, pg + tok + d, d);            // dE += dlogits^T z
+            }
+            HeadBackward(M);                                                                         // _dz = d(hm)
+            Array.Clear(_dh, 0, _T * d);
+            for (int m = 0; m < M; m++)
+                TensorPrimitives.Add(_dh.AsSpan(_mTok[m] * d, d), _dz.AsSpan(m * d, d), _dh.AsSpan(_mTok[m] * d, d));
+            BackwardEncoder(batch, seed);
+        }
+        return (float)(loss / M);
+    }
+
+    /// <summary>
+    /// Eval-mode forward at the LAST position of each row (BERT4Rec's [MASK]; SASRec's and GRU4Rec's last item): z (B,d),
+    /// and, unless <paramref name="logits"/> is empty, logits (B,V) = z E^T + b_O over the whole vocabulary.
+    /// </summary>
+    public void PredictLast(ReadOnlySpan<int> inputIds, int batch, Span<float> z, Span<float> logits)
+    {
+        Pack(inputIds, batch);
+        if (z.Length != batch * _d) throw new ArgumentException($"z has {z.Length} floats; needs batch {batch} x d {_d}");
+        if (!logits.IsEmpty && logits.Length != (long)batch * _vocab) throw new ArgumentException($"logits has {logits.Length} floats; needs batch {batch} x V {_vocab}");
+        Forward(batch, train: false, 0);
+        EnsureHead(batch);
+        // rows with no token get the kind's empty state; the others are gathered in order
+        int M = 0;
+        for (int b = 0; b < batch; b++) if (_rowLen[b] > 0) _mTok[M++] = _rowStart[b] + _rowLen[b] - 1;
+        GatherHead(M);
+        for (int b = 0, m = 0; b < batch; b++)
+        {
+            if (_rowLen[b] > 0) _z.AsSpan(m++ * _d, _d).CopyTo(z.Slice(b * _d, _d));
+            else EmptyRowState(z.Slice(b * _d, _d), b);
+        }
+        if (logits.IsEmpty) return;
+        int d = _d;
+        fixed (float* pz = z) fixed (float* pp = Parameters) fixed (float* pl = logits)
+            Blas.Sgemm(false, true, batch, _vocab, d, 1f, pz, d, pp + _tokOff, d, 0f, pl, _vocab);
+        Elementwise.AddBias(logits, Parameters.AsSpan(_biasOff, _vocab), batch, _vocab);
+    }
+
+    public virtual void Dispose() { }
+}
+
+/// <summary>Builds the model of a config's kind.</summary>
+public static class SequenceModels
+{
+    public static SequenceModel Create(ModelConfig config, int maxBatch, int threads = 0) => config.Kind switch
+    {
+        ModelKind.Bert4Rec => new Bert4RecModel(config, maxBatch, threads),
+        ModelKind.SasRec => new SasRecModel(config, maxBatch, threads),
+        ModelKind.Gru4Rec => throw new NotSupportedException("GRU4Rec is not available in this build yet"),
+        _ => throw new ArgumentOutOfRangeException(nameof(config), config.Kind, "unknown model kind"),
+    };
+}
