@@ -12,9 +12,9 @@ public class OnnxParityTests : IDisposable
     private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("b4r-parity-");
     public void Dispose() => _dir.Delete(true);
 
-    internal static Bert4RecModel RandomModel(ModelConfig cfg, int seed, float noise = 0.3f)
+    internal static SequenceModel RandomModel(ModelConfig cfg, int seed, float noise = 0.3f)
     {
-        var m = new Bert4RecModel(cfg, 8, 2);
+        var m = SequenceModels.Create(cfg, 8, 2);
         m.InitializeParameters((ulong)seed);
         var rng = new Random(seed);
         for (int i = 0; i < m.Parameters.Length; i++) m.Parameters[i] += (float)(rng.NextDouble() - 0.5) * noise;
@@ -22,13 +22,14 @@ public class OnnxParityTests : IDisposable
     }
 
     [Theory]
-    [InlineData(AttentionForm.Standard)]
-    [InlineData(AttentionForm.MultiHeadAttention)]
-    public void Onnx_scores_and_user_vector_equal_the_trainer_forward_for_padded_short_and_full_rows(AttentionForm form)
+    [InlineData(ModelKind.Bert4Rec, AttentionForm.Standard)]
+    [InlineData(ModelKind.Bert4Rec, AttentionForm.MultiHeadAttention)]
+    [InlineData(ModelKind.SasRec, AttentionForm.Standard)]
+    public void Onnx_scores_and_user_vector_equal_the_trainer_forward_for_padded_empty_and_full_rows(ModelKind kind, AttentionForm form)
     {
-        var cfg = new ModelConfig { ItemCount = 50, Hidden = 16, Heads = 2, Layers = 2, MaxLength = 12 };
+        var cfg = new ModelConfig { Kind = kind, ItemCount = 50, Hidden = 16, Heads = 2, Layers = 2, MaxLength = 12 };
         using var model = RandomModel(cfg, 3);
-        string path = Path.Combine(_dir.FullName, $"model-{form}.onnx");
+        string path = Path.Combine(_dir.FullName, $"model-{kind}-{form}.onnx");
         OnnxExporter.Export(cfg, model.Parameters, path, attention: form);
         using var s = new InferenceSession(path, new SessionOptions { IntraOpThreads = 1 });
 
@@ -95,12 +96,14 @@ public class FullCatalogTests : IDisposable
     private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("b4r-full-");
     public void Dispose() => _dir.Delete(true);
 
-    [Fact]
-    public void Full_catalog_graph_scores_every_item_and_returns_the_trainers_top_k()
+    [Theory]
+    [InlineData(ModelKind.Bert4Rec)]
+    [InlineData(ModelKind.SasRec)]
+    public void Full_catalog_graph_scores_every_item_and_returns_the_trainers_top_k(ModelKind kind)
     {
-        var cfg = new ModelConfig { ItemCount = 30, Hidden = 16, Heads = 2, Layers = 2, MaxLength = 8 };
+        var cfg = new ModelConfig { Kind = kind, ItemCount = 30, Hidden = 16, Heads = 2, Layers = 2, MaxLength = 8 };
         using var model = OnnxParityTests.RandomModel(cfg, 4);
-        string path = Path.Combine(_dir.FullName, "model_full.onnx");
+        string path = Path.Combine(_dir.FullName, $"model_full-{kind}.onnx");
         OnnxExporter.Export(cfg, model.Parameters, path, fullCatalog: true);
         using var s = new InferenceSession(path);
         int N = cfg.MaxLength, B = 2, n = cfg.ItemCount, V = cfg.VocabSize, k = 5;

@@ -12,13 +12,14 @@ namespace Bert4Rec.Cli;
 internal sealed class TrainVerb : IVerb
 {
     public string Name => "train";
-    public string Summary => "train BERT4Rec on a prepared dataset";
+    public string Summary => "train a sequential model (bert4rec, sasrec, gru4rec) on a prepared dataset";
     public string Usage => """
           --data DIR --out RUN_DIR [--preset ml-1m|ml-20m|beauty|steam|synthetic] [--resume]
           --epochs --batch --lr --warmup --hidden --heads --layers --max-len --mask-prob --max-predictions
           --mask-token-rate --dropout --attn-dropout --weight-decay --clip --seed --threads
           --eval-every EPOCHS | --eval-every-steps STEPS  --patience EVALUATIONS --val-users N
-          --checkpoint-every STEPS --window-stride N
+          --checkpoint-every STEPS --window-stride N --model bert4rec|sasrec|gru4rec
+          --skip-test                     do not read the test split at the end (for tuning on validation)
         run folder: config.json, metrics.jsonl, loss.svg, checkpoint.bin (full state, for --resume), best.bin (best weights),
         vocab.txt, metrics.json (test split, full and pop100, of the best weights)
         """;
@@ -29,6 +30,7 @@ internal sealed class TrainVerb : IVerb
         bool presetGiven = a.Has("preset");
         var cfg = TrainingConfig.FromCommandLine(a, out var given);
         bool resume = a.Flag("resume");
+        bool skipTest = a.Flag("skip-test");
         a.EnsureAllUsed();
         string ckpt = Path.Combine(outDir, Trainer.CheckpointFile);
         TrainingState? from = null;
@@ -51,6 +53,17 @@ internal sealed class TrainVerb : IVerb
         var clock = Stopwatch.StartNew();
         var state = new Trainer(cfg, split, outDir).Run(from);
         double secs = clock.Elapsed.TotalSeconds;
+        if (skipTest)
+        {
+            // tuning runs: choices are made on the validation split only; the test split stays unread
+            var done = new Dictionary<string, object>
+            {
+                ["model"] = cfg.Model, ["model"] = cfg.Model, ["preset"] = cfg.Preset, ["epochs"] = state.Epoch, ["best_epoch"] = state.BestEpoch, ["seconds"] = Math.Round(secs, 1),
+                ["validation_ndcg@10"] = Math.Round(state.BestMetric, 5),
+            };
+            Console.WriteLine("RESULT " + JsonSerializer.Serialize(done));
+            return 0;
+        }
         using var model = SequenceModels.Create(cfg.ToModelConfig(split.ItemCount), 256, cfg.Threads);
         (state.BestParameters ?? state.Parameters).CopyTo(model.Parameters, 0);
         var scorer = new ModelScorer(model);
@@ -62,7 +75,7 @@ internal sealed class TrainVerb : IVerb
         Console.WriteLine($"  {p100}");
         var result = new Dictionary<string, object>
         {
-            ["preset"] = cfg.Preset, ["epochs"] = state.Epoch, ["steps"] = state.GlobalStep, ["best_epoch"] = state.BestEpoch, ["best_step"] = state.BestStep, ["seconds"] = Math.Round(secs, 1),
+            ["model"] = cfg.Model, ["preset"] = cfg.Preset, ["epochs"] = state.Epoch, ["steps"] = state.GlobalStep, ["best_epoch"] = state.BestEpoch, ["best_step"] = state.BestStep, ["seconds"] = Math.Round(secs, 1),
             ["full"] = full.ToDictionary(), ["pop100"] = p100.ToDictionary(),
         };
         AtomicFile.WriteAllBytes(Path.Combine(outDir, "metrics.json"), JsonSerializer.SerializeToUtf8Bytes(result, new JsonSerializerOptions { WriteIndented = true }));

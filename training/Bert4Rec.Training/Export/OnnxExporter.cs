@@ -30,14 +30,82 @@ public static class OnnxExporter
         var layout = new ParameterLayout(cfg);
         if (parameters.Length != layout.TotalSize) throw new ArgumentException($"parameters has {parameters.Length} floats; the layout needs {layout.TotalSize}");
         foreach (var x in parameters) if (!float.IsFinite(x)) throw new ArgumentException("parameters contain NaN or infinity; refusing to export");
-        int d = cfg.Hidden, H = cfg.Heads, dh = cfg.HeadSize, N = cfg.MaxLength;
-        var g = new OnnxGraphBuilder("bert4rec");
+        int d = cfg.Hidden, H = cfg.Heads, N = cfg.MaxLength;
+        var g = new OnnxGraphBuilder(cfg.Kind.Name());
         foreach (var t in layout.Tensors)
             g.Initializer(t.Name, layout.Slice(parameters, t.Name), t.Shape.Select(s => (long)s).ToArray());
-        var eps = OnnxGraphBuilder.Float("epsilon", cfg.LayerNormEpsilon);
+        // item_ids [B,N] -> z [B,d], the state at the prediction position
+        string z = cfg.Kind switch
+        {
+            ModelKind.Bert4Rec => Bert4RecEncoder(g, cfg, attention),
+            ModelKind.SasRec => attention == AttentionForm.Standard ? SasRecEncoder(g, cfg)
+                : throw new NotSupportedException("the fused attention form is implemented for BERT4Rec only"),
+            _ => throw new NotSupportedException($"no ONNX encoder for {cfg.Kind.Name()}"),
+        };
+        if (fullCatalog)
+        {
+            // logits over items 1..n: rows 1..n of E (a constant-folded slice) and of b_O
+            string items = g.Node("Slice", ["tok_emb", g.Int64s(1), g.Int64s(cfg.ItemCount + 1), g.Int64s(0)]);
+            string bias = g.Node("Slice", ["out_bias", g.Int64s(1), g.Int64s(cfg.ItemCount + 1), g.Int64s(0)]);
+            string all = g.Node("Add", [g.Node("MatMul", [z, g.Node("Transpose", [items], null, "", OnnxGraphBuilder.Ints("perm", 1, 0))]), bias], ItemScores);
+            var top = g.NodeMulti("TopK", [all, TopK], 2, "", OnnxGraphBuilder.Int("axis", 1), OnnxGraphBuilder.Int("largest", 1), OnnxGraphBuilder.Int("sorted", 1));
+            g.Node("Identity", [top[0]], TopScores);
+            g.Node("Add", [top[1], g.Int64s(1)], TopItems);
+            g.Graph.Input.Add(OnnxGraphBuilder.Value(ItemIds, DT.Int64, "batch", N));
+            g.Graph.Input.Add(OnnxGraphBuilder.Value(TopK, DT.Int64, 1));
+            g.Graph.Output.Add(OnnxGraphBuilder.Value(ItemScores, DT.Float, "batch", cfg.ItemCount));
+            g.Graph.Output.Add(OnnxGraphBuilder.Value(TopScores, DT.Float, "batch", "k"));
+            g.Graph.Output.Add(OnnxGraphBuilder.Value(TopItems, DT.Int64, "batch", "k"));
+            var fm = attention == AttentionForm.MultiHeadAttention ? g.ToModel(Opset, producerVersion, ("com.microsoft", 1)) : g.ToModel(Opset, producerVersion);
+            fm.DocString = $"{cfg.Kind.Name()} full-catalog: {cfg.ItemCount} items, d={d}, {cfg.Layers} layers, {H} heads, N={N}";
+            return fm;
+        }
+        // user_vector = [z, 1]
+        string ones = g.Node("Add", [g.Node("Mul", [g.Node("ReduceSum", [z, g.Int64s(1)], null, "", OnnxGraphBuilder.Int("keepdims", 1)), g.Scalar(0f)]), g.Scalar(1f)]);
+        g.Node("Concat", [z, ones], UserVector, "", OnnxGraphBuilder.Int("axis", 1));
+        // scores = E[c] . z + b_O[c]
+        string candE = g.Node("Gather", ["tok_emb", CandidateIds], null, "", OnnxGraphBuilder.Int("axis", 0));
+        string dot = g.Node("Squeeze", [g.Node("MatMul", [candE, g.Node("Unsqueeze", [z, g.Int64s(2)])]), g.Int64s(2)]);
+        g.Node("Add", [dot, g.Node("Gather", ["out_bias", CandidateIds], null, "", OnnxGraphBuilder.Int("axis", 0))], Scores);
+
+        g.Graph.Input.Add(OnnxGraphBuilder.Value(ItemIds, DT.Int64, "batch", N));
+        g.Graph.Input.Add(OnnxGraphBuilder.Value(CandidateIds, DT.Int64, "batch", "candidates"));
+        g.Graph.Output.Add(OnnxGraphBuilder.Value(Scores, DT.Float, "batch", "candidates"));
+        g.Graph.Output.Add(OnnxGraphBuilder.Value(UserVector, DT.Float, "batch", d + 1));
+        var model = attention == AttentionForm.MultiHeadAttention ? g.ToModel(Opset, producerVersion, ("com.microsoft", 1)) : g.ToModel(Opset, producerVersion);
+        model.DocString = $"{cfg.Kind.Name()}: {cfg.ItemCount} items, d={d}, {cfg.Layers} layers, {H} heads, N={N}";
+        model.MetadataProps.Add(new StringEntry { Key = "kind", Value = cfg.Kind.Name() });
+        foreach (var (k, val) in new[] { ("item_count", cfg.ItemCount), ("hidden", d), ("heads", H), ("layers", cfg.Layers), ("max_length", N) })
+            model.MetadataProps.Add(new StringEntry { Key = k, Value = val.ToString(System.Globalization.CultureInfo.InvariantCulture) });
+        return model;
+    }
+
+    private static string LayerNorm(OnnxGraphBuilder g, ModelConfig cfg, string x, string p) =>
+        g.Node("LayerNormalization", [x, p + ".g", p + ".b"], null, "", OnnxGraphBuilder.Int("axis", -1), OnnxGraphBuilder.Float("epsilon", cfg.LayerNormEpsilon));
+
+    private static string Dense(OnnxGraphBuilder g, string x, string w, string b) => g.Node("Add", [g.Node("MatMul", [x, w]), b]);
+
+    /// <summary>Scaled dot-product attention of q [B,Lq,d] over k, v [B,N,d] with an additive mask broadcastable to
+    /// [B,H,Lq,N]; returns the context [B,Lq,d].</summary>
+    private static string Attend(OnnxGraphBuilder g, ModelConfig cfg, string q0, string k0, string v0, string mask)
+    {
+        int H = cfg.Heads, dh = cfg.HeadSize;
+        string headShape = g.Int64s(0, 0, H, dh), flatShape = g.Int64s(0, 0, cfg.Hidden);
+        string q = g.Node("Transpose", [g.Node("Reshape", [q0, headShape])], null, "", OnnxGraphBuilder.Ints("perm", 0, 2, 1, 3));
+        string kT = g.Node("Transpose", [g.Node("Reshape", [k0, headShape])], null, "", OnnxGraphBuilder.Ints("perm", 0, 2, 3, 1));
+        string v = g.Node("Transpose", [g.Node("Reshape", [v0, headShape])], null, "", OnnxGraphBuilder.Ints("perm", 0, 2, 1, 3));
+        string s = g.Node("Add", [g.Node("Mul", [g.Node("MatMul", [q, kT]), g.Scalar(1f / MathF.Sqrt(dh))]), mask]);
+        string probs = g.Node("Softmax", [s], null, "", OnnxGraphBuilder.Int("axis", -1));
+        return g.Node("Reshape", [g.Node("Transpose", [g.Node("MatMul", [probs, v])], null, "", OnnxGraphBuilder.Ints("perm", 0, 2, 1, 3)), flatShape]);
+    }
+
+    /// <summary>BERT4Rec: bidirectional post-LN encoder, then z = LN_out(GELU(h W_P + b_P)) at the last position ([MASK]).</summary>
+    private static string Bert4RecEncoder(OnnxGraphBuilder g, ModelConfig cfg, AttentionForm attention)
+    {
+        int d = cfg.Hidden, H = cfg.Heads, dh = cfg.HeadSize, N = cfg.MaxLength;
         var lastAxis = OnnxGraphBuilder.Int("axis", -1);
-        string LN(string x, string p) => g.Node("LayerNormalization", [x, p + ".g", p + ".b"], null, "", lastAxis, eps);
-        string Linear(string x, string w, string b) => g.Node("Add", [g.Node("MatMul", [x, w]), b]);
+        string LN(string x, string p) => LayerNorm(g, cfg, x, p);
+        string Linear(string x, string w, string b) => Dense(g, x, w, b);
         string Gelu(string x)
         {
             string e = g.Node("Erf", [g.Node("Mul", [x, g.Scalar(0.70710678118654752f)])]);
@@ -104,42 +172,41 @@ public static class OnnxExporter
         }
         // h is [B,1,d]: the last position ([MASK]) -> output transform
         string last = g.Node("Squeeze", [h, g.Int64s(1)]);
-        string z = LN(Gelu(Linear(last, "head.w", "head.b")), "ln_out");
-        if (fullCatalog)
-        {
-            // logits over items 1..n: rows 1..n of E (a constant-folded slice) and of b_O
-            string items = g.Node("Slice", ["tok_emb", g.Int64s(1), g.Int64s(cfg.ItemCount + 1), g.Int64s(0)]);
-            string bias = g.Node("Slice", ["out_bias", g.Int64s(1), g.Int64s(cfg.ItemCount + 1), g.Int64s(0)]);
-            string all = g.Node("Add", [g.Node("MatMul", [z, g.Node("Transpose", [items], null, "", OnnxGraphBuilder.Ints("perm", 1, 0))]), bias], ItemScores);
-            var top = g.NodeMulti("TopK", [all, TopK], 2, "", OnnxGraphBuilder.Int("axis", 1), OnnxGraphBuilder.Int("largest", 1), OnnxGraphBuilder.Int("sorted", 1));
-            g.Node("Identity", [top[0]], TopScores);
-            g.Node("Add", [top[1], g.Int64s(1)], TopItems);
-            g.Graph.Input.Add(OnnxGraphBuilder.Value(ItemIds, DT.Int64, "batch", N));
-            g.Graph.Input.Add(OnnxGraphBuilder.Value(TopK, DT.Int64, 1));
-            g.Graph.Output.Add(OnnxGraphBuilder.Value(ItemScores, DT.Float, "batch", cfg.ItemCount));
-            g.Graph.Output.Add(OnnxGraphBuilder.Value(TopScores, DT.Float, "batch", "k"));
-            g.Graph.Output.Add(OnnxGraphBuilder.Value(TopItems, DT.Int64, "batch", "k"));
-            var fm = attention == AttentionForm.MultiHeadAttention ? g.ToModel(Opset, producerVersion, ("com.microsoft", 1)) : g.ToModel(Opset, producerVersion);
-            fm.DocString = $"BERT4Rec full-catalog: {cfg.ItemCount} items, d={d}, {cfg.Layers} layers, {H} heads, N={N}";
-            return fm;
-        }
-        // user_vector = [z, 1]
-        string ones = g.Node("Add", [g.Node("Mul", [g.Node("ReduceSum", [z, g.Int64s(1)], null, "", OnnxGraphBuilder.Int("keepdims", 1)), g.Scalar(0f)]), g.Scalar(1f)]);
-        g.Node("Concat", [z, ones], UserVector, "", OnnxGraphBuilder.Int("axis", 1));
-        // scores = E[c] . z + b_O[c]
-        string candE = g.Node("Gather", ["tok_emb", CandidateIds], null, "", OnnxGraphBuilder.Int("axis", 0));
-        string dot = g.Node("Squeeze", [g.Node("MatMul", [candE, g.Node("Unsqueeze", [z, g.Int64s(2)])]), g.Int64s(2)]);
-        g.Node("Add", [dot, g.Node("Gather", ["out_bias", CandidateIds], null, "", OnnxGraphBuilder.Int("axis", 0))], Scores);
+        return LN(Gelu(Linear(last, "head.w", "head.b")), "ln_out");
+    }
 
-        g.Graph.Input.Add(OnnxGraphBuilder.Value(ItemIds, DT.Int64, "batch", N));
-        g.Graph.Input.Add(OnnxGraphBuilder.Value(CandidateIds, DT.Int64, "batch", "candidates"));
-        g.Graph.Output.Add(OnnxGraphBuilder.Value(Scores, DT.Float, "batch", "candidates"));
-        g.Graph.Output.Add(OnnxGraphBuilder.Value(UserVector, DT.Float, "batch", d + 1));
-        var model = attention == AttentionForm.MultiHeadAttention ? g.ToModel(Opset, producerVersion, ("com.microsoft", 1)) : g.ToModel(Opset, producerVersion);
-        model.DocString = $"BERT4Rec: {cfg.ItemCount} items, d={d}, {cfg.Layers} layers, {H} heads, N={N}";
-        foreach (var (k, val) in new[] { ("item_count", cfg.ItemCount), ("hidden", d), ("heads", H), ("layers", cfg.Layers), ("max_length", N) })
-            model.MetadataProps.Add(new StringEntry { Key = k, Value = val.ToString(System.Globalization.CultureInfo.InvariantCulture) });
-        return model;
+    /// <summary>
+    /// SASRec: h0 = (E[x] sqrt(d) + P) * nonpad; pre-LN blocks with causal attention (queries from LN_a(h), keys and values
+    /// from h, pad keys masked) and a ReLU feed-forward, each block's output times nonpad; z = LN_last(h) at the last position.
+    /// The last block runs its query, feed-forward and LayerNorms at the last position only (exact: nothing after it reads
+    /// the other positions, and the last query may see every key, so it needs no causal mask).
+    /// </summary>
+    private static string SasRecEncoder(OnnxGraphBuilder g, ModelConfig cfg)
+    {
+        int d = cfg.Hidden, N = cfg.MaxLength;
+        var floatType = OnnxGraphBuilder.Int("to", (long)DT.Float);
+        string isPad = g.Node("Equal", [ItemIds, g.Int64s(0)]);
+        string nonpad = g.Node("Unsqueeze", [g.Node("Cast", [g.Node("Not", [isPad])], null, "", floatType), g.Int64s(2)]);       // [B,N,1]
+        string keyMask = g.Node("Unsqueeze", [g.Node("Mul", [g.Node("Cast", [isPad], null, "", floatType), g.Scalar(-10000f)]), g.Int64s(1, 2)]);  // [B,1,1,N]
+        var causal = new float[N * N];
+        for (int i = 0; i < N; i++) for (int j = i + 1; j < N; j++) causal[i * N + j] = -10000f;
+        string fullMask = g.Node("Add", [keyMask, g.Initializer("causal_mask", causal, N, N)]);                                  // [B,1,N,N]
+        string emb = g.Node("Gather", ["tok_emb", ItemIds], null, "", OnnxGraphBuilder.Int("axis", 0));
+        string h = g.Node("Mul", [g.Node("Add", [g.Node("Mul", [emb, g.Scalar(MathF.Sqrt(d))]), "pos_emb"]), nonpad]);
+        string lastNonpad = g.Node("Slice", [nonpad, g.Int64s(N - 1), g.Int64s(N), g.Int64s(1)]);                                // [B,1,1]
+        for (int l = 0; l < cfg.Layers; l++)
+        {
+            string p = $"layers.{l}.";
+            bool lastLayer = l == cfg.Layers - 1;
+            string qIn = LayerNorm(g, cfg, lastLayer ? g.Node("Slice", [h, g.Int64s(N - 1), g.Int64s(N), g.Int64s(1)]) : h, p + "ln_attn");
+            var kv = g.NodeMulti("Split", [Dense(g, h, p + "attn.kv.w", p + "attn.kv.b"), g.Int64s(d, d)], 2, "", OnnxGraphBuilder.Int("axis", 2));
+            string ctx = Attend(g, cfg, Dense(g, qIn, p + "attn.q.w", p + "attn.q.b"), kv[0], kv[1], lastLayer ? keyMask : fullMask);
+            string h1 = g.Node("Add", [qIn, Dense(g, ctx, p + "attn.out.w", p + "attn.out.b")]);
+            string f = LayerNorm(g, cfg, h1, p + "ln_ffn");
+            string ffn = Dense(g, g.Node("Relu", [Dense(g, f, p + "ffn.w1", p + "ffn.b1")]), p + "ffn.w2", p + "ffn.b2");
+            h = g.Node("Mul", [g.Node("Add", [f, ffn]), lastLayer ? lastNonpad : nonpad]);
+        }
+        return LayerNorm(g, cfg, g.Node("Squeeze", [h, g.Int64s(1)]), "ln_last");
     }
 
     /// <summary>Writes model.onnx atomically.</summary>
