@@ -20,15 +20,16 @@ public sealed class BundleFixture : IDisposable
     public ModelConfig Config { get; } = new() { ItemCount = 40, Hidden = 16, Heads = 2, Layers = 1, MaxLength = 10 };
 
     /// <summary>A bundle with random weights (seeded) and a Flat index.</summary>
-    public string MakeBundle(string name, int seed)
+    public string MakeBundle(string name, int seed, ModelKind kind = ModelKind.Bert4Rec)
     {
-        using var m = new Bert4RecModel(Config, 2, 1);
+        var cfg = Config with { Kind = kind };
+        using var m = SequenceModels.Create(cfg, 2, 1);
         m.InitializeParameters((ulong)seed);
         var rng = new Random(seed);
         for (int i = 0; i < m.Parameters.Length; i++) m.Parameters[i] += (float)(rng.NextDouble() - 0.5) * 0.5f;
         string dir = Path.Combine(Dir.FullName, name);
         var vocab = new Vocabulary(Enumerable.Range(1, Config.ItemCount).Select(i => $"item{i}").ToArray());
-        BundleWriter.Write(dir, Config, m.Parameters, vocab, "test");
+        BundleWriter.Write(dir, cfg, m.Parameters, vocab, "test");
         BundleIndexer.Build(dir, "Flat", new SearchParameters(64, 8), 40);
         return dir;
     }
@@ -93,6 +94,28 @@ public class ServiceTests(BundleFixture fx) : IClassFixture<BundleFixture>
         Assert.Equal("ok\n", await http.GetStringAsync("/healthz"));
         Assert.Equal("ready\n", await http.GetStringAsync("/readyz"));
         Assert.Contains("bert4rec_requests_total{endpoint=\"recommend\"} 2", await http.GetStringAsync("/metrics"));
+    }
+
+    [Theory]
+    [InlineData(ModelKind.SasRec)]
+    public async Task A_bundle_of_every_model_kind_is_served_with_the_models_own_ranking(ModelKind kind)
+    {
+        string bundle = fx.MakeBundle($"kind-{kind}", 11, kind);
+        await using var svc = await ServiceHost.StartAsync(new ServiceOptions { BundlePath = bundle, Urls = "http://127.0.0.1:0" });
+        using var http = new HttpClient { BaseAddress = new Uri(svc.Address) };
+        var jr = JsonParser.Default.Parse<RecommendResponse>(await (await http.PostAsync("/v1/recommend", Json(Req(5, "item3", "item7")))).Content.ReadAsStringAsync());
+        var pr = RecommendResponse.Parser.ParseFrom(await (await http.PostAsync("/v1/recommend", Proto(Req(5, "item3", "item7")))).Content.ReadAsByteArrayAsync());
+        Assert.Equal(5, jr.Items.Count);
+        Assert.Equal(jr.Items.Select(i => i.ItemId), pr.Items.Select(i => i.ItemId));
+        using var b = ModelBundle.Load(bundle);
+        Assert.Equal(kind, b.Config.Kind);
+        var all = Enumerable.Range(1, fx.Config.ItemCount).Select(i => $"item{i}").Where(i => i is not ("item3" or "item7")).ToArray();
+        var exhaustive = new Recommender(b).Rerank(new[] { "item3", "item7" }, all, 5);
+        Assert.Equal(exhaustive.Items.Select(i => i.ItemId), jr.Items.Select(i => i.ItemId));
+        for (int i = 0; i < 5; i++) Assert.Equal(exhaustive.Items[i].Score, jr.Items[i].Score, 4);
+        // an empty history is a valid request for a kind without [MASK]: the model's state for no items
+        var empty = JsonParser.Default.Parse<RecommendResponse>(await (await http.PostAsync("/v1/recommend", Json(Req(3)))).Content.ReadAsStringAsync());
+        Assert.Equal(3, empty.Items.Count);
     }
 
     [Fact]
