@@ -1,5 +1,6 @@
 // `bert4rec bench train`: training throughput at the paper's ML-1m shape on synthetic batches shaped like the PyTorch
-// reference's (lengths uniform in [N/4, N], mask probability 0.2), optionally with the reference run beside it.
+// reference's (lengths uniform in [N/4, N]; BERT4Rec: mask probability 0.2; SASRec: a next-item target at every
+// non-pad position), optionally with the reference run beside it (../shared/bench for BERT4Rec, Reference/ for SASRec).
 using System.Diagnostics;
 using System.Text.Json;
 using Bert4Rec.Contracts;
@@ -12,13 +13,17 @@ internal static class TrainBench
 {
     public static int Run(CommandLine a)
     {
-        int steps = a.Int("steps", 20, 1), batch = a.Int("batch", 256, 1), seq = a.Int("seq", 200, 2), items = a.Int("items", 3416, 1);
-        int hidden = a.Int("hidden", 64, 2), layers = a.Int("layers", 2, 1), heads = a.Int("heads", 2, 1), threads = a.Int("threads", 2, 1);
+        var kind = ModelKinds.TryParse(a.String("model", "bert4rec"), out var k) ? k : throw new UsageException("--model: not one of bert4rec, sasrec, gru4rec");
+        bool causal = kind != ModelKind.Bert4Rec;
+        // SASRec's reference config: batch 128, one head, dropout 0.2 (DESIGN.md)
+        int steps = a.Int("steps", 20, 1), batch = a.Int("batch", causal ? 128 : 256, 1), seq = a.Int("seq", 200, 2), items = a.Int("items", 3416, 1);
+        int hidden = a.Int("hidden", 64, 2), layers = a.Int("layers", 2, 1), heads = a.Int("heads", causal ? 1 : 2, 1), threads = a.Int("threads", 2, 1);
         double mask = a.Double("mask", 0.2, 0.01, 1);
+        float dropout = causal ? 0.2f : 0.1f;
         bool torch = a.Flag("torch");
         a.EnsureAllUsed();
-        var cfg = new ModelConfig { ItemCount = items, Hidden = hidden, Heads = heads, Layers = layers, MaxLength = seq, HiddenDropout = 0.1f, AttentionDropout = 0.1f };
-        using var model = new Bert4RecModel(cfg, batch, threads);
+        var cfg = new ModelConfig { Kind = kind, ItemCount = items, Hidden = hidden, Heads = heads, Layers = layers, MaxLength = seq, HiddenDropout = dropout, AttentionDropout = dropout };
+        using var model = SequenceModels.Create(cfg, batch, threads);
         model.InitializeParameters(0);
         var opt = new AdamW(model.Layout);
         var rng = new Random(0);
@@ -34,7 +39,8 @@ internal static class TrainBench
                 for (int t = seq - len; t < seq; t++)
                 {
                     int item = rng.Next(1, items + 1);
-                    if (rng.NextDouble() < mask) { labels[b * seq + t] = item; ids[b * seq + t] = cfg.MaskId; }
+                    if (causal) { ids[b * seq + t] = item; labels[b * seq + t] = rng.Next(1, items + 1); }
+                    else if (rng.NextDouble() < mask) { labels[b * seq + t] = item; ids[b * seq + t] = cfg.MaskId; }
                     else ids[b * seq + t] = item;
                 }
             }
@@ -62,12 +68,14 @@ internal static class TrainBench
         double secs = stepTimes.Sum() / 1000;
         double tps = tokens / secs;
         long peak = PeakRssBytes();
-        Console.WriteLine($"train (ours): {steps} steps, batch {batch}x{seq}, d={hidden}, {layers} layers, {heads} heads, {items} items, {threads} threads");
+        Console.WriteLine($"train (ours, {kind.Name()}): {steps} steps, batch {batch}x{seq}, d={hidden}, {layers} layers, {heads} heads, {items} items, {threads} threads");
         Console.WriteLine($"  {tps:N0} tokens/s, step p50 {Median(stepTimes):F1} ms, peak RSS {peak / 1048576.0:F0} MiB");
-        var result = new Dictionary<string, object> { ["engine"] = "bert4rec-csharp", ["train_tokens_per_s"] = Math.Round(tps), ["step_ms_p50"] = Math.Round(Median(stepTimes), 1), ["peak_rss_mib"] = peak / 1048576 };
+        var result = new Dictionary<string, object> { ["engine"] = kind.Name() + "-csharp", ["train_tokens_per_s"] = Math.Round(tps), ["step_ms_p50"] = Math.Round(Median(stepTimes), 1), ["peak_rss_mib"] = peak / 1048576 };
         if (torch)
         {
-            var torchResult = RunTorch(steps, batch, seq, items, threads);
+            var torchResult = causal
+                ? RunScript(Path.Combine(AppContext.BaseDirectory, "Reference", "ref_sasrec_torch.py"), $"--steps {steps} --batch {batch} --seq {seq} --items {items} --threads {threads} --hidden {hidden} --layers {layers} --heads {heads} --dropout {dropout}")
+                : RunTorch(steps, batch, seq, items, threads);
             if (torchResult is { } tr && tr.TryGetProperty("train_tokens_per_s", out var tt))
             {
                 double t = tt.GetDouble();
@@ -95,7 +103,14 @@ internal static class TrainBench
     {
         string? script = FindReference();
         if (script == null) { Console.WriteLine("  PyTorch reference: ../shared/bench/ref_bert4rec_torch.py not found beside the repository"); return null; }
-        var psi = new ProcessStartInfo("/usr/bin/python3", $"{script} --steps {steps} --batch {batch} --seq {seq} --items {items} --threads {threads}")
+        return RunScript(script, $"--steps {steps} --batch {batch} --seq {seq} --items {items} --threads {threads}");
+    }
+
+    /// <summary>Runs a PyTorch reference script with Debian's python3 and returns its RESULT json, or null with a message.</summary>
+    internal static JsonElement? RunScript(string script, string arguments)
+    {
+        if (!File.Exists(script)) { Console.WriteLine($"  PyTorch reference: {script} not found"); return null; }
+        var psi = new ProcessStartInfo("/usr/bin/python3", $"{script} {arguments}")
         { RedirectStandardOutput = true, RedirectStandardError = true };
         using var p = Process.Start(psi)!;
         string output = p.StandardOutput.ReadToEnd();
