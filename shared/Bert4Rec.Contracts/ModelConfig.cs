@@ -66,6 +66,7 @@ public sealed record ModelConfig
         if (Hidden < 1) throw new ArgumentException($"Hidden must be >= 1, got {Hidden}", nameof(Hidden));
         if (Heads < 1 || Hidden % Heads != 0) throw new ArgumentException($"Heads must divide Hidden ({Hidden}), got {Heads}", nameof(Heads));
         if (Layers < 1) throw new ArgumentException($"Layers must be >= 1, got {Layers}", nameof(Layers));
+        if (Kind == ModelKind.Gru4Rec && Layers != 1) throw new ArgumentException($"Layers must be 1 for gru4rec (one GRU layer), got {Layers}", nameof(Layers));
         if (MaxLength < 2) throw new ArgumentException($"MaxLength must be >= 2, got {MaxLength}", nameof(MaxLength));
         if (HiddenDropout is < 0 or >= 1) throw new ArgumentException($"HiddenDropout must be in [0,1), got {HiddenDropout}", nameof(HiddenDropout));
         if (AttentionDropout is < 0 or >= 1) throw new ArgumentException($"AttentionDropout must be in [0,1), got {AttentionDropout}", nameof(AttentionDropout));

@@ -335,7 +335,7 @@ public static class SequenceModels
     {
         ModelKind.Bert4Rec => new Bert4RecModel(config, maxBatch, threads),
         ModelKind.SasRec => new SasRecModel(config, maxBatch, threads),
-        ModelKind.Gru4Rec => throw new NotSupportedException("GRU4Rec is not available in this build yet"),
+        ModelKind.Gru4Rec => new Gru4RecModel(config, maxBatch, threads),
         _ => throw new ArgumentOutOfRangeException(nameof(config), config.Kind, "unknown model kind"),
     };
 }

@@ -54,6 +54,7 @@ public sealed record TrainingConfig
         Check(Hidden >= 2, "hidden", Hidden, "must be >= 2");
         Check(Heads >= 1 && Hidden % Heads == 0, "heads", Heads, $"must divide --hidden {Hidden}");
         Check(Layers >= 1, "layers", Layers, "must be >= 1");
+        Check(Kind != ModelKind.Gru4Rec || Layers == 1, "layers", Layers, "must be 1 for gru4rec (one GRU layer)");
         Check(MaxLength >= 2, "max-len", MaxLength, "must be >= 2");
         Check(MaskProbability is > 0 and <= 1, "mask-prob", MaskProbability, "must be in (0, 1]");
         Check(MaxPredictions >= 1, "max-predictions", MaxPredictions, "must be >= 1");
