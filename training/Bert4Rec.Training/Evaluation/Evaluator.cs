@@ -32,7 +32,12 @@ public static class Evaluator
 {
     public static string Label(EvaluationOptions o) => o.Protocol == EvaluationProtocol.Full ? (o.ExcludeSeen ? "full" : "full+seen") : $"pop{o.Negatives}";
 
-    public static RankingMetrics Evaluate(IItemScorer scorer, IReadOnlyList<EvaluationCase> cases, EvaluationOptions options)
+    public static RankingMetrics Evaluate(IItemScorer scorer, IReadOnlyList<EvaluationCase> cases, EvaluationOptions options) =>
+        RankingMetrics.FromRanks(Label(options), Ranks(scorer, cases, options));
+
+    /// <summary>The target's 1-based rank for every case, in the order of <paramref name="cases"/>: the per-user results that
+    /// <see cref="Evaluate"/> averages, for paired comparisons of two models on the same users.</summary>
+    public static int[] Ranks(IItemScorer scorer, IReadOnlyList<EvaluationCase> cases, EvaluationOptions options)
     {
         int n = scorer.ItemCount;
         if (options.Protocol == EvaluationProtocol.Pop100)
@@ -66,7 +71,7 @@ public static class Evaluator
                     : SampledRank(row, c, SampleNegatives(c, cum!, options.Negatives, options.Seed));
             });
         }
-        return RankingMetrics.FromRanks(Label(options), ranks);
+        return ranks;
     }
 
     /// <summary>1 + number of competing items scoring at least as high as the target (ties count against it).</summary>
