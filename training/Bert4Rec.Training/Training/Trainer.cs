@@ -125,6 +125,9 @@ public sealed class Trainer
         var validation = ValidationSubset();
         int stepsPerEpoch = StepsPerEpoch();
         long totalSteps = (long)stepsPerEpoch * cfg.Epochs;
+        // warmup never lasts longer than one epoch: 100 steps are 7 epochs of a 943-user dataset at batch 128, measured to
+        // delay ML-100k's validation NDCG@10 by as many epochs for nothing
+        int warmup = (int)Math.Min(cfg.WarmupSteps, stepsPerEpoch);
         var ids = new int[cfg.BatchSize * N];
         var labels = new int[cfg.BatchSize * N];
         var runClock = Stopwatch.StartNew();
@@ -178,7 +181,7 @@ public sealed class Trainer
                         tokens += s.Length - 1;
                     }
                 }
-                float lr = LearningRateSchedule.At(state.GlobalStep, cfg.WarmupSteps, totalSteps, cfg.LearningRate);
+                float lr = LearningRateSchedule.At(state.GlobalStep, warmup, totalSteps, cfg.LearningRate);
                 float loss = model.TrainStep(ids.AsSpan(0, count * N), labels.AsSpan(0, count * N), count, DropoutSeed(cfg.Seed, state.GlobalStep));
                 if (!float.IsFinite(loss)) throw new InvalidOperationException($"loss became {loss} at epoch {epoch + 1}, step {state.GlobalStep}; lower --lr");
                 GradientClipping.ClipGlobalNorm(model.Gradients, cfg.ClipNorm);
@@ -223,7 +226,7 @@ public sealed class Trainer
             }
             double secs = clock.Elapsed.TotalSeconds;
             var rec = new EpochRecord(epoch + 1, state.GlobalStep, lossCount > 0 ? lossSum / lossCount : double.NaN,
-                LearningRateSchedule.At(Math.Max(0, state.GlobalStep - 1), cfg.WarmupSteps, totalSteps, cfg.LearningRate), secs, tokens / secs, epochValidation);
+                LearningRateSchedule.At(Math.Max(0, state.GlobalStep - 1), warmup, totalSteps, cfg.LearningRate), secs, tokens / secs, epochValidation);
             History.Add(rec);
             _log($"epoch {rec.Epoch}: loss {rec.Loss:F4}, {rec.TokensPerSecond:N0} tok/s, {secs:F1}s" +
                  (epochValidation is { } ev ? $", validation NDCG@10 {ev.Ndcg10:F4} HR@10 {ev.Hr10:F4} (best {state.BestMetric:F4} at epoch {state.BestEpoch})" : ""));

@@ -23,6 +23,7 @@ public sealed record TrainingConfig
     public int Epochs { get; init; } = 200;
     public int BatchSize { get; init; } = 256;
     public float LearningRate { get; init; } = 1e-3f;
+    /// <summary>Linear warmup steps, capped at one epoch's steps by the trainer.</summary>
     public int WarmupSteps { get; init; } = 100;
     public float WeightDecay { get; init; } = 0.01f;
     public float ClipNorm { get; init; } = 5f;
