@@ -104,6 +104,18 @@ public sealed class CommandLine
         return v;
     }
 
+    /// <summary>A duration with its unit: `90s`, `30m`, `1.5h` (a bare number is refused: seconds or minutes?).</summary>
+    public TimeSpan? Duration(string name)
+    {
+        var s = String(name);
+        if (s == null) return null;
+        double unit = s.Length == 0 ? 0 : char.ToLowerInvariant(s[^1]) switch { 's' => 1, 'm' => 60, 'h' => 3600, _ => 0 };
+        if (unit == 0) throw new UsageException($"--{name}: '{s}' needs a unit: 90s, 30m or 1.5h");
+        if (!double.TryParse(s.AsSpan(0, s.Length - 1), NumberStyles.Float, CultureInfo.InvariantCulture, out double v) || !double.IsFinite(v) || v <= 0 || v * unit > 1e8)
+            throw new UsageException($"--{name}: '{s}' is not a positive duration such as 90s, 30m or 1.5h");
+        return TimeSpan.FromSeconds(v * unit);
+    }
+
     public T Choice<T>(string name, T fallback, params (string Text, T Value)[] options)
     {
         var s = String(name);

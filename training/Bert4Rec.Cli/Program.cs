@@ -4,7 +4,7 @@ using Bert4Rec.Contracts;
 
 var verbs = new IVerb[]
 {
-    new DemoVerb(), new PrepareVerb(), new TrainVerb(), new EvaluateVerb(),
+    new DemoVerb(), new PrepareVerb(), new TrainVerb(), new EvaluateVerb(), new CompareVerb(), new TuneVerb(),
     new ExportVerb(), new IndexVerb(), new RecommendVerb(),
 };
 

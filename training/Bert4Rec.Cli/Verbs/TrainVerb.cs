@@ -14,7 +14,8 @@ internal sealed class TrainVerb : IVerb
     public string Name => "train";
     public string Summary => "train a sequential model (bert4rec, sasrec, gru4rec) on a prepared dataset";
     public string Usage => """
-          --data DIR --out RUN_DIR [--preset ml-1m|ml-20m|beauty|steam|synthetic] [--resume]
+          --data DIR --out RUN_DIR [--preset ml-1m|ml-20m|beauty|steam|synthetic | --preset-file FILE] [--resume]
+          --preset-file FILE              a whole config as JSON (tune's preset.json, a run's config.json); flags override it
           --epochs --batch --lr --warmup --hidden --heads --layers --max-len --mask-prob --max-predictions
           --mask-token-rate --dropout --attn-dropout --weight-decay --clip --seed --threads
           --eval-every EPOCHS | --eval-every-steps STEPS  --patience EVALUATIONS --val-users N
@@ -27,7 +28,7 @@ internal sealed class TrainVerb : IVerb
     public int Run(CommandLine a)
     {
         string dataDir = a.Required("data"), outDir = a.Required("out");
-        bool presetGiven = a.Has("preset");
+        bool presetGiven = a.Has("preset"), presetFileGiven = a.Has("preset-file");
         var cfg = TrainingConfig.FromCommandLine(a, out var given);
         bool resume = a.Flag("resume");
         bool skipTest = a.Flag("skip-test");
@@ -38,6 +39,7 @@ internal sealed class TrainVerb : IVerb
         {
             // a resumed run keeps its checkpoint's hyperparameters (only the thread count may change, at the cost of bitwise equality)
             var refused = given.Where(f => f != "threads").ToList();
+            if (presetFileGiven) refused.Insert(0, "preset-file");
             if (presetGiven) refused.Insert(0, "preset");
             if (refused.Count > 0)
                 throw new UsageException($"--resume continues {ckpt} with its own hyperparameters; drop --{string.Join(", --", refused)}");

@@ -1,5 +1,7 @@
 // Every training hyperparameter, the presets of DESIGN.md, and the model config they imply.
+using System.Text.Json;
 using Bert4Rec.Contracts;
+using Bert4Rec.Training.Data;
 
 namespace Bert4Rec.Training.Training;
 
@@ -92,7 +94,19 @@ public sealed record TrainingConfig
     public static TrainingConfig FromCommandLine(CommandLine a, out List<string> given)
     {
         given = Flags.Where(a.Has).ToList();
-        var cfg = FromPreset(a.String("preset", "synthetic"), a.String("model", "bert4rec"));
+        string? file = a.String("preset-file");
+        TrainingConfig cfg;
+        if (file != null)
+        {
+            if (a.Has("preset")) throw new UsageException("--preset-file: give --preset or --preset-file, not both");
+            cfg = FromFile(file);
+            if (a.String("model") is { } model)
+            {
+                if (!ModelKinds.TryParse(model, out var kind)) throw new UsageException($"--model: '{model}' is not one of bert4rec, sasrec, gru4rec");
+                cfg = cfg with { Model = kind.Name() };
+            }
+        }
+        else cfg = FromPreset(a.String("preset", "synthetic"), a.String("model", "bert4rec"));
         cfg = cfg with
         {
             Epochs = a.Int("epochs", cfg.Epochs, 1), BatchSize = a.Int("batch", cfg.BatchSize, 1, 4096),
@@ -110,6 +124,37 @@ public sealed record TrainingConfig
         cfg.Validate();
         return cfg;
     }
+
+    /// <summary>
+    /// A preset file: a whole config as JSON, as `tune` writes it (and as a run folder's config.json is). Every field must be
+    /// known; fields left out keep the defaults of <see cref="TrainingConfig"/>. Throws <see cref="UsageException"/> naming
+    /// --preset-file for a file that is not such a config, and naming the field's flag for an out-of-range value.
+    /// </summary>
+    public static TrainingConfig FromFile(string path)
+    {
+        if (!File.Exists(path)) throw new UsageException($"--preset-file: {path} not found");
+        TrainingConfig? cfg;
+        try { cfg = JsonSerializer.Deserialize<TrainingConfig>(File.ReadAllBytes(path), PresetFileOptions); }
+        catch (JsonException e) { throw new UsageException($"--preset-file: {path} is not a training config ({e.Message})"); }
+        if (cfg == null) throw new UsageException($"--preset-file: {path} holds null, not a training config");
+        cfg.Validate();
+        return cfg;
+    }
+
+    /// <summary>Writes <paramref name="cfg"/> as a preset file that <see cref="FromFile"/> (and `train --preset-file`) reads.</summary>
+    public static void SaveFile(string path, TrainingConfig cfg) =>
+        AtomicFile.WriteAllBytes(path, JsonSerializer.SerializeToUtf8Bytes(cfg, PresetFileOptions));
+
+    private static readonly JsonSerializerOptions PresetFileOptions = new()
+    {
+        WriteIndented = true, UnmappedMemberHandling = System.Text.Json.Serialization.JsonUnmappedMemberHandling.Disallow,
+    };
+
+    /// <summary>
+    /// The preset for a model kind on a dataset when none is named, the one place this rule lives: `beauty` for short
+    /// sequences (average length at most 20, as Amazon's review categories), `ml-1m` for long ones (MovieLens).
+    /// </summary>
+    public static string PresetFor(ModelKind kind, DatasetStatistics stats) => stats.AverageLength <= 20 ? "beauty" : "ml-1m";
 
     public static readonly string[] PresetNames = ["ml-1m", "ml-20m", "beauty", "steam", "synthetic"];
 
