@@ -87,7 +87,7 @@ public sealed class InferenceSession : IDisposable
         ModelPath = modelPath;
         if (!File.Exists(modelPath)) throw new FileNotFoundException($"ONNX model not found: {modelPath}", modelPath);
         if (options.IntraOpThreads < 0 || options.InterOpThreads < 0) throw new ArgumentException("thread counts must be >= 0");
-        var log = options.Log ?? (m => Console.Error.WriteLine(m));
+        var log = Once(options.Log ?? StandardError);
         _ = Env;
 
         var so = NewOptions(options);
@@ -120,6 +120,18 @@ public sealed class InferenceSession : IDisposable
         _inputIndex = Inputs.Select((m, i) => (m.Name, i)).ToDictionary(x => x.Name, x => x.i);
         _outputIndex = Outputs.Select((m, i) => (m.Name, i)).ToDictionary(x => x.Name, x => x.i);
     }
+
+    private static readonly Action<string> StandardError = m => Console.Error.WriteLine(m);
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Action<string>, HashSet<string>> Warned = new();
+
+    /// <summary>The log, passing each distinct warning once per process (a bench or a reloading service opens many sessions).</summary>
+    private static Action<string> Once(Action<string> log) => m =>
+    {
+        var seen = Warned.GetOrCreateValue(log);
+        bool first;
+        lock (seen) first = seen.Add(m);
+        if (first) log(m);
+    };
 
     private static Ort.SessionOptions NewOptions(SessionOptions options)
     {

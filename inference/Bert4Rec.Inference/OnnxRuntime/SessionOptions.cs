@@ -22,6 +22,12 @@ public sealed record SessionOptions
     /// <summary>Receives warnings (e.g. the CUDA fallback). Defaults to standard error.</summary>
     public Action<string>? Log { get; init; }
 
+    /// <summary>The `--provider cpu|cuda|auto` flag every ONNX Runtime verb takes (serve, recommend, evaluate --onnx, bench infer).</summary>
+    public const string ProviderUsage = "--provider cpu|cuda|auto";
+
+    public static ExecutionProvider ProviderFlag(Bert4Rec.Contracts.CommandLine a) =>
+        a.Choice("provider", ExecutionProvider.Cpu, ("cpu", ExecutionProvider.Cpu), ("cuda", ExecutionProvider.Cuda), ("auto", ExecutionProvider.Auto));
+
     public static ExecutionProvider ParseProvider(string text) => text.ToLowerInvariant() switch
     {
         "cpu" => ExecutionProvider.Cpu,
