@@ -95,6 +95,17 @@ public static class ServiceHost
             .AddCheck("bundle", () => holder.Ready ? HealthCheckResult.Healthy() : HealthCheckResult.Unhealthy("no bundle loaded"));
         var app = builder.Build();
         var log = app.Logger;
+        // each port serves its own protocol: gRPC calls only on the gRPC port, the HTTP API (admin included) only on the other
+        int[]? grpcPorts = null;
+        app.Use((ctx, next) =>
+        {
+            grpcPorts ??= grpcListen.Select(l => l.IPEndPoint!.Port).ToArray();
+            bool onGrpcPort = grpcPorts.Contains(ctx.Connection.LocalPort);
+            bool isGrpc = ctx.Request.ContentType?.StartsWith("application/grpc", StringComparison.OrdinalIgnoreCase) == true;
+            if (onGrpcPort == isGrpc) return next(ctx);
+            ctx.Response.StatusCode = StatusCodes.Status404NotFound;
+            return Task.CompletedTask;
+        });
         Map(app, o, holder, metrics, log);
         app.MapGrpcService<RankingGrpcService>();
         app.MapGrpcHealthChecksService();

@@ -116,6 +116,15 @@ public class OrtBindingTests : IDisposable
     }
 
     [Fact]
+    public void The_output_holds_the_linux_onnxruntime_library_and_no_windows_or_other_platform_copies()
+    {
+        string dir = AppContext.BaseDirectory;
+        Assert.True(File.Exists(Path.Combine(dir, "libonnxruntime.so")), $"libonnxruntime.so missing in {dir}");
+        Assert.Empty(Directory.GetFiles(dir, "*onnxruntime*.dll"));
+        Assert.False(Directory.Exists(Path.Combine(dir, "runtimes")), $"{dir}runtimes/ exists: the build is not linux-x64 only");
+    }
+
+    [Fact]
     public void Cuda_without_the_gpu_package_fails_naming_it_and_auto_falls_back_to_cpu_with_one_warning()
     {
         string model = WriteAffineModel();

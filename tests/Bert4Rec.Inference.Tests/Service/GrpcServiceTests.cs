@@ -74,6 +74,11 @@ public class GrpcServiceTests(BundleFixture fx) : IClassFixture<BundleFixture>
         Assert.Equal("CPU", info.ExecutionProvider);
         Assert.Equal(JsonParser.Default.Parse<ModelInfo>(await http.GetStringAsync("/v1/model")), info);
 
+        // each port speaks its own protocol: no HTTP API (nor admin) on the gRPC port
+        using (var h2 = new HttpClient { BaseAddress = new Uri(svc.GrpcAddress!), DefaultRequestVersion = System.Net.HttpVersion.Version20,
+                                         DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact })
+            Assert.Equal(System.Net.HttpStatusCode.NotFound, (await h2.GetAsync("/v1/model")).StatusCode);
+
         var health = await new Health.HealthClient(channel).CheckAsync(new HealthCheckRequest());
         Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, health.Status);
         Assert.Contains("bert4rec_requests_total{endpoint=\"grpc_recommend\"} 1", await http.GetStringAsync("/metrics"));
