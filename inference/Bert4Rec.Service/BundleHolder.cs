@@ -47,7 +47,7 @@ public sealed class BundleHolder : IDisposable
     {
         while (true)
         {
-            var e = Volatile.Read(ref _current) ?? throw new InvalidOperationException("no bundle loaded");
+            var e = Volatile.Read(ref _current) ?? throw new NoBundleException();
             if (e.TryAcquire()) return new Lease(e);
         }
     }

@@ -1,6 +1,9 @@
-// The online ranking service: ASP.NET Core on Kestrel with JSON or binary-protobuf endpoints, limits, request metrics,
-// health and readiness, and hot reload. StartAsync runs it in-process (the CLI, the demo, the bench and the tests use it).
+// The online ranking service: ASP.NET Core on Kestrel with JSON or binary-protobuf endpoints over HTTP/1.1 and the same
+// operations as a gRPC service over HTTP/2 on its own port (with the standard grpc.health.v1 service), limits, request
+// metrics, health and readiness, and hot reload. StartAsync runs it in-process (the CLI, the demo, the bench and the
+// tests use it).
 using System.Diagnostics;
+using System.Net;
 using System.Text;
 using Bert4Rec.Contracts;
 using Bert4Rec.Contracts.Service;
@@ -9,9 +12,10 @@ using SessionOptions = Bert4Rec.Inference.OnnxRuntime.SessionOptions;
 using Google.Protobuf;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Logging;
 
 namespace Bert4Rec.Service;
@@ -19,7 +23,11 @@ namespace Bert4Rec.Service;
 public sealed record ServiceOptions
 {
     public required string BundlePath { get; init; }
+    /// <summary>HTTP/1.1 (JSON and binary protobuf) listen URLs, ';'-separated; port 0 picks a free port.</summary>
     public string Urls { get; init; } = "http://127.0.0.1:8080";
+    /// <summary>gRPC (HTTP/2 without TLS) listen URLs, ';'-separated; empty (the default here) = no gRPC endpoint.
+    /// `bert4rec serve` defaults to http://127.0.0.1:8081.</summary>
+    public string GrpcUrls { get; init; } = "";
     public int MaxHistory { get; init; } = 2000;
     public int MaxK { get; init; } = 1000;
     public int MaxCandidates { get; init; } = 10000;
@@ -34,13 +42,15 @@ public sealed record ServiceOptions
 
 public sealed class RunningService : IAsyncDisposable
 {
-    internal RunningService(WebApplication app, BundleHolder holder, string address, RequestMetrics metrics)
-    { App = app; Holder = holder; Address = address; Metrics = metrics; }
+    internal RunningService(WebApplication app, BundleHolder holder, string address, string? grpcAddress, RequestMetrics metrics)
+    { App = app; Holder = holder; Address = address; GrpcAddress = grpcAddress; Metrics = metrics; }
     public WebApplication App { get; }
     public BundleHolder Holder { get; }
     public RequestMetrics Metrics { get; }
     /// <summary>The bound base address, e.g. http://127.0.0.1:40123.</summary>
     public string Address { get; }
+    /// <summary>The bound gRPC base address (HTTP/2), e.g. http://127.0.0.1:40124; null when gRPC is off.</summary>
+    public string? GrpcAddress { get; }
     public async ValueTask DisposeAsync()
     {
         await App.StopAsync();
@@ -63,53 +73,80 @@ public static class ServiceHost
         if (o.JsonLogs) builder.Logging.AddJsonConsole(c => { c.TimestampFormat = "O"; c.UseUtcTimestamp = true; });
         else builder.Logging.AddSimpleConsole(c => { c.SingleLine = true; c.TimestampFormat = "HH:mm:ss "; });
         builder.Logging.SetMinimumLevel(o.LogLevel);
-        builder.WebHost.UseUrls(o.Urls);
-        builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = o.MaxBodyBytes);
-        var app = builder.Build();
+        var httpEndpoints = ParseUrls(o.Urls, "--urls");
+        var grpcEndpoints = string.IsNullOrWhiteSpace(o.GrpcUrls) ? [] : ParseUrls(o.GrpcUrls, "--grpc-urls");
+        if (httpEndpoints.Count == 0) throw new ArgumentException("--urls: no URL given");
+        var httpListen = new List<ListenOptions>();
+        var grpcListen = new List<ListenOptions>();
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.Limits.MaxRequestBodySize = o.MaxBodyBytes;
+            foreach (var ep in httpEndpoints) k.Listen(ep, l => { l.Protocols = HttpProtocols.Http1; httpListen.Add(l); });
+            foreach (var ep in grpcEndpoints) k.Listen(ep, l => { l.Protocols = HttpProtocols.Http2; grpcListen.Add(l); });
+        });
         var metrics = new RequestMetrics();
+        builder.Services.AddSingleton(holder).AddSingleton(o).AddSingleton(metrics);
+        builder.Services.AddGrpc(g =>
+        {
+            g.MaxReceiveMessageSize = (int)Math.Min(int.MaxValue, o.MaxBodyBytes);
+            g.EnableDetailedErrors = false;
+        });
+        builder.Services.AddGrpcHealthChecks()
+            .AddCheck("bundle", () => holder.Ready ? HealthCheckResult.Healthy() : HealthCheckResult.Unhealthy("no bundle loaded"));
+        var app = builder.Build();
         var log = app.Logger;
+        // each port serves its own protocol: gRPC calls only on the gRPC port, the HTTP API (admin included) only on the other
+        int[]? grpcPorts = null;
+        app.Use((ctx, next) =>
+        {
+            grpcPorts ??= grpcListen.Select(l => l.IPEndPoint!.Port).ToArray();
+            bool onGrpcPort = grpcPorts.Contains(ctx.Connection.LocalPort);
+            bool isGrpc = ctx.Request.ContentType?.StartsWith("application/grpc", StringComparison.OrdinalIgnoreCase) == true;
+            if (onGrpcPort == isGrpc) return next(ctx);
+            ctx.Response.StatusCode = StatusCodes.Status404NotFound;
+            return Task.CompletedTask;
+        });
         Map(app, o, holder, metrics, log);
+        app.MapGrpcService<RankingGrpcService>();
+        app.MapGrpcHealthChecksService();
         await app.StartAsync();
-        string address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-        log.LogInformation("serving {Bundle} on {Address}", o.BundlePath, address);
-        return new RunningService(app, holder, address, metrics);
+        string address = $"http://{httpListen[0].IPEndPoint}";
+        string? grpcAddress = grpcListen.Count > 0 ? $"http://{grpcListen[0].IPEndPoint}" : null;
+        log.LogInformation("serving {Bundle} on {Address} (HTTP/1.1) and {GrpcAddress} (gRPC)", o.BundlePath, address, grpcAddress ?? "no gRPC");
+        return new RunningService(app, holder, address, grpcAddress, metrics);
     }
 
-    private sealed class BadRequest(string field, string message) : Exception(message) { public string Field { get; } = field; }
+    /// <summary>
+    /// Endpoints of a ';'-separated list of http:// URLs: an IP address, localhost (IPv4 loopback), or * / + / 0.0.0.0 for
+    /// every address; port 0 picks a free port.
+    /// </summary>
+    internal static List<IPEndPoint> ParseUrls(string urls, string flag)
+    {
+        var result = new List<IPEndPoint>();
+        foreach (var text in urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var m = System.Text.RegularExpressions.Regex.Match(text, @"^http://(?<host>\[[0-9A-Fa-f:.]+\]|[^:/\[\]]+):(?<port>[0-9]{1,5})/?$");
+            if (!m.Success || !int.TryParse(m.Groups["port"].Value, out int port) || port > 65535)
+                throw new ArgumentException($"{flag}: '{text}' is not a URL like http://127.0.0.1:8080 (http, a host and a port)");
+            string host = m.Groups["host"].Value;
+            IPAddress ip = host is "*" or "+" ? IPAddress.Any
+                : host == "localhost" ? IPAddress.Loopback
+                : IPAddress.TryParse(host.Trim('[', ']'), out var parsed) ? parsed
+                : throw new ArgumentException($"{flag}: '{host}' is not an IP address, localhost or *");
+            result.Add(new IPEndPoint(ip, port));
+        }
+        return result;
+    }
 
     private static void Map(WebApplication app, ServiceOptions o, BundleHolder holder, RequestMetrics metrics, ILogger log)
     {
         app.MapPost("/v1/recommend", (RequestDelegate)(ctx => Handle(ctx, "recommend", metrics, log, async () =>
-        {
-            var req = await Read(ctx, RecommendRequest.Parser);
-            using var lease = holder.Acquire();
-            return Recommend(req, lease, o);
-        })));
+            RankingRequests.Recommend(await Read(ctx, RecommendRequest.Parser), holder, o))));
         app.MapPost("/v1/recommend:batch", (RequestDelegate)(ctx => Handle(ctx, "recommend_batch", metrics, log, async () =>
-        {
-            var req = await Read(ctx, BatchRecommendRequest.Parser);
-            if (req.Requests.Count == 0) throw new BadRequest("requests", "requests is empty");
-            if (req.Requests.Count > o.MaxBatch) throw new BadRequest("requests", $"at most {o.MaxBatch} requests per batch, got {req.Requests.Count}");
-            using var lease = holder.Acquire();
-            var resp = new BatchRecommendResponse();
-            foreach (var r in req.Requests) resp.Responses.Add(Recommend(r, lease, o));
-            return resp;
-        })));
+            RankingRequests.RecommendBatch(await Read(ctx, BatchRecommendRequest.Parser), holder, o))));
         app.MapPost("/v1/rerank", (RequestDelegate)(ctx => Handle(ctx, "rerank", metrics, log, async () =>
-        {
-            var req = await Read(ctx, RerankRequest.Parser);
-            CheckHistory(req.History, o);
-            if (req.Candidates.Count == 0) throw new BadRequest("candidates", "candidates is empty");
-            if (req.Candidates.Count > o.MaxCandidates) throw new BadRequest("candidates", $"at most {o.MaxCandidates} candidates, got {req.Candidates.Count}");
-            if (req.K < 0 || req.K > o.MaxK) throw new BadRequest("k", $"k must be in 0..{o.MaxK}, got {req.K}");
-            using var lease = holder.Acquire();
-            var r = lease.Recommender.Rerank(req.History, req.Candidates, req.K);
-            var resp = new RerankResponse { ModelVersion = lease.Bundle.Version };
-            resp.Items.AddRange(r.Items.Select(i => new Contracts.Service.ScoredItem { ItemId = i.ItemId, Score = i.Score }));
-            resp.UnknownIds.AddRange(r.UnknownIds);
-            return resp;
-        })));
-        app.MapGet("/v1/model", (RequestDelegate)(ctx => Handle(ctx, "model", metrics, log, () => Task.FromResult(Info(holder)))));
+            RankingRequests.Rerank(await Read(ctx, RerankRequest.Parser), holder, o))));
+        app.MapGet("/v1/model", (RequestDelegate)(ctx => Handle(ctx, "model", metrics, log, () => Task.FromResult<IMessage>(RankingRequests.Model(holder)))));
         app.MapPost("/admin/reload", (RequestDelegate)(ctx => Handle(ctx, "reload", metrics, log, async () =>
         {
             var req = ctx.Request.ContentLength > 0 ? await Read(ctx, ReloadRequest.Parser) : new ReloadRequest();
@@ -124,46 +161,12 @@ public static class ServiceHost
             {
                 Interlocked.Increment(ref metrics.FailedReloads);
                 log.LogError("reload refused, the current bundle keeps serving: {Message}", e.Message);
-                throw new BadRequest("bundle", "reload refused, the current bundle keeps serving: " + e.Message);
+                throw new RequestError("bundle", "reload refused, the current bundle keeps serving: " + e.Message);
             }
         })));
         app.MapGet("/healthz", () => Results.Text("ok\n"));
         app.MapGet("/readyz", () => holder.Ready ? Results.Text("ready\n") : Results.Text("not ready\n", statusCode: 503));
         app.MapGet("/metrics", () => Results.Text(metrics.Prometheus(), "text/plain; version=0.0.4"));
-    }
-
-    private static IMessage Info(BundleHolder holder)
-    {
-        using var lease = holder.Acquire();
-        var b = lease.Bundle;
-        var info = new ModelInfo
-        {
-            ModelVersion = b.Version, ItemCount = b.Config.ItemCount, Hidden = b.Config.Hidden, Layers = b.Config.Layers, Heads = b.Config.Heads,
-            MaxLength = b.Config.MaxLength, IndexFactory = b.Index?.Factory ?? "", ExecutionProvider = b.Session.ActiveProvider, BundlePath = b.Path,
-        };
-        foreach (var (k, v) in b.Manifest.Metrics) info.Metrics[k] = v;
-        return info;
-    }
-
-    private static void CheckHistory(IList<string> history, ServiceOptions o)
-    {
-        if (history.Count > o.MaxHistory) throw new BadRequest("history", $"at most {o.MaxHistory} history items, got {history.Count}");
-        for (int i = 0; i < history.Count; i++)
-            if (string.IsNullOrEmpty(history[i])) throw new BadRequest($"history[{i}]", "empty item id");
-    }
-
-    private static RecommendResponse Recommend(RecommendRequest req, BundleHolder.Lease lease, ServiceOptions o)
-    {
-        CheckHistory(req.History, o);
-        int k = req.K == 0 ? 10 : req.K;
-        if (k < 1 || k > o.MaxK) throw new BadRequest("k", $"k must be in 1..{o.MaxK}, got {req.K}");
-        int c = req.Candidates == 0 ? 200 : req.Candidates;
-        if (c < 1 || c > o.MaxCandidates) throw new BadRequest("candidates", $"candidates must be in 1..{o.MaxCandidates}, got {req.Candidates}");
-        var r = lease.Recommender.Recommend(req.History, k, c, req.IncludeSeen);
-        var resp = new RecommendResponse { ModelVersion = lease.Bundle.Version };
-        resp.Items.AddRange(r.Items.Select(i => new Contracts.Service.ScoredItem { ItemId = i.ItemId, Score = i.Score }));
-        resp.UnknownIds.AddRange(r.UnknownIds);
-        return resp;
     }
 
     private static bool IsProtobuf(string? contentType) => contentType != null && contentType.Contains(Protobuf, StringComparison.OrdinalIgnoreCase);
@@ -172,8 +175,8 @@ public static class ServiceHost
     {
         using var ms = new MemoryStream();
         try { await ctx.Request.Body.CopyToAsync(ms); }
-        catch (Microsoft.AspNetCore.Http.BadHttpRequestException e) { throw new BadRequest("body", e.Message); }
-        if (ms.Length == 0) throw new BadRequest("body", "empty request body");
+        catch (Microsoft.AspNetCore.Http.BadHttpRequestException e) { throw new RequestError("body", e.Message); }
+        if (ms.Length == 0) throw new RequestError("body", "empty request body");
         try
         {
             if (IsProtobuf(ctx.Request.ContentType)) return parser.ParseFrom(ms.ToArray());
@@ -181,7 +184,7 @@ public static class ServiceHost
         }
         catch (Exception e) when (e is InvalidProtocolBufferException or InvalidJsonException or FormatException)
         {
-            throw new BadRequest("body", $"malformed {(IsProtobuf(ctx.Request.ContentType) ? "protobuf" : "JSON")} {typeof(T).Name}: {e.Message}");
+            throw new RequestError("body", $"malformed {(IsProtobuf(ctx.Request.ContentType) ? "protobuf" : "JSON")} {typeof(T).Name}: {e.Message}");
         }
     }
 
@@ -211,12 +214,12 @@ public static class ServiceHost
             var msg = await body();
             await Write(ctx, 200, msg);
         }
-        catch (BadRequest e)
+        catch (RequestError e)
         {
             status = 400;
             await Write(ctx, 400, new ErrorResponse { Code = "INVALID_ARGUMENT", Message = e.Message, Field = e.Field });
         }
-        catch (InvalidOperationException e) when (e.Message.StartsWith("no bundle", StringComparison.Ordinal))
+        catch (NoBundleException e)
         {
             status = 503;
             await Write(ctx, 503, new ErrorResponse { Code = "UNAVAILABLE", Message = e.Message });
@@ -225,7 +228,7 @@ public static class ServiceHost
         {
             status = 500;
             log.LogError(e, "{Endpoint} failed", endpoint);
-            await Write(ctx, 500, new ErrorResponse { Code = "INTERNAL", Message = e.Message });
+            await Write(ctx, 500, new ErrorResponse { Code = "INTERNAL", Message = "internal error; the service log has the details" });
         }
         finally
         {

@@ -16,6 +16,7 @@ internal static class InferBench
         int items = a.Int("items", 3416, 10), seq = a.Int("seq", 200, 2), cands = a.Int("candidates", 100, 1), iters = a.Int("iterations", 2000, 10);
         int hidden = a.Int("hidden", 64, 2), layers = a.Int("layers", 2, 1), heads = a.Int("heads", 2, 1);
         bool torch = a.Flag("torch");
+        var provider = SessionOptions.ProviderFlag(a);
         a.EnsureAllUsed();
         var cfg = new ModelConfig { ItemCount = items, Hidden = hidden, Heads = heads, Layers = layers, MaxLength = seq };
         string dir = Directory.CreateTempSubdirectory("b4r-bench-infer-").FullName;
@@ -39,10 +40,10 @@ internal static class InferBench
                 return ids;
             }
             long[] Cands(int B) => Enumerable.Range(0, B * cands).Select(_ => (long)rng.Next(1, items + 1)).ToArray();
-            var result = new Dictionary<string, object> { ["engine"] = "onnxruntime-" + InferenceSession.RuntimeVersion };
+            var result = new Dictionary<string, object> { ["engine"] = "onnxruntime-" + InferenceSession.RuntimeVersion, ["package"] = InferenceSession.PackageName };
             var p50s = new Dictionary<AttentionForm, double>();
             foreach (var form in Enum.GetValues<AttentionForm>())
-            using (var s = new InferenceSession(Path.Combine(dir, $"model-{form}.onnx"), new SessionOptions { IntraOpThreads = 1, InterOpThreads = 1 }))
+            using (var s = new InferenceSession(Path.Combine(dir, $"model-{form}.onnx"), new SessionOptions { IntraOpThreads = 1, InterOpThreads = 1, Provider = provider }))
             {
                 var ids = Row(1); var c = Cands(1);
                 var scores = new float[cands]; var user = new float[hidden + 1];
@@ -58,7 +59,8 @@ internal static class InferBench
                 }
                 lat.Sort();
                 double p50 = lat[lat.Count / 2], p99 = lat[(int)(lat.Count * 0.99)];
-                Console.WriteLine($"infer (ours, ORT {InferenceSession.RuntimeVersion}, 1 thread, attention {form}): batch 1x{seq}, {cands} candidates: p50 {p50:F3} ms, p99 {p99:F3} ms");
+                result["provider"] = s.ActiveProvider;
+                Console.WriteLine($"infer ({InferenceSession.PackageName} {InferenceSession.RuntimeVersion}, {s.ActiveProvider}, 1 thread, attention {form}): batch 1x{seq}, {cands} candidates: p50 {p50:F3} ms, p99 {p99:F3} ms");
                 p50s[form] = p50;
                 string key = form == AttentionForm.Standard ? "" : "_mha";
                 result[$"infer_p50_ms{key}"] = Math.Round(p50, 3);
@@ -69,7 +71,7 @@ internal static class InferBench
             Console.WriteLine($"  attention: {best} wins, p50 {p50s[other] / p50s[best]:F2}x faster than {other}");
             result["attention_winner"] = best.ToString();
             result["infer_p50_ms_best"] = Math.Round(p50s[best], 3);
-            using (var s = new InferenceSession(Path.Combine(dir, $"model-{best}.onnx"), new SessionOptions { IntraOpThreads = Environment.ProcessorCount }))
+            using (var s = new InferenceSession(Path.Combine(dir, $"model-{best}.onnx"), new SessionOptions { IntraOpThreads = Environment.ProcessorCount, Provider = provider }))
                 foreach (int B in new[] { 32, 256 })
                 {
                     var ids = Row(B); var c = Cands(B);

@@ -20,3 +20,8 @@ if (bench.Run == null)
 }
 try { return bench.Run(new CommandLine(args.Skip(1))); }
 catch (UsageException e) { Console.Error.WriteLine($"bert4rec bench {args[0]}: {e.Message}"); return 2; }
+catch (Exception e) when (e is Bert4Rec.Inference.OnnxRuntime.OnnxRuntimeException or BundleException)
+{
+    Console.Error.WriteLine($"bert4rec bench {args[0]}: error: {e.Message}");
+    return 1;
+}

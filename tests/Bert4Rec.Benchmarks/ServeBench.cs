@@ -1,5 +1,6 @@
-// `bert4rec bench serve`: a bounded load generator against the service on loopback (fixed duration and concurrency,
-// binary protobuf and/or JSON) with a hot reload in the middle; throughput, p50/p99/p999 latency and errors.
+// `bert4rec bench serve`: a bounded load generator against the service on loopback (fixed duration and concurrency; HTTP
+// with binary protobuf and/or JSON, and/or gRPC) with a hot reload in the middle of each protocol's run; throughput,
+// p50/p99/p999 latency and errors per protocol.
 using System.Diagnostics;
 using System.Net.Http.Headers;
 using System.Text;
@@ -11,6 +12,7 @@ using Bert4Rec.Service;
 using Bert4Rec.Training.Export;
 using Bert4Rec.Training.Model;
 using Google.Protobuf;
+using Grpc.Net.Client;
 
 namespace Bert4Rec.Benchmarks;
 
@@ -19,17 +21,18 @@ internal static class ServeBench
     public static int Run(CommandLine a)
     {
         int duration = a.Int("duration", 60, 1, 600), concurrency = a.Int("concurrency", 8, 1, 256), historyLen = a.Int("history", 50, 1);
-        string format = a.String("format", "both");
+        string format = a.String("format", "both"), protocol = a.String("protocol", "both");
         string? bundleArg = a.String("bundle");
         int items = a.Int("items", 3416, 10), seq = a.Int("seq", 200, 2);
         a.EnsureAllUsed();
         if (format is not ("protobuf" or "json" or "both")) throw new UsageException($"--format: '{format}' is not protobuf, json or both");
+        if (protocol is not ("grpc" or "http" or "both")) throw new UsageException($"--protocol: '{protocol}' is not grpc, http or both");
         string tmp = Directory.CreateTempSubdirectory("b4r-bench-serve-").FullName;
         try
         {
             string b1 = bundleArg ?? MakeBundle(Path.Combine(tmp, "b1"), items, seq, 1);
             string b2 = bundleArg ?? MakeBundle(Path.Combine(tmp, "b2"), items, seq, 2);
-            return RunAsync(b1, b2, duration, concurrency, historyLen, format).GetAwaiter().GetResult();
+            return RunAsync(b1, b2, duration, concurrency, historyLen, format, protocol).GetAwaiter().GetResult();
         }
         finally { Directory.Delete(tmp, true); }
     }
@@ -44,16 +47,49 @@ internal static class ServeBench
         return dir;
     }
 
-    private static async Task<int> RunAsync(string b1, string b2, int duration, int concurrency, int historyLen, string format)
+    private sealed record Phase(string Protocol, double Rps, double P50, double P99, double P999, long Errors, int Requests, double Seconds, bool ReloadOk, long ReloadMs, string? FirstError);
+
+    private static async Task<int> RunAsync(string b1, string b2, int duration, int concurrency, int historyLen, string format, string protocol)
     {
-        await using var svc = await ServiceHost.StartAsync(new ServiceOptions { BundlePath = b1, Urls = "http://127.0.0.1:0" });
-        var vocab = svc.Holder.Acquire();
-        int n = vocab.Bundle.Config.ItemCount;
-        vocab.Dispose();
+        await using var svc = await ServiceHost.StartAsync(new ServiceOptions { BundlePath = b1, Urls = "http://127.0.0.1:0", GrpcUrls = "http://127.0.0.1:0" });
+        int n;
+        using (var lease = svc.Holder.Acquire()) n = lease.Bundle.Config.ItemCount;
         using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = concurrency }) { BaseAddress = new Uri(svc.Address) };
-        Console.WriteLine($"serve bench: {svc.Address}, {n} items, {duration}s, concurrency {concurrency}, format {format}, history {historyLen}, hot reload at {duration / 2}s");
+        using var channel = GrpcChannel.ForAddress(svc.GrpcAddress!, new GrpcChannelOptions { HttpHandler = new SocketsHttpHandler { EnableMultipleHttp2Connections = true } });
+        var grpc = new Ranking.RankingClient(channel);
+        var protocols = protocol == "both" ? new[] { "http", "grpc" } : new[] { protocol };
+        Console.WriteLine($"serve bench: HTTP {svc.Address}, gRPC {svc.GrpcAddress}, {n} items, {duration}s per protocol ({string.Join(" then ", protocols)}), " +
+                          $"concurrency {concurrency}, HTTP format {format}, history {historyLen}, a hot reload at half time of each");
+        var phases = new List<Phase>();
+        string next = b2;
+        foreach (var p in protocols)
+        {
+            var ph = await RunPhaseAsync(p, http, grpc, svc, next, n, duration, concurrency, historyLen, format);
+            next = next == b2 ? b1 : b2;
+            phases.Add(ph);
+            Console.WriteLine($"  {p}: {ph.Requests:N0} recommendations in {ph.Seconds:F1}s = {ph.Rps:N0}/s; latency p50 {ph.P50:F2} ms, p99 {ph.P99:F2} ms, p999 {ph.P999:F2} ms; " +
+                              $"errors {ph.Errors}" + (ph.FirstError != null ? $" (first: {ph.FirstError})" : "") +
+                              $"; hot reload {(ph.ReloadOk ? "accepted" : "REFUSED")} in {ph.ReloadMs} ms");
+        }
+        Console.WriteLine($"  service counted {svc.Metrics.Count("recommend"):N0} HTTP requests ({svc.Metrics.Errors("recommend")} errors), " +
+                          $"{svc.Metrics.Count("grpc_recommend"):N0} gRPC calls ({svc.Metrics.Errors("grpc_recommend")} errors)");
+        var result = new Dictionary<string, object> { ["protocol"] = protocol, ["concurrency"] = concurrency, ["format"] = format, ["errors"] = phases.Sum(x => x.Errors) };
+        foreach (var ph in phases)
+            result[ph.Protocol] = new
+            {
+                recommendations_per_s = Math.Round(ph.Rps), p50_ms = Math.Round(ph.P50, 3), p99_ms = Math.Round(ph.P99, 3), p999_ms = Math.Round(ph.P999, 3),
+                errors = ph.Errors, requests = ph.Requests, seconds = Math.Round(ph.Seconds, 1), reload_ok = ph.ReloadOk, reload_ms = ph.ReloadMs,
+            };
+        Console.WriteLine("RESULT " + JsonSerializer.Serialize(result));
+        return phases.All(x => x.Errors == 0 && x.ReloadOk) ? 0 : 1;
+    }
+
+    /// <summary>One protocol's load for <paramref name="duration"/> seconds, reloading <paramref name="reloadTo"/> at half time.</summary>
+    private static async Task<Phase> RunPhaseAsync(string protocol, HttpClient http, Ranking.RankingClient grpc, RunningService svc, string reloadTo,
+                                                   int n, int duration, int concurrency, int historyLen, string format)
+    {
         var latencies = new List<double>[concurrency];
-        long errors = 0, reloadMs = -1;
+        long errors = 0;
         string? firstError = null;
         var clock = Stopwatch.StartNew();
         var end = TimeSpan.FromSeconds(duration);
@@ -66,17 +102,22 @@ internal static class ServeBench
             {
                 var req = new RecommendRequest { K = 10 };
                 for (int h = 0; h < historyLen; h++) req.History.Add(rng.Next(1, n + 1).ToString());
-                bool proto = format == "protobuf" || (format == "both" && (i++ & 1) == 0);
-                HttpContent content;
-                if (proto) { content = new ByteArrayContent(req.ToByteArray()); content.Headers.ContentType = new MediaTypeHeaderValue(ServiceHost.Protobuf); }
-                else content = new StringContent(JsonFormatter.Default.Format(req), Encoding.UTF8, "application/json");
                 long t0 = Stopwatch.GetTimestamp();
                 try
                 {
-                    using var resp = await http.PostAsync("/v1/recommend", content);
-                    var body = await resp.Content.ReadAsByteArrayAsync();
-                    if (!resp.IsSuccessStatusCode) { Interlocked.Increment(ref errors); firstError ??= Encoding.UTF8.GetString(body); continue; }
-                    int count = proto ? RecommendResponse.Parser.ParseFrom(body).Items.Count : JsonParser.Default.Parse<RecommendResponse>(Encoding.UTF8.GetString(body)).Items.Count;
+                    int count;
+                    if (protocol == "grpc") count = (await grpc.RecommendAsync(req)).Items.Count;
+                    else
+                    {
+                        bool proto = format == "protobuf" || (format == "both" && (i++ & 1) == 0);
+                        HttpContent content;
+                        if (proto) { content = new ByteArrayContent(req.ToByteArray()); content.Headers.ContentType = new MediaTypeHeaderValue(ServiceHost.Protobuf); }
+                        else content = new StringContent(JsonFormatter.Default.Format(req), Encoding.UTF8, "application/json");
+                        using var resp = await http.PostAsync("/v1/recommend", content);
+                        var body = await resp.Content.ReadAsByteArrayAsync();
+                        if (!resp.IsSuccessStatusCode) { Interlocked.Increment(ref errors); firstError ??= Encoding.UTF8.GetString(body); continue; }
+                        count = proto ? RecommendResponse.Parser.ParseFrom(body).Items.Count : JsonParser.Default.Parse<RecommendResponse>(Encoding.UTF8.GetString(body)).Items.Count;
+                    }
                     if (count != 10) { Interlocked.Increment(ref errors); firstError ??= $"{count} items"; continue; }
                 }
                 catch (Exception e) { Interlocked.Increment(ref errors); firstError ??= e.Message; continue; }
@@ -85,21 +126,12 @@ internal static class ServeBench
         })).ToList();
         await Task.Delay(TimeSpan.FromSeconds(duration / 2.0));
         var rsw = Stopwatch.StartNew();
-        var reload = await http.PostAsync("/admin/reload", new StringContent(JsonFormatter.Default.Format(new ReloadRequest { Bundle = b2 }), Encoding.UTF8, "application/json"));
-        reloadMs = (long)rsw.Elapsed.TotalMilliseconds;
-        bool reloaded = reload.IsSuccessStatusCode;
+        var reload = await http.PostAsync("/admin/reload", new StringContent(JsonFormatter.Default.Format(new ReloadRequest { Bundle = reloadTo }), Encoding.UTF8, "application/json"));
+        long reloadMs = (long)rsw.Elapsed.TotalMilliseconds;
         await Task.WhenAll(workers);
         double secs = clock.Elapsed.TotalSeconds;
         var all = latencies.SelectMany(l => l).OrderBy(x => x).ToList();
         double P(double q) => all.Count == 0 ? double.NaN : all[Math.Min(all.Count - 1, (int)(all.Count * q))];
-        double rps = all.Count / secs;
-        Console.WriteLine($"  {all.Count:N0} recommendations in {secs:F1}s = {rps:N0}/s; latency p50 {P(0.5):F2} ms, p99 {P(0.99):F2} ms, p999 {P(0.999):F2} ms; errors {errors}" + (firstError != null ? $" (first: {firstError})" : ""));
-        Console.WriteLine($"  hot reload mid-run: {(reloaded ? "accepted" : "REFUSED")} in {reloadMs} ms; service counted {svc.Metrics.Count("recommend"):N0} requests, {svc.Metrics.Errors("recommend")} errors");
-        Console.WriteLine("RESULT " + JsonSerializer.Serialize(new
-        {
-            recommendations_per_s = Math.Round(rps), p50_ms = Math.Round(P(0.5), 3), p99_ms = Math.Round(P(0.99), 3), p999_ms = Math.Round(P(0.999), 3),
-            errors, requests = all.Count, seconds = Math.Round(secs, 1), concurrency, format, reload_ok = reloaded, reload_ms = reloadMs,
-        }));
-        return errors == 0 && reloaded ? 0 : 1;
+        return new Phase(protocol, all.Count / secs, P(0.5), P(0.99), P(0.999), errors, all.Count, secs, reload.IsSuccessStatusCode, reloadMs, firstError);
     }
 }

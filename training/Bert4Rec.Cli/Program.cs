@@ -40,7 +40,8 @@ catch (UsageException e)
     Console.Error.WriteLine(verb.Usage);
     return 2;
 }
-catch (Exception e) when (e is InvalidDataException or FileNotFoundException or DirectoryNotFoundException or DllNotFoundException or IOException or ArgumentException)
+catch (Exception e) when (e is InvalidDataException or FileNotFoundException or DirectoryNotFoundException or DllNotFoundException or IOException or ArgumentException
+                           or BundleException or Bert4Rec.Inference.OnnxRuntime.OnnxRuntimeException)
 {
     Console.Error.WriteLine($"bert4rec {verb.Name}: error: {e.Message}");
     return 1;

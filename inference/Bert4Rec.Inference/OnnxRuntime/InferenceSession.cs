@@ -1,7 +1,7 @@
-// InferenceSession: one loaded ONNX model, run with tensors over pinned managed memory (no copies in or out).
-// A session serves concurrent callers: ORT's Run is thread-safe and every call pins and releases its own values.
-using System.Buffers;
-using System.Runtime.InteropServices;
+// InferenceSession: one loaded ONNX model on the official ONNX Runtime C# API (NuGet Microsoft.ML.OnnxRuntime), run with
+// tensors over pinned managed memory (no copies in or out). One session serves all threads: ORT's Run is thread-safe and
+// every call pins and releases its own values.
+using Ort = Microsoft.ML.OnnxRuntime;
 
 namespace Bert4Rec.Inference.OnnxRuntime;
 
@@ -34,17 +34,21 @@ public readonly struct NamedTensor
     public static NamedTensor Float(string name, Memory<float> data, params long[] shape) => new(name, TensorElementType.Float, shape, default, data);
 }
 
-public sealed unsafe class InferenceSession : IDisposable
+public sealed class InferenceSession : IDisposable
 {
-    private static readonly Lazy<SafeOrtHandle> Env = new(() =>
-        new SafeOrtHandle(OrtApi.CreateEnv(logLevel: 3 /* ERROR */, "bert4rec"), OrtApi.ReleaseEnv), isThreadSafe: true);
+    /// <summary>The NuGet package this build runs on (chosen by the MSBuild property OnnxRuntimePackage).</summary>
+#if ORT_GPU_PACKAGE
+    public const string PackageName = "Microsoft.ML.OnnxRuntime.Gpu";
+#else
+    public const string PackageName = "Microsoft.ML.OnnxRuntime";
+#endif
+    private const string CudaProviderName = "CUDAExecutionProvider";
 
-    private readonly SafeOrtHandle _session;
-    private readonly SafeOrtHandle _memoryInfo;
+    private readonly Ort.InferenceSession _session;
+    private readonly Ort.RunOptions _runOptions;
     private readonly Dictionary<string, int> _inputIndex;
     private readonly Dictionary<string, int> _outputIndex;
-    private readonly IntPtr[] _inputNamePtrs;
-    private readonly IntPtr[] _outputNamePtrs;
+    private int _disposed;
 
     public IReadOnlyList<NodeMetadata> Inputs { get; }
     public IReadOnlyList<NodeMetadata> Outputs { get; }
@@ -53,75 +57,146 @@ public sealed unsafe class InferenceSession : IDisposable
     public string ActiveProvider { get; }
 
     /// <summary>The ONNX Runtime version string of the loaded library.</summary>
-    public static string RuntimeVersion => OrtApi.VersionString;
+    public static string RuntimeVersion => Env.GetVersionString();
+
+    /// <summary>Execution providers compiled into the loaded ONNX Runtime (e.g. CPUExecutionProvider).</summary>
+    public static IReadOnlyList<string> AvailableProviders => Env.GetAvailableProviders();
+
+    // One process-wide environment with ORT's own log at ERROR (its warnings about unused initializers are noise here).
+    private static readonly Lazy<Ort.OrtEnv> LazyEnv = new(CreateEnv, isThreadSafe: true);
+    private static Ort.OrtEnv Env => LazyEnv.Value;
+
+    private static Ort.OrtEnv CreateEnv()
+    {
+        try
+        {
+            var o = new Ort.EnvironmentCreationOptions { logId = "bert4rec", logLevel = Ort.OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR };
+            return Ort.OrtEnv.CreateInstanceWithOptions(ref o);
+        }
+        catch (Exception e) when (e is DllNotFoundException or TypeInitializationException or EntryPointNotFoundException)
+        {
+            throw new OnnxRuntimeException(OrtErrorCode.Fail,
+                $"the ONNX Runtime native library (libonnxruntime.so from the NuGet package {PackageName}) could not be loaded: " +
+                $"{(e.InnerException ?? e).Message}; rebuild with `dotnet build` so that it is copied beside the assemblies", e);
+        }
+    }
 
     public InferenceSession(string modelPath, SessionOptions? options = null)
     {
         options ??= new SessionOptions();
         ModelPath = modelPath;
         if (!File.Exists(modelPath)) throw new FileNotFoundException($"ONNX model not found: {modelPath}", modelPath);
-        OrtApi.EnsureLoaded();
-        var log = options.Log ?? (m => Console.Error.WriteLine(m));
-        using var so = new SafeOrtHandle(OrtApi.CreateSessionOptions(), OrtApi.ReleaseSessionOptions);
         if (options.IntraOpThreads < 0 || options.InterOpThreads < 0) throw new ArgumentException("thread counts must be >= 0");
-        OrtApi.SetIntraOpNumThreads(so, options.IntraOpThreads);
-        OrtApi.SetInterOpNumThreads(so, options.InterOpThreads);
-        OrtApi.SetGraphOptimizationLevel(so, (int)options.OptimizationLevel);
-        if (options.OptimizedModelPath != null) OrtApi.SetOptimizedModelFilePath(so, options.OptimizedModelPath);
-        ActiveProvider = ConfigureProvider(so, options, log);
+        var log = Once(options.Log ?? StandardError);
+        _ = Env;
 
-        IntPtr raw;
-        try { raw = OrtApi.CreateSession(Env.Value, modelPath, so); }
-        catch (OnnxRuntimeException e)
-        {
-            throw new OnnxRuntimeException(e.Code, $"could not load ONNX model {modelPath}: {e.Message}");
-        }
-        _session = new SafeOrtHandle(raw, OrtApi.ReleaseSession);
-        _memoryInfo = new SafeOrtHandle(OrtApi.CreateCpuMemoryInfo(), OrtApi.ReleaseMemoryInfo);
-
-        var inputs = new List<NodeMetadata>();
-        for (nuint i = 0; i < OrtApi.InputCount(_session); i++)
-        {
-            var (t, d) = OrtApi.IoType(_session, i, input: true);
-            inputs.Add(new NodeMetadata(OrtApi.IoName(_session, i, input: true), t, d));
-        }
-        var outputs = new List<NodeMetadata>();
-        for (nuint i = 0; i < OrtApi.OutputCount(_session); i++)
-        {
-            var (t, d) = OrtApi.IoType(_session, i, input: false);
-            outputs.Add(new NodeMetadata(OrtApi.IoName(_session, i, input: false), t, d));
-        }
-        Inputs = inputs;
-        Outputs = outputs;
-        _inputIndex = inputs.Select((m, i) => (m.Name, i)).ToDictionary(x => x.Name, x => x.i);
-        _outputIndex = outputs.Select((m, i) => (m.Name, i)).ToDictionary(x => x.Name, x => x.i);
-        _inputNamePtrs = inputs.Select(m => Marshal.StringToCoTaskMemUTF8(m.Name)).ToArray();
-        _outputNamePtrs = outputs.Select(m => Marshal.StringToCoTaskMemUTF8(m.Name)).ToArray();
-    }
-
-    private static string ConfigureProvider(SafeOrtHandle so, SessionOptions options, Action<string> log)
-    {
-        if (options.Provider == ExecutionProvider.Cpu) return "CPU";
-        string dir = Path.GetDirectoryName(OrtApi.LibraryPath)!;
-        string[] needed = ["libonnxruntime_providers_shared.so", "libonnxruntime_providers_cuda.so"];
-        var missing = needed.Where(f => !File.Exists(Path.Combine(dir, f))).ToList();
-        if (missing.Count > 0)
-        {
-            string msg = $"CUDA execution provider unavailable: {string.Join(" and ", missing.Select(m => Path.Combine(dir, m)))} not found";
-            if (options.Provider == ExecutionProvider.Cuda) throw new OnnxRuntimeException(OrtErrorCode.NoSuchFile, msg);
-            log($"warning: {msg}; falling back to the CPU execution provider");
-            return "CPU";
-        }
+        var so = NewOptions(options);
+        string provider = "CPU";
         try
         {
-            OrtApi.AppendCudaV2(so, options.CudaDeviceId);
-            return "CUDA";
+            provider = ConfigureProvider(so, options, log);
+            try { _session = new Ort.InferenceSession(modelPath, so); }
+            catch (Ort.OnnxRuntimeException e) when (provider == "CUDA" && options.Provider == ExecutionProvider.Auto)
+            {
+                // the provider library loaded but could not run here (no device, driver mismatch): the CPU it is
+                log($"warning: the CUDA execution provider failed to start ({Describe(e).Message}); falling back to the CPU execution provider");
+                so.Dispose();
+                so = NewOptions(options);
+                provider = "CPU";
+                _session = new Ort.InferenceSession(modelPath, so);
+            }
         }
-        catch (OnnxRuntimeException e) when (options.Provider == ExecutionProvider.Auto)
+        catch (Ort.OnnxRuntimeException e)
         {
-            log($"warning: CUDA execution provider failed to load ({e.Message}); falling back to the CPU execution provider");
-            return "CPU";
+            var (code, msg) = Describe(e);
+            throw new OnnxRuntimeException(code, $"could not load ONNX model {modelPath}: {msg}", e);
         }
+        finally { so.Dispose(); }
+        ActiveProvider = provider;
+        _runOptions = new Ort.RunOptions();
+
+        Inputs = _session.InputNames.Select(n => Meta(n, _session.InputMetadata[n])).ToList();
+        Outputs = _session.OutputNames.Select(n => Meta(n, _session.OutputMetadata[n])).ToList();
+        _inputIndex = Inputs.Select((m, i) => (m.Name, i)).ToDictionary(x => x.Name, x => x.i);
+        _outputIndex = Outputs.Select((m, i) => (m.Name, i)).ToDictionary(x => x.Name, x => x.i);
+    }
+
+    private static readonly Action<string> StandardError = m => Console.Error.WriteLine(m);
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Action<string>, HashSet<string>> Warned = new();
+
+    /// <summary>The log, passing each distinct warning once per process (a bench or a reloading service opens many sessions).</summary>
+    private static Action<string> Once(Action<string> log) => m =>
+    {
+        var seen = Warned.GetOrCreateValue(log);
+        bool first;
+        lock (seen) first = seen.Add(m);
+        if (first) log(m);
+    };
+
+    private static Ort.SessionOptions NewOptions(SessionOptions options)
+    {
+        var so = new Ort.SessionOptions
+        {
+            IntraOpNumThreads = options.IntraOpThreads,
+            InterOpNumThreads = options.InterOpThreads,
+            GraphOptimizationLevel = options.OptimizationLevel switch
+            {
+                GraphOptimizationLevel.DisableAll => Ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+                GraphOptimizationLevel.Basic => Ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+                GraphOptimizationLevel.Extended => Ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+                _ => Ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+            },
+            LogSeverityLevel = Ort.OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR,
+        };
+        if (options.OptimizedModelPath != null) so.OptimizedModelFilePath = options.OptimizedModelPath;
+        return so;
+    }
+
+    /// <summary>Adds the CUDA provider when asked for and possible; returns the provider the session will use.</summary>
+    private static string ConfigureProvider(Ort.SessionOptions so, SessionOptions options, Action<string> log)
+    {
+        if (options.Provider == ExecutionProvider.Cpu) return "CPU";
+        string missing;
+        if (!AvailableProviders.Contains(CudaProviderName))
+            missing = $"the CUDA execution provider is not in this build's ONNX Runtime (package {PackageName}, providers " +
+                      $"{string.Join(", ", AvailableProviders)}); build with -p:OnnxRuntimePackage=Gpu on a machine that has CUDA";
+        else
+        {
+            try
+            {
+                using var cuda = new Ort.OrtCUDAProviderOptions();
+                cuda.UpdateOptions(new Dictionary<string, string> { ["device_id"] = options.CudaDeviceId.ToString(System.Globalization.CultureInfo.InvariantCulture) });
+                so.AppendExecutionProvider_CUDA(cuda);
+                return "CUDA";
+            }
+            catch (Ort.OnnxRuntimeException e)
+            {
+                missing = $"the CUDA execution provider failed to load ({Describe(e).Message})";
+            }
+        }
+        if (options.Provider == ExecutionProvider.Cuda) throw new OnnxRuntimeException(OrtErrorCode.EpFail, $"--provider cuda: {missing}");
+        log($"warning: {missing}; falling back to the CPU execution provider");
+        return "CPU";
+    }
+
+    private static NodeMetadata Meta(string name, Ort.NodeMetadata m) =>
+        m.IsTensor
+            ? new NodeMetadata(name, (TensorElementType)(int)m.ElementDataType, m.Dimensions.Select(d => (long)d).ToArray())
+            : new NodeMetadata(name, TensorElementType.Undefined, []);
+
+    /// <summary>
+    /// ORT's code and message of an official-API exception. The code exists only in the message, which the managed
+    /// API writes as "[ErrorCode:Name] text"; anything else counts as Fail.
+    /// </summary>
+    internal static (OrtErrorCode Code, string Message) Describe(Ort.OnnxRuntimeException e)
+    {
+        const string prefix = "[ErrorCode:";
+        string m = e.Message;
+        if (!m.StartsWith(prefix, StringComparison.Ordinal)) return (OrtErrorCode.Fail, m);
+        int end = m.IndexOf(']', prefix.Length);
+        if (end < 0) return (OrtErrorCode.Fail, m);
+        var code = Enum.TryParse<OrtErrorCode>(m.AsSpan(prefix.Length, end - prefix.Length), out var c) ? c : OrtErrorCode.Fail;
+        return (code, m[(end + 1)..].Trim());
     }
 
     public NodeMetadata Input(string name) => _inputIndex.TryGetValue(name, out int i) ? Inputs[i] : throw new ArgumentException($"model {ModelPath} has no input '{name}'");
@@ -134,137 +209,85 @@ public sealed unsafe class InferenceSession : IDisposable
     /// </summary>
     public void Run(ReadOnlySpan<NamedTensor> inputs, ReadOnlySpan<NamedTensor> outputs)
     {
-        ObjectDisposedException.ThrowIf(_session.IsClosed, this);
-        if (inputs.Length != Inputs.Count)
-            throw new ArgumentException($"the model takes {Inputs.Count} inputs ({string.Join(", ", Inputs.Select(x => x.Name))}), {inputs.Length} given");
-        int nIn = inputs.Length, nOut = outputs.Length;
-        var handles = new MemoryHandle[nIn + nOut];
-        var values = new IntPtr[nIn + nOut];
-        var inNames = new IntPtr[nIn];
-        var outNames = new IntPtr[nOut];
-        int pinned = 0;
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        CheckInputCount(inputs.Length);
+        var inNames = new string[inputs.Length];
+        var outNames = new string[outputs.Length];
+        var inValues = new Ort.OrtValue[inputs.Length];
+        var outValues = new Ort.OrtValue[outputs.Length];
         try
         {
-            for (int i = 0; i < nIn + nOut; i++)
+            for (int i = 0; i < inputs.Length; i++)
             {
-                var t = i < nIn ? inputs[i] : outputs[i - nIn];
-                NodeMetadata meta;
-                if (i < nIn)
-                {
-                    if (!_inputIndex.TryGetValue(t.Name, out int k)) throw new ArgumentException($"model {ModelPath} has no input '{t.Name}'");
-                    meta = Inputs[k];
-                    inNames[i] = _inputNamePtrs[k];
-                }
-                else
-                {
-                    if (!_outputIndex.TryGetValue(t.Name, out int k)) throw new ArgumentException($"model {ModelPath} has no output '{t.Name}'");
-                    meta = Outputs[k];
-                    outNames[i - nIn] = _outputNamePtrs[k];
-                }
-                CheckCompatible(t, meta, i < nIn ? "input" : "output");
-                values[i] = PinAsValue(t, ref handles[i]);
-                pinned = i + 1;
+                inNames[i] = CheckCompatible(inputs[i], input: true).Name;
+                inValues[i] = ToValue(inputs[i]);
             }
-            fixed (IntPtr* inN = inNames)
-            fixed (IntPtr* outN = outNames)
-            fixed (IntPtr* v = values)
+            for (int j = 0; j < outputs.Length; j++)
             {
-                var outValues = stackalloc IntPtr[Math.Max(1, nOut)];
-                for (int j = 0; j < nOut; j++) outValues[j] = v[nIn + j];
-                OrtApi.Run(_session, inN, v, nIn, outN, nOut, outValues);
-                // ORT keeps the caller's output values when their shapes fit; anything else is a mismatch we report.
-                for (int j = 0; j < nOut; j++)
-                    if (outValues[j] != v[nIn + j])
-                    {
-                        var (_, dims) = OrtApi.ValueShape(outValues[j]);
-                        OrtApi.ReleaseValue(outValues[j]);
-                        throw new ArgumentException($"output '{outputs[j].Name}' has shape [{string.Join(",", dims)}], the buffer given is [{string.Join(",", outputs[j].Shape)}]");
-                    }
+                outNames[j] = CheckCompatible(outputs[j], input: false).Name;
+                outValues[j] = ToValue(outputs[j]);
             }
+            try { _session.Run(_runOptions, inNames, inValues, outNames, outValues); }
+            catch (Ort.OnnxRuntimeException e) { throw RunError(e); }
         }
         finally
         {
-            for (int i = 0; i < values.Length; i++) OrtApi.ReleaseValue(values[i]);
-            for (int i = 0; i < pinned; i++) handles[i].Dispose();
+            foreach (var v in inValues) v?.Dispose();
+            foreach (var v in outValues) v?.Dispose();
         }
     }
 
     /// <summary>Runs the model and returns the named float outputs as new arrays with their shapes (ORT allocates them).</summary>
     public (float[] Data, long[] Shape)[] Run(ReadOnlySpan<NamedTensor> inputs, params string[] outputNames)
     {
-        ObjectDisposedException.ThrowIf(_session.IsClosed, this);
-        if (inputs.Length != Inputs.Count)
-            throw new ArgumentException($"the model takes {Inputs.Count} inputs ({string.Join(", ", Inputs.Select(x => x.Name))}), {inputs.Length} given");
-        int nIn = inputs.Length, nOut = outputNames.Length;
-        var handles = new MemoryHandle[nIn];
-        var values = new IntPtr[nIn];
-        var inNames = new IntPtr[nIn];
-        var outNames = new IntPtr[nOut];
-        var outValues = new IntPtr[nOut];
-        int pinned = 0;
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        CheckInputCount(inputs.Length);
+        foreach (var name in outputNames)
+            if (Output(name).ElementType != TensorElementType.Float) throw new ArgumentException($"output '{name}' is {Output(name).ElementType}, not float");
+        var inNames = new string[inputs.Length];
+        var inValues = new Ort.OrtValue[inputs.Length];
         try
         {
-            for (int j = 0; j < nOut; j++)
+            for (int i = 0; i < inputs.Length; i++)
             {
-                if (!_outputIndex.TryGetValue(outputNames[j], out int k)) throw new ArgumentException($"model {ModelPath} has no output '{outputNames[j]}'");
-                if (Outputs[k].ElementType != TensorElementType.Float) throw new ArgumentException($"output '{outputNames[j]}' is {Outputs[k].ElementType}, not float");
-                outNames[j] = _outputNamePtrs[k];
+                inNames[i] = CheckCompatible(inputs[i], input: true).Name;
+                inValues[i] = ToValue(inputs[i]);
             }
-            for (int i = 0; i < nIn; i++)
-            {
-                var t = inputs[i];
-                if (!_inputIndex.TryGetValue(t.Name, out int k)) throw new ArgumentException($"model {ModelPath} has no input '{t.Name}'");
-                CheckCompatible(t, Inputs[k], "input");
-                inNames[i] = _inputNamePtrs[k];
-                values[i] = PinAsValue(t, ref handles[i]);
-                pinned = i + 1;
-            }
-            fixed (IntPtr* inN = inNames)
-            fixed (IntPtr* outN = outNames)
-            fixed (IntPtr* v = values)
-            fixed (IntPtr* o = outValues)
-                OrtApi.Run(_session, inN, v, nIn, outN, nOut, o);
-            var results = new (float[], long[])[nOut];
-            for (int j = 0; j < nOut; j++)
-            {
-                var (_, dims) = OrtApi.ValueShape(outValues[j]);
-                long n = 1;
-                foreach (var d in dims) n *= d;
-                var data = new float[n];
-                new ReadOnlySpan<float>((void*)OrtApi.TensorData(outValues[j]), checked((int)n)).CopyTo(data);
-                results[j] = (data, dims);
-            }
-            return results;
+            Ort.IDisposableReadOnlyCollection<Ort.OrtValue> results;
+            try { results = _session.Run(_runOptions, inNames, inValues, outputNames); }
+            catch (Ort.OnnxRuntimeException e) { throw RunError(e); }
+            using (results)
+                return results.Select(v => (v.GetTensorDataAsSpan<float>().ToArray(), v.GetTensorTypeAndShape().Shape)).ToArray();
         }
         finally
         {
-            foreach (var v in values) OrtApi.ReleaseValue(v);
-            foreach (var v in outValues) OrtApi.ReleaseValue(v);
-            for (int i = 0; i < pinned; i++) handles[i].Dispose();
+            foreach (var v in inValues) v?.Dispose();
         }
     }
 
-    /// <summary>Pins the tensor's memory into <paramref name="handle"/> and wraps it in an OrtValue (no copy). On failure the pin is released.</summary>
-    private IntPtr PinAsValue(in NamedTensor t, ref MemoryHandle handle)
+    /// <summary>An OrtValue over the tensor's own memory: pinned for the value's lifetime, not copied.</summary>
+    private static Ort.OrtValue ToValue(in NamedTensor t) => t.ElementType == TensorElementType.Int64
+        ? Ort.OrtValue.CreateTensorValueFromMemory(Ort.OrtMemoryInfo.DefaultInstance, t.Int64Data, t.Shape)
+        : Ort.OrtValue.CreateTensorValueFromMemory(Ort.OrtMemoryInfo.DefaultInstance, t.FloatData, t.Shape);
+
+    private OnnxRuntimeException RunError(Ort.OnnxRuntimeException e)
     {
-        long bytes;
-        if (t.ElementType == TensorElementType.Int64) { handle = t.Int64Data.Pin(); bytes = t.Int64Data.Length * 8L; }
-        else { handle = t.FloatData.Pin(); bytes = t.FloatData.Length * 4L; }
-        try
-        {
-            fixed (long* shape = t.Shape)
-                return OrtApi.CreateTensor(_memoryInfo, handle.Pointer, bytes, shape, t.Shape.Length, t.ElementType);
-        }
-        catch
-        {
-            handle.Dispose();
-            handle = default;
-            throw;
-        }
+        var (code, msg) = Describe(e);
+        return new OnnxRuntimeException(code, $"ONNX Runtime run of {Path.GetFileName(ModelPath)} failed: {msg}", e);
     }
 
-    private void CheckCompatible(in NamedTensor t, NodeMetadata meta, string kind)
+    private void CheckInputCount(int given)
     {
+        if (given != Inputs.Count)
+            throw new ArgumentException($"the model takes {Inputs.Count} inputs ({string.Join(", ", Inputs.Select(x => x.Name))}), {given} given");
+    }
+
+    private NodeMetadata CheckCompatible(in NamedTensor t, bool input)
+    {
+        string kind = input ? "input" : "output";
+        var index = input ? _inputIndex : _outputIndex;
+        if (!index.TryGetValue(t.Name, out int k)) throw new ArgumentException($"model {ModelPath} has no {kind} '{t.Name}'");
+        var meta = (input ? Inputs : Outputs)[k];
         if (t.ElementType != meta.ElementType)
             throw new ArgumentException($"{kind} '{t.Name}' of model {Path.GetFileName(ModelPath)} expects {meta.ElementType}, got {t.ElementType}");
         if (t.Shape.Length != meta.Dimensions.Length)
@@ -272,14 +295,13 @@ public sealed unsafe class InferenceSession : IDisposable
         for (int i = 0; i < t.Shape.Length; i++)
             if (meta.Dimensions[i] >= 0 && meta.Dimensions[i] != t.Shape[i])
                 throw new ArgumentException($"{kind} '{t.Name}' dimension {i} must be {meta.Dimensions[i]}, got {t.Shape[i]}");
+        return meta;
     }
 
     public void Dispose()
     {
-        if (_session.IsClosed) return;
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         _session.Dispose();
-        _memoryInfo.Dispose();
-        foreach (var p in _inputNamePtrs) Marshal.FreeCoTaskMem(p);
-        foreach (var p in _outputNamePtrs) Marshal.FreeCoTaskMem(p);
+        _runOptions.Dispose();
     }
 }

@@ -1,6 +1,5 @@
-// Public ONNX Runtime types of our binding: error codes, element types, the typed exception, and native handle owners.
-using System.Runtime.InteropServices;
-
+// Public ONNX Runtime types of our session wrapper: error codes, element types and the typed exception, so callers never
+// need the Microsoft.ML.OnnxRuntime namespace.
 namespace Bert4Rec.Inference.OnnxRuntime;
 
 /// <summary>OrtErrorCode of the C API.</summary>
@@ -13,26 +12,8 @@ public enum OrtErrorCode
 /// <summary>ONNXTensorElementDataType values we use.</summary>
 public enum TensorElementType { Undefined = 0, Float = 1, Int32 = 6, Int64 = 7 }
 
-/// <summary>An error reported by ONNX Runtime (or by this binding before calling it), with ORT's code.</summary>
-public sealed class OnnxRuntimeException(OrtErrorCode code, string message) : Exception(message)
+/// <summary>An error reported by ONNX Runtime (or by this wrapper before calling it), with ORT's code.</summary>
+public sealed class OnnxRuntimeException(OrtErrorCode code, string message, Exception? inner = null) : Exception(message, inner)
 {
     public OrtErrorCode Code { get; } = code;
-}
-
-/// <summary>Owns one native ONNX Runtime object and releases it exactly once through its Release function.</summary>
-internal sealed class SafeOrtHandle : SafeHandle
-{
-    private readonly Action<IntPtr> _release;
-    internal SafeOrtHandle(IntPtr h, Action<IntPtr> release) : base(IntPtr.Zero, ownsHandle: true)
-    {
-        _release = release;
-        SetHandle(h);
-    }
-    public override bool IsInvalid => handle == IntPtr.Zero;
-    internal IntPtr Raw => IsClosed ? throw new ObjectDisposedException("ONNX Runtime object") : handle;
-    protected override bool ReleaseHandle()
-    {
-        _release(handle);
-        return true;
-    }
 }

@@ -1,5 +1,5 @@
-// Session options of our ONNX Runtime binding, close to Microsoft.ML.OnnxRuntime's: threads, optimization level,
-// optimized-model dump, and the execution provider (cpu | cuda | auto).
+// Session options of our ONNX Runtime session wrapper, mapped onto Microsoft.ML.OnnxRuntime's: threads, optimization
+// level, optimized-model dump, and the execution provider (cpu | cuda | auto).
 namespace Bert4Rec.Inference.OnnxRuntime;
 
 public enum GraphOptimizationLevel { DisableAll = 0, Basic = 1, Extended = 2, All = 99 }
@@ -16,17 +16,23 @@ public sealed record SessionOptions
     /// <summary>When set, ORT writes the optimized graph there (for inspection).</summary>
     public string? OptimizedModelPath { get; init; }
     /// <summary>cpu: CPU only. cuda: the CUDA execution provider or an error naming what is missing. auto: CUDA where the
-    /// provider libraries are present and load, else CPU with a warning.</summary>
+    /// package has it and it starts, else CPU with one warning naming what was missing.</summary>
     public ExecutionProvider Provider { get; init; } = ExecutionProvider.Cpu;
     public int CudaDeviceId { get; init; }
     /// <summary>Receives warnings (e.g. the CUDA fallback). Defaults to standard error.</summary>
     public Action<string>? Log { get; init; }
+
+    /// <summary>The `--provider cpu|cuda|auto` flag every ONNX Runtime verb takes (serve, recommend, evaluate --onnx, bench infer).</summary>
+    public const string ProviderUsage = "--provider cpu|cuda|auto";
+
+    public static ExecutionProvider ProviderFlag(Bert4Rec.Contracts.CommandLine a) =>
+        a.Choice("provider", ExecutionProvider.Cpu, ("cpu", ExecutionProvider.Cpu), ("cuda", ExecutionProvider.Cuda), ("auto", ExecutionProvider.Auto));
 
     public static ExecutionProvider ParseProvider(string text) => text.ToLowerInvariant() switch
     {
         "cpu" => ExecutionProvider.Cpu,
         "cuda" => ExecutionProvider.Cuda,
         "auto" => ExecutionProvider.Auto,
-        _ => throw new ArgumentException($"execution provider must be cpu, cuda or auto, got '{text}'"),
+        _ => throw new ArgumentException($"--provider must be cpu, cuda or auto, got '{text}'"),
     };
 }

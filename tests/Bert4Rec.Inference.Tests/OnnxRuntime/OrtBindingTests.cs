@@ -1,5 +1,6 @@
-// Proof of the native ONNX chain: a model written from C# through our ONNX schema runs in ONNX Runtime from C#,
-// with checked outputs, clear errors for bad files and bad inputs, and thread-safe runs.
+// Proof of the native ONNX chain: a model written from C# through our ONNX schema runs in ONNX Runtime (the official
+// Microsoft.ML.OnnxRuntime package) through our session wrapper, with checked outputs, clear errors for bad files and bad
+// inputs, thread-safe runs, and the provider choice (cpu | cuda | auto).
 using Bert4Rec.Contracts.Onnx;
 using Bert4Rec.Inference.OnnxRuntime;
 using Google.Protobuf;
@@ -34,7 +35,7 @@ public class OrtBindingTests : IDisposable
     public void A_model_written_from_CSharp_runs_in_OnnxRuntime_with_checked_outputs()
     {
         using var s = new InferenceSession(WriteAffineModel(), new SessionOptions { IntraOpThreads = 1 });
-        Assert.StartsWith("1.30", InferenceSession.RuntimeVersion);
+        Assert.StartsWith("1.31", InferenceSession.RuntimeVersion);
         Assert.Equal(new[] { "x", "ids" }, s.Inputs.Select(i => i.Name));
         Assert.Equal(new long[] { -1, 3 }, s.Input("x").Dimensions);
         Assert.Equal(TensorElementType.Int64, s.Input("ids").ElementType);
@@ -115,18 +116,34 @@ public class OrtBindingTests : IDisposable
     }
 
     [Fact]
-    public void Cuda_without_provider_libraries_fails_naming_the_file_and_auto_falls_back_to_cpu()
+    public void The_output_holds_the_linux_onnxruntime_library_and_no_windows_or_other_platform_copies()
+    {
+        string dir = AppContext.BaseDirectory;
+        Assert.True(File.Exists(Path.Combine(dir, "libonnxruntime.so")), $"libonnxruntime.so missing in {dir}");
+        Assert.Empty(Directory.GetFiles(dir, "*onnxruntime*.dll"));
+        Assert.False(Directory.Exists(Path.Combine(dir, "runtimes")), $"{dir}runtimes/ exists: the build is not linux-x64 only");
+    }
+
+    [Fact]
+    public void Cuda_without_the_gpu_package_fails_naming_it_and_auto_falls_back_to_cpu_with_one_warning()
     {
         string model = WriteAffineModel();
         var warnings = new List<string>();
-        using (var s = new InferenceSession(model, new SessionOptions { Provider = ExecutionProvider.Auto, Log = warnings.Add }))
+        Action<string> log = warnings.Add;
+        using (var s = new InferenceSession(model, new SessionOptions { Provider = ExecutionProvider.Auto, Log = log }))
         {
             if (s.ActiveProvider == "CUDA") return;   // a machine with the CUDA provider: nothing to fall back from
             Assert.Equal("CPU", s.ActiveProvider);
         }
-        Assert.Contains(warnings, w => w.Contains("libonnxruntime_providers") && w.Contains("falling back"));
+        using (var again = new InferenceSession(model, new SessionOptions { Provider = ExecutionProvider.Auto, Log = log }))
+            Assert.Equal("CPU", again.ActiveProvider);   // a second session (a reload) does not repeat the warning
+        var w = Assert.Single(warnings);
+        Assert.Contains("CUDA execution provider", w);
+        Assert.Contains("falling back", w);
+        if (!InferenceSession.AvailableProviders.Contains("CUDAExecutionProvider")) Assert.Contains("OnnxRuntimePackage=Gpu", w);
         var e = Assert.Throws<OnnxRuntimeException>(() => new InferenceSession(model, new SessionOptions { Provider = ExecutionProvider.Cuda }));
-        Assert.Contains("libonnxruntime_providers_", e.Message);
+        Assert.Contains("CUDA execution provider", e.Message);
+        if (!InferenceSession.AvailableProviders.Contains("CUDAExecutionProvider")) Assert.Contains(InferenceSession.PackageName, e.Message);
         Assert.Throws<ArgumentException>(() => SessionOptions.ParseProvider("tpu"));
     }
 }

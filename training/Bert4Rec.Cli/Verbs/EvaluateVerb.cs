@@ -17,6 +17,7 @@ internal sealed class EvaluateVerb : IVerb
           --data DIR            a prepared dataset
           --baseline pop|markov | --run DIR (a training run folder) | --checkpoint FILE
                                 | --onnx FILE (a full-catalog model_full.onnx, scored through ONNX Runtime)
+          --provider cpu|cuda|auto  --onnx: ONNX Runtime's execution provider (default cpu; auto falls back to cpu)
           --split test|validation   (default test)
           --keep-seen           full protocol: keep the history's items in the ranking
           --seed S              pop100 negative sampling seed (default 42)
@@ -30,7 +31,9 @@ internal sealed class EvaluateVerb : IVerb
         string splitName = a.String("split", "test");
         bool keepSeen = a.Flag("keep-seen");
         int seed = a.Int("seed", 42), threads = a.Int("threads", 0, 0);
+        var provider = Inference.OnnxRuntime.SessionOptions.ProviderFlag(a);
         a.EnsureAllUsed();
+        if (onnx == null && a.Has("provider")) throw new UsageException("--provider: applies to --onnx only");
         if ((baseline != null ? 1 : 0) + (run != null ? 1 : 0) + (ckpt != null ? 1 : 0) + (onnx != null ? 1 : 0) != 1)
             throw new UsageException("give exactly one of --baseline, --run, --checkpoint or --onnx");
         if (splitName is not ("test" or "validation")) throw new UsageException($"--split: '{splitName}' is not test or validation");
@@ -42,7 +45,7 @@ internal sealed class EvaluateVerb : IVerb
         Inference.OnnxRuntime.InferenceSession? session = null;
         if (onnx != null)
         {
-            session = new Inference.OnnxRuntime.InferenceSession(onnx, new Inference.OnnxRuntime.SessionOptions { IntraOpThreads = threads });
+            session = new Inference.OnnxRuntime.InferenceSession(onnx, new Inference.OnnxRuntime.SessionOptions { IntraOpThreads = threads, Provider = provider });
             var meta = session.Input("item_ids");
             var scoresMeta = session.Output("item_scores");
             if (scoresMeta.Dimensions.Length != 2 || scoresMeta.Dimensions[1] != split.ItemCount)

@@ -1,5 +1,6 @@
 // `bert4rec recommend`: recommendations for one history straight from a bundle (no server).
 using Bert4Rec.Contracts;
+using Bert4Rec.Inference.OnnxRuntime;
 using Bert4Rec.Inference.Recommendation;
 
 namespace Bert4Rec.Cli;
@@ -8,7 +9,7 @@ internal sealed class RecommendVerb : IVerb
 {
     public string Name => "recommend";
     public string Summary => "recommend for one history from a bundle, no server needed";
-    public string Usage => "  --bundle DIR --history ID,ID,... [-k 10] [--candidates 200] [--include-seen] [--rerank ID,ID,...]";
+    public string Usage => "  --bundle DIR --history ID,ID,... [-k 10] [--candidates 200] [--include-seen] [--rerank ID,ID,...] [--provider cpu|cuda|auto] [--threads 1]";
 
     public int Run(CommandLine a)
     {
@@ -17,8 +18,10 @@ internal sealed class RecommendVerb : IVerb
         int k = a.Int("k", 10, 1, 10000), cands = a.Int("candidates", 200, 1, 100000);
         bool includeSeen = a.Flag("include-seen");
         string? rerank = a.String("rerank");
+        var provider = SessionOptions.ProviderFlag(a);
+        int threads = a.Int("threads", 1, 0);
         a.EnsureAllUsed();
-        using var b = ModelBundle.Load(bundle, requireIndex: rerank == null);
+        using var b = ModelBundle.Load(bundle, new SessionOptions { IntraOpThreads = threads, Provider = provider }, requireIndex: rerank == null);
         var rec = new Recommender(b);
         var r = rerank != null
             ? rec.Rerank(history, rerank.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries), k)

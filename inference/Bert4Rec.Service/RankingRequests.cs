@@ -1,0 +1,84 @@
+// What the ranking endpoints do, once for both transports: limits checked (a RequestError names the field at fault),
+// the request run on a lease of the current bundle, the response message built. HTTP and gRPC only map errors.
+using Bert4Rec.Contracts.Service;
+using ScoredItem = Bert4Rec.Contracts.Service.ScoredItem;
+
+namespace Bert4Rec.Service;
+
+/// <summary>A request the service refuses: INVALID_ARGUMENT with the request field at fault (HTTP 400, gRPC status 3).</summary>
+public sealed class RequestError(string field, string message) : Exception(message)
+{
+    public string Field { get; } = field;
+}
+
+/// <summary>No bundle is loaded (UNAVAILABLE: HTTP 503, gRPC status 14).</summary>
+public sealed class NoBundleException() : Exception("no bundle loaded");
+
+internal static class RankingRequests
+{
+    public static RecommendResponse Recommend(RecommendRequest req, BundleHolder holder, ServiceOptions o)
+    {
+        using var lease = holder.Acquire();
+        return Recommend(req, lease, o, "");
+    }
+
+    public static BatchRecommendResponse RecommendBatch(BatchRecommendRequest req, BundleHolder holder, ServiceOptions o)
+    {
+        if (req.Requests.Count == 0) throw new RequestError("requests", "requests is empty");
+        if (req.Requests.Count > o.MaxBatch) throw new RequestError("requests", $"at most {o.MaxBatch} requests per batch, got {req.Requests.Count}");
+        using var lease = holder.Acquire();
+        var resp = new BatchRecommendResponse();
+        for (int i = 0; i < req.Requests.Count; i++) resp.Responses.Add(Recommend(req.Requests[i], lease, o, $"requests[{i}]."));
+        return resp;
+    }
+
+    public static RerankResponse Rerank(RerankRequest req, BundleHolder holder, ServiceOptions o)
+    {
+        CheckHistory(req.History, o, "");
+        if (req.Candidates.Count == 0) throw new RequestError("candidates", "candidates is empty");
+        if (req.Candidates.Count > o.MaxCandidates) throw new RequestError("candidates", $"at most {o.MaxCandidates} candidates, got {req.Candidates.Count}");
+        for (int i = 0; i < req.Candidates.Count; i++)
+            if (string.IsNullOrEmpty(req.Candidates[i])) throw new RequestError($"candidates[{i}]", "empty item id");
+        if (req.K < 0 || req.K > o.MaxK) throw new RequestError("k", $"k must be in 0..{o.MaxK}, got {req.K}");
+        using var lease = holder.Acquire();
+        var r = lease.Recommender.Rerank(req.History, req.Candidates, req.K);
+        var resp = new RerankResponse { ModelVersion = lease.Bundle.Version };
+        resp.Items.AddRange(r.Items.Select(i => new ScoredItem { ItemId = i.ItemId, Score = i.Score }));
+        resp.UnknownIds.AddRange(r.UnknownIds);
+        return resp;
+    }
+
+    public static ModelInfo Model(BundleHolder holder)
+    {
+        using var lease = holder.Acquire();
+        var b = lease.Bundle;
+        var info = new ModelInfo
+        {
+            ModelVersion = b.Version, ItemCount = b.Config.ItemCount, Hidden = b.Config.Hidden, Layers = b.Config.Layers, Heads = b.Config.Heads,
+            MaxLength = b.Config.MaxLength, IndexFactory = b.Index?.Factory ?? "", ExecutionProvider = b.Session.ActiveProvider, BundlePath = b.Path,
+        };
+        foreach (var (k, v) in b.Manifest.Metrics) info.Metrics[k] = v;
+        return info;
+    }
+
+    private static void CheckHistory(IList<string> history, ServiceOptions o, string prefix)
+    {
+        if (history.Count > o.MaxHistory) throw new RequestError(prefix + "history", $"at most {o.MaxHistory} history items, got {history.Count}");
+        for (int i = 0; i < history.Count; i++)
+            if (string.IsNullOrEmpty(history[i])) throw new RequestError($"{prefix}history[{i}]", "empty item id");
+    }
+
+    private static RecommendResponse Recommend(RecommendRequest req, BundleHolder.Lease lease, ServiceOptions o, string prefix)
+    {
+        CheckHistory(req.History, o, prefix);
+        int k = req.K == 0 ? 10 : req.K;
+        if (k < 1 || k > o.MaxK) throw new RequestError(prefix + "k", $"k must be in 1..{o.MaxK}, got {req.K}");
+        int c = req.Candidates == 0 ? 200 : req.Candidates;
+        if (c < 1 || c > o.MaxCandidates) throw new RequestError(prefix + "candidates", $"candidates must be in 1..{o.MaxCandidates}, got {req.Candidates}");
+        var r = lease.Recommender.Recommend(req.History, k, c, req.IncludeSeen);
+        var resp = new RecommendResponse { ModelVersion = lease.Bundle.Version };
+        resp.Items.AddRange(r.Items.Select(i => new ScoredItem { ItemId = i.ItemId, Score = i.Score }));
+        resp.UnknownIds.AddRange(r.UnknownIds);
+        return resp;
+    }
+}
