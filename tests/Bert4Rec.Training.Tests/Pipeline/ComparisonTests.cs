@@ -89,13 +89,13 @@ public class ComparisonTests : IDisposable
         string outDir = Path.Combine(_dir.FullName, "cmp");
         var report = ModelComparison.Run(data, new ComparisonOptions
         {
-            Models = ["pop", "markov", "bert4rec", "sasrec"], Budget = budget, Seed = 7, Configs = [tiny("bert4rec"), tiny("sasrec")],
+            Models = ["pop", "markov", "bert4rec", "sasrec", "gru4rec"], Budget = budget, Seed = 7, Configs = [tiny("bert4rec"), tiny("sasrec"), tiny("gru4rec")],
             OutDir = outDir, Resamples = 500, Log = logged.Add,
         });
 
         int testUsers = LeaveOneOut.Split(data).Test.Count;
         Assert.Equal(testUsers, report.TestUsers);
-        Assert.Equal(["pop", "markov", "bert4rec", "sasrec"], report.Models.Select(m => m.Name));
+        Assert.Equal(["pop", "markov", "bert4rec", "sasrec", "gru4rec"], report.Models.Select(m => m.Name));
         foreach (var m in report.Models)
         {
             Assert.Equal((testUsers, testUsers), (m.Full.Users, m.Pop100.Users));

@@ -42,6 +42,8 @@ public class TuneTests : IDisposable
         }
         var sasrec = TrainingConfig.FromPreset("beauty", "sasrec");
         Assert.All(HyperparameterSearch.Draw(sasrec, 6), c => Assert.Equal((sasrec.MaskProbability, sasrec.MaxPredictions), (c.MaskProbability, c.MaxPredictions)));
+        var gru = TrainingConfig.FromPreset("beauty", "gru4rec");
+        Assert.All(HyperparameterSearch.Draw(gru, 6), c => Assert.Equal((gru.AttentionDropout, gru.Layers), (c.AttentionDropout, c.Layers)));
     }
 
     [Fact]
