@@ -97,6 +97,23 @@ public class CommandLineTests
         var e = new CommandLine(new[] { "--epochs", "0" });
         Assert.Contains("out of range", Assert.Throws<UsageException>(() => e.Int("epochs", 1, min: 1)).Message);
     }
+
+    [Theory]
+    [InlineData("90s", 90)]
+    [InlineData("30m", 1800)]
+    [InlineData("1.5h", 5400)]
+    [InlineData("2M", 120)]
+    public void Durations_carry_their_unit(string text, double seconds) =>
+        Assert.Equal(TimeSpan.FromSeconds(seconds), new CommandLine(["--budget", text]).Duration("budget"));
+
+    [Theory]
+    [InlineData("30")]      // seconds or minutes?
+    [InlineData("m")]
+    [InlineData("-5m")]
+    [InlineData("0s")]
+    [InlineData("fivem")]
+    public void Durations_without_a_unit_or_not_positive_are_refused_naming_the_flag(string text) =>
+        Assert.Contains("--budget", Assert.Throws<UsageException>(() => new CommandLine(["--budget", text]).Duration("budget")).Message);
 }
 
 public class CommandLineValueTests
