@@ -19,8 +19,8 @@ public sealed class Reranker
     public Reranker(InferenceSession session, ModelConfig config)
     {
         _session = session;
-        var ids = session.Input("item_ids");
-        var user = session.Output("user_vector");
+        var ids = session.Input(ModelIo.ItemIds);
+        var user = session.Output(ModelIo.UserVector);
         if (ids.Dimensions.Length != 2 || ids.Dimensions[1] < 2) throw new ArgumentException($"{session.ModelPath}: item_ids must be [batch, N]");
         _n = (int)ids.Dimensions[1];
         _d = (int)user.Dimensions[1] - 1;
@@ -41,8 +41,8 @@ public sealed class Reranker
             if (x < 1 || x > _items) throw new ArgumentException($"candidate {x} is not an item index in 1..{_items}");
         var s = new float[batch * c];
         var u = new float[batch * (_d + 1)];
-        _session.Run(new[] { NamedTensor.Int64("item_ids", itemIds, batch, _n), NamedTensor.Int64("candidate_ids", candidateIds, batch, c) },
-                     new[] { NamedTensor.Float("scores", s, batch, c), NamedTensor.Float("user_vector", u, batch, _d + 1) });
+        _session.Run(new[] { NamedTensor.Int64(ModelIo.ItemIds, itemIds, batch, _n), NamedTensor.Int64(ModelIo.CandidateIds, candidateIds, batch, c) },
+                     new[] { NamedTensor.Float(ModelIo.Scores, s, batch, c), NamedTensor.Float(ModelIo.UserVector, u, batch, _d + 1) });
         s.CopyTo(scores);
         u.CopyTo(userVectors);
     }

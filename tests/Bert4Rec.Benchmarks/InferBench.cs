@@ -47,8 +47,8 @@ internal static class InferBench
             {
                 var ids = Row(1); var c = Cands(1);
                 var scores = new float[cands]; var user = new float[hidden + 1];
-                var inputs = new[] { NamedTensor.Int64("item_ids", ids, 1, seq), NamedTensor.Int64("candidate_ids", c, 1, cands) };
-                var outputs = new[] { NamedTensor.Float("scores", scores, 1, cands), NamedTensor.Float("user_vector", user, 1, hidden + 1) };
+                var inputs = new[] { NamedTensor.Int64(ModelIo.ItemIds, ids, 1, seq), NamedTensor.Int64(ModelIo.CandidateIds, c, 1, cands) };
+                var outputs = new[] { NamedTensor.Float(ModelIo.Scores, scores, 1, cands), NamedTensor.Float(ModelIo.UserVector, user, 1, hidden + 1) };
                 for (int i = 0; i < 200; i++) s.Run(inputs, outputs);
                 var lat = new List<double>(iters);
                 for (int i = 0; i < iters; i++)
@@ -75,8 +75,8 @@ internal static class InferBench
                 foreach (int B in new[] { 32, 256 })
                 {
                     var ids = Row(B); var c = Cands(B);
-                    var inputs = new[] { NamedTensor.Int64("item_ids", ids, B, seq), NamedTensor.Int64("candidate_ids", c, B, cands) };
-                    var outputs = new[] { NamedTensor.Float("scores", new float[B * cands], B, cands), NamedTensor.Float("user_vector", new float[B * (hidden + 1)], B, hidden + 1) };
+                    var inputs = new[] { NamedTensor.Int64(ModelIo.ItemIds, ids, B, seq), NamedTensor.Int64(ModelIo.CandidateIds, c, B, cands) };
+                    var outputs = new[] { NamedTensor.Float(ModelIo.Scores, new float[B * cands], B, cands), NamedTensor.Float(ModelIo.UserVector, new float[B * (hidden + 1)], B, hidden + 1) };
                     s.Run(inputs, outputs);
                     int reps = Math.Max(3, 2000 / B);
                     var sw = Stopwatch.StartNew();

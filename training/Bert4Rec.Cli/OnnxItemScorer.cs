@@ -16,8 +16,8 @@ internal sealed class OnnxItemScorer(InferenceSession session, ModelConfig cfg) 
         var ids = new int[B * N];
         for (int b = 0; b < B; b++) ModelInput.Fill(histories[b], cfg, ids.AsSpan(b * N, N));
         var all = new float[B * n];
-        session.Run(new[] { NamedTensor.Int64("item_ids", ids.Select(x => (long)x).ToArray(), B, N), NamedTensor.Int64("k", new long[] { 1 }, 1) },
-                    new[] { NamedTensor.Float("item_scores", all, B, n), NamedTensor.Float("top_scores", new float[B], B, 1), NamedTensor.Int64("top_items", new long[B], B, 1) });
+        session.Run(new[] { NamedTensor.Int64(ModelIo.ItemIds, ids.Select(x => (long)x).ToArray(), B, N), NamedTensor.Int64(ModelIo.TopK, new long[] { 1 }, 1) },
+                    new[] { NamedTensor.Float(ModelIo.ItemScores, all, B, n), NamedTensor.Float(ModelIo.TopScores, new float[B], B, 1), NamedTensor.Int64(ModelIo.TopItems, new long[B], B, 1) });
         for (int b = 0; b < B; b++)
         {
             scores[b * (n + 1)] = float.NegativeInfinity;

@@ -42,10 +42,10 @@ public sealed class ModelBundle : IDisposable
         try
         {
             session = new InferenceSession(modelPath, options ?? new SessionOptions { IntraOpThreads = 1 });
-            Expect(session, "item_ids", TensorElementType.Int64, [-1, cfg.MaxLength], input: true);
-            Expect(session, "candidate_ids", TensorElementType.Int64, [-1, -1], input: true);
-            Expect(session, "scores", TensorElementType.Float, [-1, -1], input: false);
-            Expect(session, "user_vector", TensorElementType.Float, [-1, cfg.Hidden + 1], input: false);
+            Expect(session, ModelIo.ItemIds, TensorElementType.Int64, [-1, cfg.MaxLength], input: true);
+            Expect(session, ModelIo.CandidateIds, TensorElementType.Int64, [-1, -1], input: true);
+            Expect(session, ModelIo.Scores, TensorElementType.Float, [-1, -1], input: false);
+            Expect(session, ModelIo.UserVector, TensorElementType.Float, [-1, cfg.Hidden + 1], input: false);
             var idx = BundleManifests.FileOfRole(m, BundleLayout.RoleIndex);
             if (idx != null)
             {

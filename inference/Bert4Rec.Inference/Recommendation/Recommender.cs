@@ -30,8 +30,8 @@ public sealed class Recommender(ModelBundle bundle)
         var cfg = bundle.Config;
         var row = ModelInput.Row(history, cfg);
         var user = new float[cfg.Hidden + 1];
-        bundle.Session.Run(new[] { NamedTensor.Int64("item_ids", row, 1, cfg.MaxLength), NamedTensor.Int64("candidate_ids", new long[] { 1 }, 1, 1) },
-                           new[] { NamedTensor.Float("scores", new float[1], 1, 1), NamedTensor.Float("user_vector", user, 1, cfg.Hidden + 1) });
+        bundle.Session.Run(new[] { NamedTensor.Int64(ModelIo.ItemIds, row, 1, cfg.MaxLength), NamedTensor.Int64(ModelIo.CandidateIds, new long[] { 1 }, 1, 1) },
+                           new[] { NamedTensor.Float(ModelIo.Scores, new float[1], 1, 1), NamedTensor.Float(ModelIo.UserVector, user, 1, cfg.Hidden + 1) });
         return user;
     }
 
@@ -67,8 +67,8 @@ public sealed class Recommender(ModelBundle bundle)
         var cfg = bundle.Config;
         var row = ModelInput.Row(known, cfg);
         var scores = new float[cands.Count];
-        bundle.Session.Run(new[] { NamedTensor.Int64("item_ids", row, 1, cfg.MaxLength), NamedTensor.Int64("candidate_ids", cands.Select(c => (long)c).ToArray(), 1, cands.Count) },
-                           new[] { NamedTensor.Float("scores", scores, 1, cands.Count), NamedTensor.Float("user_vector", new float[cfg.Hidden + 1], 1, cfg.Hidden + 1) });
+        bundle.Session.Run(new[] { NamedTensor.Int64(ModelIo.ItemIds, row, 1, cfg.MaxLength), NamedTensor.Int64(ModelIo.CandidateIds, cands.Select(c => (long)c).ToArray(), 1, cands.Count) },
+                           new[] { NamedTensor.Float(ModelIo.Scores, scores, 1, cands.Count), NamedTensor.Float(ModelIo.UserVector, new float[cfg.Hidden + 1], 1, cfg.Hidden + 1) });
         var ranked = cands.Select((c, i) => new ScoredItem(bundle.Vocabulary.RawId(c), scores[i]))
             .OrderByDescending(x => x.Score).ThenBy(x => x.ItemId, StringComparer.Ordinal);
         return new RecommendationResult((k > 0 ? ranked.Take(k) : ranked).ToList(), unknown);

@@ -46,8 +46,8 @@ public class OnnxParityTests : IDisposable
 
         var scores = new float[B * C];
         var user = new float[B * (d + 1)];
-        s.Run(new[] { NamedTensor.Int64("item_ids", ids.Select(x => (long)x).ToArray(), B, N), NamedTensor.Int64("candidate_ids", cands, B, C) },
-              new[] { NamedTensor.Float("scores", scores, B, C), NamedTensor.Float("user_vector", user, B, d + 1) });
+        s.Run(new[] { NamedTensor.Int64(ModelIo.ItemIds, ids.Select(x => (long)x).ToArray(), B, N), NamedTensor.Int64(ModelIo.CandidateIds, cands, B, C) },
+              new[] { NamedTensor.Float(ModelIo.Scores, scores, B, C), NamedTensor.Float(ModelIo.UserVector, user, B, d + 1) });
         double maxDiff = 0;
         for (int b = 0; b < B; b++)
         {
@@ -72,8 +72,8 @@ public class OnnxParityTests : IDisposable
         // identical rankings over all items
         var all = Enumerable.Range(1, n).Select(i => (long)i).ToArray();
         var full = new float[n];
-        s.Run(new[] { NamedTensor.Int64("item_ids", ids.AsSpan(2 * N, N).ToArray().Select(x => (long)x).ToArray(), 1, N), NamedTensor.Int64("candidate_ids", all, 1, n) },
-              new[] { NamedTensor.Float("scores", full, 1, n), NamedTensor.Float("user_vector", new float[d + 1], 1, d + 1) });
+        s.Run(new[] { NamedTensor.Int64(ModelIo.ItemIds, ids.AsSpan(2 * N, N).ToArray().Select(x => (long)x).ToArray(), 1, N), NamedTensor.Int64(ModelIo.CandidateIds, all, 1, n) },
+              new[] { NamedTensor.Float(ModelIo.Scores, full, 1, n), NamedTensor.Float(ModelIo.UserVector, new float[d + 1], 1, d + 1) });
         var ortRank = Enumerable.Range(1, n).OrderByDescending(i => full[i - 1]).Take(10);
         var ourRank = Enumerable.Range(1, n).OrderByDescending(i => logits[2 * V + i]).Take(10);
         Assert.Equal(ourRank, ortRank);
@@ -111,8 +111,8 @@ public class FullCatalogTests : IDisposable
         ModelInput.Fill(new[] { 3, 4, 5 }, cfg, ids.AsSpan(0, N));
         ModelInput.Fill(Enumerable.Range(1, 20).ToArray(), cfg, ids.AsSpan(N, N));
         var all = new float[B * n]; var top = new float[B * k]; var items = new long[B * k];
-        s.Run(new[] { NamedTensor.Int64("item_ids", ids.Select(x => (long)x).ToArray(), B, N), NamedTensor.Int64("k", new long[] { k }, 1) },
-              new[] { NamedTensor.Float("item_scores", all, B, n), NamedTensor.Float("top_scores", top, B, k), NamedTensor.Int64("top_items", items, B, k) });
+        s.Run(new[] { NamedTensor.Int64(ModelIo.ItemIds, ids.Select(x => (long)x).ToArray(), B, N), NamedTensor.Int64(ModelIo.TopK, new long[] { k }, 1) },
+              new[] { NamedTensor.Float(ModelIo.ItemScores, all, B, n), NamedTensor.Float(ModelIo.TopScores, top, B, k), NamedTensor.Int64(ModelIo.TopItems, items, B, k) });
         var logits = new float[B * V];
         model.PredictLast(ids, B, new float[B * cfg.Hidden], logits);
         for (int b = 0; b < B; b++)

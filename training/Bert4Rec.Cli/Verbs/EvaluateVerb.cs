@@ -46,8 +46,8 @@ internal sealed class EvaluateVerb : IVerb
         if (onnx != null)
         {
             session = new Inference.OnnxRuntime.InferenceSession(onnx, new Inference.OnnxRuntime.SessionOptions { IntraOpThreads = threads, Provider = provider });
-            var meta = session.Input("item_ids");
-            var scoresMeta = session.Output("item_scores");
+            var meta = session.Input(ModelIo.ItemIds);
+            var scoresMeta = session.Output(ModelIo.ItemScores);
             if (scoresMeta.Dimensions.Length != 2 || scoresMeta.Dimensions[1] != split.ItemCount)
                 throw new InvalidDataException($"{onnx}: item_scores has shape [{string.Join(",", scoresMeta.Dimensions)}], the dataset has {split.ItemCount} items");
             var cfg = new ModelConfig { ItemCount = split.ItemCount, MaxLength = (int)meta.Dimensions[1] };

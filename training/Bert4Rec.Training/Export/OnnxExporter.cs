@@ -14,9 +14,9 @@ public enum AttentionForm { Standard, MultiHeadAttention }
 public static class OnnxExporter
 {
     public const int Opset = 17;
-    public const string ItemIds = "item_ids", CandidateIds = "candidate_ids", Scores = "scores", UserVector = "user_vector";
+    public const string ItemIds = ModelIo.ItemIds, CandidateIds = ModelIo.CandidateIds, Scores = ModelIo.Scores, UserVector = ModelIo.UserVector;
 
-    public const string TopK = "k", ItemScores = "item_scores", TopScores = "top_scores", TopItems = "top_items";
+    public const string TopK = ModelIo.TopK, ItemScores = ModelIo.ItemScores, TopScores = ModelIo.TopScores, TopItems = ModelIo.TopItems;
 
     /// <summary>
     /// The two-stage serving graph (fullCatalog false): item_ids, candidate_ids -> scores, user_vector.
