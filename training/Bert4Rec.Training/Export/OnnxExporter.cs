@@ -40,6 +40,8 @@ public static class OnnxExporter
             ModelKind.Bert4Rec => Bert4RecEncoder(g, cfg, attention),
             ModelKind.SasRec => attention == AttentionForm.Standard ? SasRecEncoder(g, cfg)
                 : throw new NotSupportedException("the fused attention form is implemented for BERT4Rec only"),
+            ModelKind.Gru4Rec => attention == AttentionForm.Standard ? Gru4RecEncoder(g, cfg)
+                : throw new NotSupportedException("the fused attention form is implemented for BERT4Rec only"),
             _ => throw new NotSupportedException($"no ONNX encoder for {cfg.Kind.Name()}"),
         };
         if (fullCatalog)
@@ -207,6 +209,41 @@ public static class OnnxExporter
             h = g.Node("Mul", [g.Node("Add", [f, ffn]), lastLayer ? lastNonpad : nonpad]);
         }
         return LayerNorm(g, cfg, g.Node("Squeeze", [h, g.Int64s(1)]), "ln_last");
+    }
+
+    /// <summary>
+    /// GRU4Rec: z = the GRU state after the row's last item, from h_0 = 0 over its real items only. The ONNX `GRU` operator
+    /// reads sequence_lens as right padding, so each left-padded row is first rotated left by its pad count (position t
+    /// reads (t + pads) mod N) and Y_h is taken at the real length. An all-pad row runs one step (sequence_lens is clamped
+    /// to 1: the ONNX spec leaves Y_h of a zero length open; ONNX Runtime happens to give 0) and is then replaced by
+    /// h_0 = 0, the trainer's empty-history state.
+    /// W, R and B are transposes and a concatenation of the layout's (in,out) tensors, which ONNX Runtime folds at load.
+    /// </summary>
+    private static string Gru4RecEncoder(OnnxGraphBuilder g, ModelConfig cfg)
+    {
+        int d = cfg.Hidden, N = cfg.MaxLength;
+        var int64Type = OnnxGraphBuilder.Int("to", (long)DT.Int64);
+        string len = g.Node("ReduceSum", [g.Node("Cast", [g.Node("Not", [g.Node("Equal", [ItemIds, g.Int64s(0)])])], null, "", int64Type), g.Int64s(1)],
+            null, "", OnnxGraphBuilder.Int("keepdims", 0));                                                                     // [B]
+        var positions = new long[N];
+        for (int t = 0; t < N; t++) positions[t] = t;
+        string pads = g.Node("Unsqueeze", [g.Node("Sub", [g.Int64s(N), len]), g.Int64s(1)]);                                   // [B,1]
+        string index = g.Node("Mod", [g.Node("Add", [g.Initializer("gru_positions", positions, 1, N), pads]), g.Int64s(N)]);    // [B,N]
+        string rotated = g.Node("GatherElements", [ItemIds, index], null, "", OnnxGraphBuilder.Int("axis", 1));                  // right-padded
+        string x = g.Node("Transpose", [g.Node("Gather", ["tok_emb", rotated], null, "", OnnxGraphBuilder.Int("axis", 0))], null, "",
+            OnnxGraphBuilder.Ints("perm", 1, 0, 2));                                                                            // [N,B,d]
+        string FromInOut(string w) => g.Node("Unsqueeze", [g.Node("Transpose", [w], null, "", OnnxGraphBuilder.Ints("perm", 1, 0)), g.Int64s(0)]);
+        string W = FromInOut("gru.w_ih"), R = FromInOut("gru.w_hh");                                                           // [1,3d,d], rows z|r|h
+        string B = g.Node("Unsqueeze", [g.Node("Concat", ["gru.b_ih", "gru.b_hh"], null, "", OnnxGraphBuilder.Int("axis", 0)), g.Int64s(0)]); // [1,6d]
+        string seqLens = g.Node("Cast", [g.Node("Max", [len, g.Int64s(1)])], null, "", OnnxGraphBuilder.Int("to", (long)DT.Int32));
+        var gru = new OnnxNode { OpType = "GRU", Name = "GRU_gru4rec" };
+        gru.Input.AddRange([x, W, R, B, seqLens]);
+        gru.Output.AddRange(["", "gru_y_h"]);                                                                                   // Y unused
+        gru.Attribute.AddRange([OnnxGraphBuilder.Int("hidden_size", d), OnnxGraphBuilder.Int("linear_before_reset", 1)]);
+        g.Graph.Node.Add(gru);
+        string last = g.Node("Squeeze", ["gru_y_h", g.Int64s(0)]);                                                              // [B,d]
+        string hasItems = g.Node("Unsqueeze", [g.Node("Greater", [len, g.Int64s(0)]), g.Int64s(1)]);                           // [B,1]
+        return g.Node("Where", [hasItems, last, g.Scalar(0f)]);
     }
 
     /// <summary>Writes model.onnx atomically.</summary>
