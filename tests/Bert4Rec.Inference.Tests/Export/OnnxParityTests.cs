@@ -137,6 +137,7 @@ public class FullCatalogTests : IDisposable
         using var model = OnnxParityTests.RandomModel(cfg, 4);
         string path = Path.Combine(_dir.FullName, $"model_full-{kind}.onnx");
         OnnxExporter.Export(cfg, model.Parameters, path, fullCatalog: true);
+        Assert.Equal(kind, OnnxWeights.Kind(OnnxWeights.ReadModel(path)));       // evaluate --onnx builds its input rows by it
         using var s = new InferenceSession(path);
         int N = cfg.MaxLength, B = 2, n = cfg.ItemCount, V = cfg.VocabSize, k = 5;
         var ids = new int[B * N];

@@ -60,6 +60,7 @@ public static class OnnxExporter
             g.Graph.Output.Add(OnnxGraphBuilder.Value(TopItems, DT.Int64, "batch", "k"));
             var fm = attention == AttentionForm.MultiHeadAttention ? g.ToModel(Opset, producerVersion, ("com.microsoft", 1)) : g.ToModel(Opset, producerVersion);
             fm.DocString = $"{cfg.Kind.Name()} full-catalog: {cfg.ItemCount} items, d={d}, {cfg.Layers} layers, {H} heads, N={N}";
+            AddMetadata(fm, cfg);
             return fm;
         }
         // user_vector = [z, 1]
@@ -76,10 +77,16 @@ public static class OnnxExporter
         g.Graph.Output.Add(OnnxGraphBuilder.Value(UserVector, DT.Float, "batch", d + 1));
         var model = attention == AttentionForm.MultiHeadAttention ? g.ToModel(Opset, producerVersion, ("com.microsoft", 1)) : g.ToModel(Opset, producerVersion);
         model.DocString = $"{cfg.Kind.Name()}: {cfg.ItemCount} items, d={d}, {cfg.Layers} layers, {H} heads, N={N}";
-        model.MetadataProps.Add(new StringEntry { Key = "kind", Value = cfg.Kind.Name() });
-        foreach (var (k, val) in new[] { ("item_count", cfg.ItemCount), ("hidden", d), ("heads", H), ("layers", cfg.Layers), ("max_length", N) })
-            model.MetadataProps.Add(new StringEntry { Key = k, Value = val.ToString(System.Globalization.CultureInfo.InvariantCulture) });
+        AddMetadata(model, cfg);
         return model;
+    }
+
+    /// <summary>The model kind (<see cref="OnnxWeights.KindKey"/>) and shape as metadata, so a model file alone says how to build its input rows.</summary>
+    private static void AddMetadata(OnnxModel model, ModelConfig cfg)
+    {
+        model.MetadataProps.Add(new StringEntry { Key = OnnxWeights.KindKey, Value = cfg.Kind.Name() });
+        foreach (var (k, val) in new[] { ("item_count", cfg.ItemCount), ("hidden", cfg.Hidden), ("heads", cfg.Heads), ("layers", cfg.Layers), ("max_length", cfg.MaxLength) })
+            model.MetadataProps.Add(new StringEntry { Key = k, Value = val.ToString(System.Globalization.CultureInfo.InvariantCulture) });
     }
 
     private static string LayerNorm(OnnxGraphBuilder g, ModelConfig cfg, string x, string p) =>
