@@ -17,7 +17,7 @@ internal static class TrainBench
         bool causal = kind != ModelKind.Bert4Rec;
         // SASRec's reference config: batch 128, one head, dropout 0.2 (DESIGN.md)
         int steps = a.Int("steps", 20, 1), batch = a.Int("batch", causal ? 128 : 256, 1), seq = a.Int("seq", 200, 2), items = a.Int("items", 3416, 1);
-        int hidden = a.Int("hidden", 64, 2), layers = a.Int("layers", 2, 1), heads = a.Int("heads", causal ? 1 : 2, 1), threads = a.Int("threads", 2, 1);
+        int hidden = a.Int("hidden", 64, 2), layers = a.Int("layers", kind == ModelKind.Gru4Rec ? 1 : 2, 1), heads = a.Int("heads", causal ? 1 : 2, 1), threads = a.Int("threads", 2, 1);
         double mask = a.Double("mask", 0.2, 0.01, 1);
         float dropout = causal ? 0.2f : 0.1f;
         bool torch = a.Flag("torch");

@@ -13,6 +13,16 @@ public static class OnnxWeights
         catch (InvalidProtocolBufferException e) { throw new InvalidDataException($"{path}: not an ONNX model ({e.Message})", e); }
     }
 
+    /// <summary>The metadata key under which the exporter records the model kind.</summary>
+    public const string KindKey = "kind";
+
+    /// <summary>The model kind recorded in an exported model's metadata; a model without one predates kinds and is BERT4Rec.</summary>
+    public static ModelKind Kind(OnnxModel model, string path = "model")
+    {
+        string? name = model.MetadataProps.FirstOrDefault(p => p.Key == KindKey)?.Value;
+        return ModelKinds.TryParse(name, out var kind) ? kind : throw new InvalidDataException($"{path}: model kind '{name}' is not one of bert4rec, sasrec, gru4rec");
+    }
+
     /// <summary>A float initializer's values and dims.</summary>
     public static (float[] Values, long[] Dims) Initializer(OnnxModel model, string name, string path = "model")
     {

@@ -25,9 +25,10 @@ public class OnnxParityTests : IDisposable
     [InlineData(ModelKind.Bert4Rec, AttentionForm.Standard)]
     [InlineData(ModelKind.Bert4Rec, AttentionForm.MultiHeadAttention)]
     [InlineData(ModelKind.SasRec, AttentionForm.Standard)]
+    [InlineData(ModelKind.Gru4Rec, AttentionForm.Standard)]
     public void Onnx_scores_and_user_vector_equal_the_trainer_forward_for_padded_empty_and_full_rows(ModelKind kind, AttentionForm form)
     {
-        var cfg = new ModelConfig { Kind = kind, ItemCount = 50, Hidden = 16, Heads = 2, Layers = 2, MaxLength = 12 };
+        var cfg = new ModelConfig { Kind = kind, ItemCount = 50, Hidden = 16, Heads = 2, Layers = kind == ModelKind.Gru4Rec ? 1 : 2, MaxLength = 12 };
         using var model = RandomModel(cfg, 3);
         string path = Path.Combine(_dir.FullName, $"model-{kind}-{form}.onnx");
         OnnxExporter.Export(cfg, model.Parameters, path, attention: form);
@@ -80,6 +81,36 @@ public class OnnxParityTests : IDisposable
     }
 
     [Fact]
+    public void Gru4Rec_onnx_keeps_parity_on_a_batch_of_only_empty_histories_and_on_one_item_histories()
+    {
+        var cfg = new ModelConfig { Kind = ModelKind.Gru4Rec, ItemCount = 20, Hidden = 8, Heads = 1, Layers = 1, MaxLength = 6 };
+        using var model = RandomModel(cfg, 5);
+        string path = Path.Combine(_dir.FullName, "model-gru-edge.onnx");
+        OnnxExporter.Export(cfg, model.Parameters, path);
+        using var s = new InferenceSession(path, new SessionOptions { IntraOpThreads = 1 });
+        int N = cfg.MaxLength, d = cfg.Hidden, V = cfg.VocabSize, C = 4;
+        var cands = new long[] { 1, 5, 9, 20 };
+        foreach (var histories in new[] { new[] { Array.Empty<int>(), Array.Empty<int>() }, new[] { new[] { 7 }, new[] { 20 } } })
+        {
+            int B = histories.Length;
+            var ids = new int[B * N];
+            for (int b = 0; b < B; b++) ModelInput.Fill(histories[b], cfg, ids.AsSpan(b * N, N));
+            var z = new float[B * d];
+            var logits = new float[B * V];
+            model.PredictLast(ids, B, z, logits);
+            var scores = new float[B * C];
+            var user = new float[B * (d + 1)];
+            s.Run(new[] { NamedTensor.Int64("item_ids", ids.Select(x => (long)x).ToArray(), B, N), NamedTensor.Int64("candidate_ids", cands.Concat(cands).ToArray(), B, C) },
+                  new[] { NamedTensor.Float("scores", scores, B, C), NamedTensor.Float("user_vector", user, B, d + 1) });
+            for (int b = 0; b < B; b++)
+            {
+                for (int c = 0; c < d; c++) Assert.Equal(z[b * d + c], user[b * (d + 1) + c], 4);
+                for (int k = 0; k < C; k++) Assert.Equal(logits[b * V + cands[k]], scores[b * C + k], 4);
+            }
+        }
+    }
+
+    [Fact]
     public void Exporting_nonfinite_or_misshapen_weights_is_refused()
     {
         var cfg = new ModelConfig { ItemCount = 5, Hidden = 8, Heads = 2, Layers = 1, MaxLength = 4 };
@@ -99,12 +130,14 @@ public class FullCatalogTests : IDisposable
     [Theory]
     [InlineData(ModelKind.Bert4Rec)]
     [InlineData(ModelKind.SasRec)]
+    [InlineData(ModelKind.Gru4Rec)]
     public void Full_catalog_graph_scores_every_item_and_returns_the_trainers_top_k(ModelKind kind)
     {
-        var cfg = new ModelConfig { Kind = kind, ItemCount = 30, Hidden = 16, Heads = 2, Layers = 2, MaxLength = 8 };
+        var cfg = new ModelConfig { Kind = kind, ItemCount = 30, Hidden = 16, Heads = 2, Layers = kind == ModelKind.Gru4Rec ? 1 : 2, MaxLength = 8 };
         using var model = OnnxParityTests.RandomModel(cfg, 4);
         string path = Path.Combine(_dir.FullName, $"model_full-{kind}.onnx");
         OnnxExporter.Export(cfg, model.Parameters, path, fullCatalog: true);
+        Assert.Equal(kind, OnnxWeights.Kind(OnnxWeights.ReadModel(path)));       // evaluate --onnx builds its input rows by it
         using var s = new InferenceSession(path);
         int N = cfg.MaxLength, B = 2, n = cfg.ItemCount, V = cfg.VocabSize, k = 5;
         var ids = new int[B * N];

@@ -98,6 +98,7 @@ public class ServiceTests(BundleFixture fx) : IClassFixture<BundleFixture>
 
     [Theory]
     [InlineData(ModelKind.SasRec)]
+    [InlineData(ModelKind.Gru4Rec)]
     public async Task A_bundle_of_every_model_kind_is_served_with_the_models_own_ranking(ModelKind kind)
     {
         string bundle = fx.MakeBundle($"kind-{kind}", 11, kind);

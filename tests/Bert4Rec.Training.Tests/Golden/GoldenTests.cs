@@ -1,6 +1,6 @@
 // Golden tests: each model kind against an independent PyTorch implementation (make_golden.py -> golden.json for BERT4Rec,
-// make_golden_sasrec.py -> golden_sasrec.json, ...): loss, eval-mode outputs at the last position, and the gradient of
-// every parameter tensor, each reported by name with its max difference.
+// make_golden_sasrec.py -> golden_sasrec.json, make_golden_gru4rec.py -> golden_gru4rec.json): loss, eval-mode outputs at
+// the last position, and the gradient of every parameter tensor, each reported by name with its max difference.
 using System.Text.Json;
 using Bert4Rec.Contracts;
 using Bert4Rec.Training.Model;
@@ -20,6 +20,7 @@ public class GoldenTests
     [Theory]
     [InlineData("golden.json")]
     [InlineData("golden_sasrec.json")]
+    [InlineData("golden_gru4rec.json")]
     public void Loss_outputs_and_every_gradient_match_the_pytorch_reference(string file)
     {
         var g = Load(file);

@@ -2,6 +2,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using Bert4Rec.Contracts;
+using Bert4Rec.Contracts.Onnx;
 using Bert4Rec.Training.Data;
 using Bert4Rec.Training.Evaluation;
 using Bert4Rec.Training.Model;
@@ -50,9 +51,11 @@ internal sealed class EvaluateVerb : IVerb
             var scoresMeta = session.Output(ModelIo.ItemScores);
             if (scoresMeta.Dimensions.Length != 2 || scoresMeta.Dimensions[1] != split.ItemCount)
                 throw new InvalidDataException($"{onnx}: item_scores has shape [{string.Join(",", scoresMeta.Dimensions)}], the dataset has {split.ItemCount} items");
-            var cfg = new ModelConfig { ItemCount = split.ItemCount, MaxLength = (int)meta.Dimensions[1] };
+            // the scorer uses the config for the input rule only, which depends on the kind ([MASK] or not): the file records it
+            var kind = OnnxWeights.Kind(OnnxWeights.ReadModel(onnx), onnx);
+            var cfg = new ModelConfig { Kind = kind, ItemCount = split.ItemCount, MaxLength = (int)meta.Dimensions[1] };
             scorer = new OnnxItemScorer(session, cfg);
-            what = "bert4rec (onnx)";
+            what = $"{kind.Name()} (onnx)";
         }
         else if (baseline != null)
         {

@@ -40,6 +40,8 @@ public static class OnnxExporter
             ModelKind.Bert4Rec => Bert4RecEncoder(g, cfg, attention),
             ModelKind.SasRec => attention == AttentionForm.Standard ? SasRecEncoder(g, cfg)
                 : throw new NotSupportedException("the fused attention form is implemented for BERT4Rec only"),
+            ModelKind.Gru4Rec => attention == AttentionForm.Standard ? Gru4RecEncoder(g, cfg)
+                : throw new NotSupportedException("the fused attention form is implemented for BERT4Rec only"),
             _ => throw new NotSupportedException($"no ONNX encoder for {cfg.Kind.Name()}"),
         };
         if (fullCatalog)
@@ -58,6 +60,7 @@ public static class OnnxExporter
             g.Graph.Output.Add(OnnxGraphBuilder.Value(TopItems, DT.Int64, "batch", "k"));
             var fm = attention == AttentionForm.MultiHeadAttention ? g.ToModel(Opset, producerVersion, ("com.microsoft", 1)) : g.ToModel(Opset, producerVersion);
             fm.DocString = $"{cfg.Kind.Name()} full-catalog: {cfg.ItemCount} items, d={d}, {cfg.Layers} layers, {H} heads, N={N}";
+            AddMetadata(fm, cfg);
             return fm;
         }
         // user_vector = [z, 1]
@@ -74,10 +77,16 @@ public static class OnnxExporter
         g.Graph.Output.Add(OnnxGraphBuilder.Value(UserVector, DT.Float, "batch", d + 1));
         var model = attention == AttentionForm.MultiHeadAttention ? g.ToModel(Opset, producerVersion, ("com.microsoft", 1)) : g.ToModel(Opset, producerVersion);
         model.DocString = $"{cfg.Kind.Name()}: {cfg.ItemCount} items, d={d}, {cfg.Layers} layers, {H} heads, N={N}";
-        model.MetadataProps.Add(new StringEntry { Key = "kind", Value = cfg.Kind.Name() });
-        foreach (var (k, val) in new[] { ("item_count", cfg.ItemCount), ("hidden", d), ("heads", H), ("layers", cfg.Layers), ("max_length", N) })
-            model.MetadataProps.Add(new StringEntry { Key = k, Value = val.ToString(System.Globalization.CultureInfo.InvariantCulture) });
+        AddMetadata(model, cfg);
         return model;
+    }
+
+    /// <summary>The model kind (<see cref="OnnxWeights.KindKey"/>) and shape as metadata, so a model file alone says how to build its input rows.</summary>
+    private static void AddMetadata(OnnxModel model, ModelConfig cfg)
+    {
+        model.MetadataProps.Add(new StringEntry { Key = OnnxWeights.KindKey, Value = cfg.Kind.Name() });
+        foreach (var (k, val) in new[] { ("item_count", cfg.ItemCount), ("hidden", cfg.Hidden), ("heads", cfg.Heads), ("layers", cfg.Layers), ("max_length", cfg.MaxLength) })
+            model.MetadataProps.Add(new StringEntry { Key = k, Value = val.ToString(System.Globalization.CultureInfo.InvariantCulture) });
     }
 
     private static string LayerNorm(OnnxGraphBuilder g, ModelConfig cfg, string x, string p) =>
@@ -207,6 +216,41 @@ public static class OnnxExporter
             h = g.Node("Mul", [g.Node("Add", [f, ffn]), lastLayer ? lastNonpad : nonpad]);
         }
         return LayerNorm(g, cfg, g.Node("Squeeze", [h, g.Int64s(1)]), "ln_last");
+    }
+
+    /// <summary>
+    /// GRU4Rec: z = the GRU state after the row's last item, from h_0 = 0 over its real items only. The ONNX `GRU` operator
+    /// reads sequence_lens as right padding, so each left-padded row is first rotated left by its pad count (position t
+    /// reads (t + pads) mod N) and Y_h is taken at the real length. An all-pad row runs one step (sequence_lens is clamped
+    /// to 1: the ONNX spec leaves Y_h of a zero length open; ONNX Runtime happens to give 0) and is then replaced by
+    /// h_0 = 0, the trainer's empty-history state.
+    /// W, R and B are transposes and a concatenation of the layout's (in,out) tensors, which ONNX Runtime folds at load.
+    /// </summary>
+    private static string Gru4RecEncoder(OnnxGraphBuilder g, ModelConfig cfg)
+    {
+        int d = cfg.Hidden, N = cfg.MaxLength;
+        var int64Type = OnnxGraphBuilder.Int("to", (long)DT.Int64);
+        string len = g.Node("ReduceSum", [g.Node("Cast", [g.Node("Not", [g.Node("Equal", [ItemIds, g.Int64s(0)])])], null, "", int64Type), g.Int64s(1)],
+            null, "", OnnxGraphBuilder.Int("keepdims", 0));                                                                     // [B]
+        var positions = new long[N];
+        for (int t = 0; t < N; t++) positions[t] = t;
+        string pads = g.Node("Unsqueeze", [g.Node("Sub", [g.Int64s(N), len]), g.Int64s(1)]);                                   // [B,1]
+        string index = g.Node("Mod", [g.Node("Add", [g.Initializer("gru_positions", positions, 1, N), pads]), g.Int64s(N)]);    // [B,N]
+        string rotated = g.Node("GatherElements", [ItemIds, index], null, "", OnnxGraphBuilder.Int("axis", 1));                  // right-padded
+        string x = g.Node("Transpose", [g.Node("Gather", ["tok_emb", rotated], null, "", OnnxGraphBuilder.Int("axis", 0))], null, "",
+            OnnxGraphBuilder.Ints("perm", 1, 0, 2));                                                                            // [N,B,d]
+        string FromInOut(string w) => g.Node("Unsqueeze", [g.Node("Transpose", [w], null, "", OnnxGraphBuilder.Ints("perm", 1, 0)), g.Int64s(0)]);
+        string W = FromInOut("gru.w_ih"), R = FromInOut("gru.w_hh");                                                           // [1,3d,d], rows z|r|h
+        string B = g.Node("Unsqueeze", [g.Node("Concat", ["gru.b_ih", "gru.b_hh"], null, "", OnnxGraphBuilder.Int("axis", 0)), g.Int64s(0)]); // [1,6d]
+        string seqLens = g.Node("Cast", [g.Node("Max", [len, g.Int64s(1)])], null, "", OnnxGraphBuilder.Int("to", (long)DT.Int32));
+        var gru = new OnnxNode { OpType = "GRU", Name = "GRU_gru4rec" };
+        gru.Input.AddRange([x, W, R, B, seqLens]);
+        gru.Output.AddRange(["", "gru_y_h"]);                                                                                   // Y unused
+        gru.Attribute.AddRange([OnnxGraphBuilder.Int("hidden_size", d), OnnxGraphBuilder.Int("linear_before_reset", 1)]);
+        g.Graph.Node.Add(gru);
+        string last = g.Node("Squeeze", ["gru_y_h", g.Int64s(0)]);                                                              // [B,d]
+        string hasItems = g.Node("Unsqueeze", [g.Node("Greater", [len, g.Int64s(0)]), g.Int64s(1)]);                           // [B,1]
+        return g.Node("Where", [hasItems, last, g.Scalar(0f)]);
     }
 
     /// <summary>Writes model.onnx atomically.</summary>

@@ -30,14 +30,17 @@ public sealed unsafe class Gru4RecModel : SequenceModel
     }
 
     /// <summary>
-    /// Embeddings as every kind (truncated normal 0.02); the GRU matrices uniform in ±1/sqrt(d) as torch.nn.GRU (a 0.02 scale
-    /// would start the recurrence with near-zero states and gates stuck at 1/2); biases 0.
+    /// Unit-scale signals from the start: embeddings truncated normal with std 1/sqrt(d) (|E[v]| about 1) instead of the
+    /// transformers' 0.02, and the GRU matrices uniform in ±1/sqrt(d) as torch.nn.GRU; biases 0. With 0.02 everywhere the
+    /// recurrence starts with near-zero inputs, states and logits, gates stuck at 1/2, and learns far more slowly (synthetic
+    /// preset, 10 epochs: validation NDCG@10 0.235 against 0.434).
     /// </summary>
     public override void InitializeParameters(ulong seed)
     {
         base.InitializeParameters(seed);
-        var rng = new Random(unchecked((int)(seed ^ (seed >> 32)) ^ 0x6A09E667));
         float a = 1f / MathF.Sqrt(_d);
+        TensorPrimitives.Multiply(Layout.Slice(Parameters, "tok_emb"), a / 0.02f, Layout.Slice(Parameters, "tok_emb"));
+        var rng = new Random(unchecked((int)(seed ^ (seed >> 32)) ^ 0x6A09E667));
         foreach (string name in new[] { "gru.w_ih", "gru.w_hh" })
         {
             var s = Layout.Slice(Parameters, name);
