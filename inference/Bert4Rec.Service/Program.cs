@@ -25,6 +25,8 @@ try
     var done = new TaskCompletionSource();
     Console.CancelKeyPress += (_, e) => { e.Cancel = true; done.TrySetResult(); };
     AppDomain.CurrentDomain.ProcessExit += (_, _) => done.TrySetResult();
+    // SIGTERM reaches the host's console lifetime (not ProcessExit): it stops the application, and this ends Main
+    svc.App.Lifetime.ApplicationStopping.Register(() => done.TrySetResult());
     await done.Task;
     return 0;
 }
