@@ -18,11 +18,12 @@ internal sealed class DemoVerb : IVerb
 {
     public string Name => "demo";
     public string Summary => "generate data, train, evaluate, export, index, serve and query, end to end";
-    public string Usage => "  --out DIR (default runs/demo)  --epochs N (default 10)  --users N (2000)  --items N (500)  --threads N";
+    public string Usage => "  --out DIR (default runs/demo)  --model bert4rec|sasrec|gru4rec (default bert4rec)  --epochs N (default 10)  --users N (2000)  --items N (500)  --threads N";
 
     public int Run(CommandLine a)
     {
         string outDir = a.String("out", "runs/demo");
+        string kind = a.String("model", "bert4rec");
         int epochs = a.Int("epochs", 10, 1), users = a.Int("users", 2000, 50), items = a.Int("items", 500, 20), threads = a.Int("threads", 0, 0);
         a.EnsureAllUsed();
         var total = Stopwatch.StartNew();
@@ -49,16 +50,16 @@ internal sealed class DemoVerb : IVerb
         }
         Done();
 
-        Stage($"3. train BERT4Rec (preset synthetic, {epochs} epochs)");
+        Stage($"3. train {kind} (preset synthetic, {epochs} epochs)");
         string runDir = Path.Combine(outDir, "run");
         if (Directory.Exists(runDir)) Directory.Delete(runDir, true);
         Directory.CreateDirectory(runDir);
         data.Items.Save(Path.Combine(runDir, SequenceDataset.VocabFile));
-        var cfg = TrainingConfig.FromPreset("synthetic") with { Epochs = epochs, Threads = threads, Patience = 0 };
+        var cfg = TrainingConfig.FromPreset("synthetic", kind) with { Epochs = epochs, Threads = threads, Patience = 0 };
         var state = new Trainer(cfg, split, runDir, m => Console.WriteLine("   " + m)).Run();
         Done();
 
-        Stage("4. evaluate BERT4Rec on the test split");
+        Stage($"4. evaluate {cfg.Model} on the test split");
         var mcfg = cfg.ToModelConfig(split.ItemCount);
         var metrics = new Dictionary<string, double>();
         using (var model = SequenceModels.Create(mcfg, 256, threads))
@@ -67,7 +68,7 @@ internal sealed class DemoVerb : IVerb
             foreach (var o in new[] { full, p100 })
             {
                 var m = Evaluator.Evaluate(new ModelScorer(model), split.Test, o);
-                Console.WriteLine($"   bert4rec {m}");
+                Console.WriteLine($"   {cfg.Model} {m}");
                 foreach (var (k, v) in m.ToDictionary()) metrics[$"test.{m.Protocol}.{k}"] = v;
             }
         }
