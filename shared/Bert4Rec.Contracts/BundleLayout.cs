@@ -14,3 +14,17 @@ public static class BundleLayout
     public const string RoleIndex = "index";
     public const string RoleVocabulary = "vocabulary";
 }
+
+/// <summary>File names inside a training run folder: written by the trainer and `train`, read by `evaluate`, `export`,
+/// `compare` and `tune`.</summary>
+public static class RunLayout
+{
+    public const string Config = "config.json";
+    public const string History = "metrics.jsonl";
+    public const string Chart = "loss.svg";
+    public const string Checkpoint = "checkpoint.bin";
+    public const string BestWeights = "best.bin";
+    public const string Vocabulary = "vocab.txt";
+    /// <summary>The test-split metrics of the best weights (<c>{"full": {...}, "pop100": {...}, ...}</c>).</summary>
+    public const string TestMetrics = "metrics.json";
+}

@@ -6,6 +6,7 @@ using Bert4Rec.Contracts.Onnx;
 using Bert4Rec.Training.Data;
 using Bert4Rec.Training.Evaluation;
 using Bert4Rec.Training.Model;
+using Bert4Rec.Training.Pipeline;
 using Bert4Rec.Training.Training;
 
 namespace Bert4Rec.Cli;
@@ -70,7 +71,7 @@ internal sealed class EvaluateVerb : IVerb
         else
         {
             // a run folder: its best weights (best.bin), or the checkpoint of a run that has not validated yet
-            string path = ckpt ?? (File.Exists(Path.Combine(run!, Trainer.BestFile)) ? Path.Combine(run!, Trainer.BestFile) : Path.Combine(run!, Trainer.CheckpointFile));
+            string path = ckpt ?? RunFolder.WeightsPath(run!);
             var (cfg, weights) = Checkpoint.LoadWeights(path);
             if (cfg.ItemCount != split.ItemCount) throw new InvalidDataException($"{path}: model has {cfg.ItemCount} items, dataset {split.ItemCount}");
             model = SequenceModels.Create(cfg, 256, threads);

@@ -2,6 +2,7 @@
 using System.Text.Json;
 using Bert4Rec.Contracts;
 using Bert4Rec.Training.Export;
+using Bert4Rec.Training.Pipeline;
 using Bert4Rec.Training.Training;
 
 namespace Bert4Rec.Cli;
@@ -22,7 +23,7 @@ internal sealed class ExportVerb : IVerb
         string? run = a.String("run");
         // a run folder: its best weights (best.bin), or the checkpoint of a run that has not validated yet
         string ckpt = a.String("checkpoint") ?? (run != null
-            ? (File.Exists(Path.Combine(run, Trainer.BestFile)) ? Path.Combine(run, Trainer.BestFile) : Path.Combine(run, Trainer.CheckpointFile))
+            ? RunFolder.WeightsPath(run)
             : throw new UsageException("give --checkpoint FILE or --run DIR"));
         string vocabPath = a.String("vocab") ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(ckpt))!, "vocab.txt");
         string outDir = a.Required("out");
@@ -30,15 +31,7 @@ internal sealed class ExportVerb : IVerb
         a.EnsureAllUsed();
         var (cfg, weights) = Checkpoint.LoadWeights(ckpt);
         var vocab = Vocabulary.Load(vocabPath);
-        var metrics = new Dictionary<string, double>();
-        string metricsPath = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(ckpt))!, "metrics.json");
-        if (File.Exists(metricsPath))
-        {
-            using var doc = JsonDocument.Parse(File.ReadAllText(metricsPath));
-            foreach (var proto in new[] { "full", "pop100" })
-                if (doc.RootElement.TryGetProperty(proto, out var m))
-                    foreach (var p in m.EnumerateObject()) metrics[$"test.{proto}.{p.Name}"] = p.Value.GetDouble();
-        }
+        var metrics = RunFolder.ReadTestMetrics(Path.GetDirectoryName(Path.GetFullPath(ckpt))!);
         BundleWriter.Write(outDir, cfg, weights, vocab, "bert4rec export " + string.Join(' ', Environment.GetCommandLineArgs().Skip(2)), metrics, Path.GetFullPath(ckpt), fullCatalog);
         Console.WriteLine($"bundle written to {outDir}: {BundleLayout.Model}, {BundleLayout.Vocabulary}, {BundleLayout.Manifest} ({cfg.Kind.Name()}, {cfg.ItemCount} items, d={cfg.Hidden}, N={cfg.MaxLength})");
         return 0;

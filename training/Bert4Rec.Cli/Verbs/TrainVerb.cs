@@ -5,6 +5,7 @@ using Bert4Rec.Contracts;
 using Bert4Rec.Training.Data;
 using Bert4Rec.Training.Evaluation;
 using Bert4Rec.Training.Model;
+using Bert4Rec.Training.Pipeline;
 using Bert4Rec.Training.Training;
 
 namespace Bert4Rec.Cli;
@@ -60,7 +61,7 @@ internal sealed class TrainVerb : IVerb
             // tuning runs: choices are made on the validation split only; the test split stays unread
             var done = new Dictionary<string, object>
             {
-                ["model"] = cfg.Model, ["model"] = cfg.Model, ["preset"] = cfg.Preset, ["epochs"] = state.Epoch, ["best_epoch"] = state.BestEpoch, ["seconds"] = Math.Round(secs, 1),
+                ["model"] = cfg.Model, ["preset"] = cfg.Preset, ["epochs"] = state.Epoch, ["best_epoch"] = state.BestEpoch, ["seconds"] = Math.Round(secs, 1),
                 ["validation_ndcg@10"] = Math.Round(state.BestMetric, 5),
             };
             Console.WriteLine("RESULT " + JsonSerializer.Serialize(done));
@@ -68,19 +69,16 @@ internal sealed class TrainVerb : IVerb
         }
         using var model = SequenceModels.Create(cfg.ToModelConfig(split.ItemCount), 256, cfg.Threads);
         (state.BestParameters ?? state.Parameters).CopyTo(model.Parameters, 0);
-        var scorer = new ModelScorer(model);
-        var pop = SequenceDataset.Popularity(split.TrainSequences, split.ItemCount);
-        var full = Evaluator.Evaluate(scorer, split.Test, new EvaluationOptions { Protocol = EvaluationProtocol.Full });
-        var p100 = Evaluator.Evaluate(scorer, split.Test, new EvaluationOptions { Protocol = EvaluationProtocol.Pop100, ItemPopularity = pop });
+        var (full, p100) = RunFolder.EvaluateTest(new ModelScorer(model), split);
         Console.WriteLine($"test (best weights, epoch {state.BestEpoch}):");
         Console.WriteLine($"  {full}");
         Console.WriteLine($"  {p100}");
-        var result = new Dictionary<string, object>
+        var facts = new Dictionary<string, object>
         {
             ["model"] = cfg.Model, ["preset"] = cfg.Preset, ["epochs"] = state.Epoch, ["steps"] = state.GlobalStep, ["best_epoch"] = state.BestEpoch, ["best_step"] = state.BestStep, ["seconds"] = Math.Round(secs, 1),
-            ["full"] = full.ToDictionary(), ["pop100"] = p100.ToDictionary(),
         };
-        AtomicFile.WriteAllBytes(Path.Combine(outDir, "metrics.json"), JsonSerializer.SerializeToUtf8Bytes(result, new JsonSerializerOptions { WriteIndented = true }));
+        RunFolder.WriteTestMetrics(outDir, full, p100, facts);
+        var result = new Dictionary<string, object>(facts) { ["full"] = full.ToDictionary(), ["pop100"] = p100.ToDictionary() };
         Console.WriteLine("RESULT " + JsonSerializer.Serialize(result));
         return 0;
     }

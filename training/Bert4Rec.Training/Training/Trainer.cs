@@ -19,7 +19,7 @@ public sealed record ValidationPoint(double Seconds, int Epoch, long Step, Ranki
 
 public sealed class Trainer
 {
-    public const string CheckpointFile = "checkpoint.bin", BestFile = "best.bin", ConfigFile = "config.json", MetricsFile = "metrics.jsonl", ChartFile = "loss.svg";
+    public const string CheckpointFile = RunLayout.Checkpoint, BestFile = RunLayout.BestWeights, ConfigFile = RunLayout.Config, MetricsFile = RunLayout.History, ChartFile = RunLayout.Chart;
 
     private readonly TrainingConfig _cfg;
     private readonly LeaveOneOutSplit _split;

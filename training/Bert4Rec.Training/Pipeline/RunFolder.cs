@@ -1,0 +1,63 @@
+// The library side of a training run folder (RunLayout's files): which weights a run hands on, the model they make, and
+// the test metrics record that `train` writes and `export` carries into the bundle manifest.
+using System.Text.Json;
+using Bert4Rec.Contracts;
+using Bert4Rec.Training.Data;
+using Bert4Rec.Training.Evaluation;
+using Bert4Rec.Training.Model;
+using Bert4Rec.Training.Training;
+
+namespace Bert4Rec.Training.Pipeline;
+
+public static class RunFolder
+{
+    /// <summary>The weights a run hands on: its best weights (best.bin), or the checkpoint of a run that has not validated yet.</summary>
+    public static string WeightsPath(string runDir)
+    {
+        string best = Path.Combine(runDir, RunLayout.BestWeights);
+        return File.Exists(best) ? best : Path.Combine(runDir, RunLayout.Checkpoint);
+    }
+
+    /// <summary>The model of a checkpoint or weights file (any kind), its weights loaded, for batches of up to <paramref name="maxBatch"/>.</summary>
+    public static SequenceModel LoadModel(string weightsPath, int maxBatch = 256, int threads = 0)
+    {
+        var (cfg, weights) = Checkpoint.LoadWeights(weightsPath);
+        var model = SequenceModels.Create(cfg, maxBatch, threads);
+        weights.CopyTo(model.Parameters, 0);
+        return model;
+    }
+
+    /// <summary>Both protocols on the test split for one scorer: what `train` reports and writes as metrics.json.</summary>
+    public static (RankingMetrics Full, RankingMetrics Pop100) EvaluateTest(IItemScorer scorer, LeaveOneOutSplit split, int seed = 42)
+    {
+        var pop = SequenceDataset.Popularity(split.TrainSequences, split.ItemCount);
+        var full = Evaluator.Evaluate(scorer, split.Test, new EvaluationOptions { Protocol = EvaluationProtocol.Full, Seed = seed });
+        var p100 = Evaluator.Evaluate(scorer, split.Test, new EvaluationOptions { Protocol = EvaluationProtocol.Pop100, ItemPopularity = pop, Seed = seed });
+        return (full, p100);
+    }
+
+    /// <summary>Writes metrics.json: the test metrics under "full" and "pop100" beside the run's other facts.</summary>
+    public static void WriteTestMetrics(string runDir, RankingMetrics full, RankingMetrics pop100, IReadOnlyDictionary<string, object> facts)
+    {
+        var record = new Dictionary<string, object>(facts) { ["full"] = full.ToDictionary(), ["pop100"] = pop100.ToDictionary() };
+        AtomicFile.WriteAllBytes(Path.Combine(runDir, RunLayout.TestMetrics), JsonSerializer.SerializeToUtf8Bytes(record, new JsonSerializerOptions { WriteIndented = true }));
+    }
+
+    /// <summary>The test metrics of metrics.json flattened as "test.full.ndcg@10" etc. (empty when the run has none).</summary>
+    public static Dictionary<string, double> ReadTestMetrics(string runDir)
+    {
+        var metrics = new Dictionary<string, double>();
+        string path = Path.Combine(runDir, RunLayout.TestMetrics);
+        if (!File.Exists(path)) return metrics;
+        try
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllText(path));
+            foreach (var proto in new[] { "full", "pop100" })
+                if (doc.RootElement.TryGetProperty(proto, out var m))
+                    foreach (var p in m.EnumerateObject())
+                        if (p.Value.ValueKind == JsonValueKind.Number) metrics[$"test.{proto}.{p.Name}"] = p.Value.GetDouble();
+        }
+        catch (JsonException e) { throw new InvalidDataException($"{path}: not a test metrics record ({e.Message})"); }
+        return metrics;
+    }
+}
