@@ -54,7 +54,9 @@ internal sealed class TrainVerb : IVerb
         data.Items.Save(Path.Combine(outDir, SequenceDataset.VocabFile));
         Console.WriteLine($"training {cfg.Preset} on {dataDir}: {data.Statistics}");
         var clock = Stopwatch.StartNew();
-        var state = new Trainer(cfg, split, outDir).Run(from);
+        var progress = new ConsoleProgress();
+        var state = new Trainer(cfg, split, outDir, line => { progress.Close(); Console.WriteLine(line); }, progress).Run(from);
+        progress.Close();
         double secs = clock.Elapsed.TotalSeconds;
         if (skipTest)
         {

@@ -13,6 +13,24 @@ namespace Bert4Rec.Training.Training;
 
 public sealed record EpochRecord(int Epoch, long Step, double Loss, double LearningRate, double Seconds, double TokensPerSecond, RankingMetrics? Validation);
 
+/// <summary>Where a run is, after an optimizer step: for progress displays (rate, ETA) and the plain progress lines.</summary>
+public sealed record TrainingProgress(int Epoch, int Epochs, int StepInEpoch, int StepsPerEpoch, long GlobalStep, double Loss,
+                                      double TokensPerSecond, float LearningRate, double EtaSeconds, RankingMetrics? LastValidation, double BestMetric)
+{
+    public string Eta
+    {
+        get
+        {
+            var t = TimeSpan.FromSeconds(Math.Clamp(EtaSeconds, 0, 8.6e7));
+            return t.Days > 0 ? $"{t.Days}d {t:hh\\:mm\\:ss}" : $"{t:hh\\:mm\\:ss}";
+        }
+    }
+
+    public override string ToString() =>
+        $"epoch {Epoch}/{Epochs} step {StepInEpoch}/{StepsPerEpoch} (global {GlobalStep}) loss {Loss:F4} {TokensPerSecond:N0} tok/s lr {LearningRate:G3} ETA {Eta}" +
+        (LastValidation is { } v ? $" | val NDCG@10 {v.Ndcg10:F4} HR@10 {v.Hr10:F4} (best {BestMetric:F4})" : "");
+}
+
 /// <summary>One validation of a run: when it happened (training wall seconds since this process started the run, validation
 /// time included), where, and what it measured on the validation split.</summary>
 public sealed record ValidationPoint(double Seconds, int Epoch, long Step, RankingMetrics Metrics);
@@ -25,7 +43,7 @@ public sealed class Trainer
     private readonly LeaveOneOutSplit _split;
     private readonly string? _runDir;
     private readonly Action<string> _log;
-    private readonly bool _interactive;
+    private readonly IProgress<TrainingProgress>? _progress;
     public List<EpochRecord> History { get; } = [];
     /// <summary>Every validation of this process's part of the run, in order (for quality-against-time charts).</summary>
     public List<ValidationPoint> Validations { get; } = [];
@@ -36,16 +54,17 @@ public sealed class Trainer
     public bool BudgetSpent { get; private set; }
     /// <summary>Called after every optimizer step (and its checkpoint, if any) with the global step count; tests interrupt runs here.</summary>
     public Action<long>? AfterStep { get; init; }
-    /// <summary>Seconds between plain progress lines when the output is not a terminal.</summary>
+    /// <summary>Seconds between plain progress lines through the log, when no progress receiver is given.</summary>
     public double ProgressSeconds { get; init; } = 30;
 
-    /// <param name="log">Receives epoch summaries and, when the output is not a terminal, periodic progress lines; by default the console,
-    /// where progress rewrites one line on a terminal.</param>
-    public Trainer(TrainingConfig cfg, LeaveOneOutSplit split, string? runDir, Action<string>? log = null)
+    /// <param name="log">Receives epoch summaries and notices (default: the console).</param>
+    /// <param name="progress">Receives every optimizer step's <see cref="TrainingProgress"/> (a terminal display throttles and draws
+    /// it); without one, a plain progress line goes to <paramref name="log"/> every <see cref="ProgressSeconds"/>.</param>
+    public Trainer(TrainingConfig cfg, LeaveOneOutSplit split, string? runDir, Action<string>? log = null, IProgress<TrainingProgress>? progress = null)
     {
         cfg.Validate();
         _cfg = cfg; _split = split; _runDir = runDir; _log = log ?? Console.WriteLine;
-        _interactive = log == null && !Console.IsOutputRedirected;
+        _progress = progress;
     }
 
     private record struct Sample(int User, int Start, int Length, bool LastOnly);
@@ -204,20 +223,16 @@ public sealed class Trainer
                     if (validation.Count > 0 && Validations.LastOrDefault()?.Step != state.GlobalStep) { Validate(epoch); epochValidation = state.LastValidation; }
                     BudgetSpent = true; state.Finished = true;
                 }
-                bool last = bi == stepsPerEpoch - 1;
-                if (_interactive ? lastProgress.Elapsed.TotalSeconds >= 0.25 || last : lastProgress.Elapsed.TotalSeconds >= ProgressSeconds)
+                if (_progress != null || lastProgress.Elapsed.TotalSeconds >= ProgressSeconds)
                 {
                     lastProgress.Restart();
                     double rate = stepsThisRun / runClock.Elapsed.TotalSeconds;
-                    double eta = (totalSteps - state.GlobalStep) / Math.Max(rate, 1e-9);
-                    string line = $"epoch {epoch + 1}/{cfg.Epochs} step {bi + 1}/{stepsPerEpoch} (global {state.GlobalStep}) loss {lossSum / lossCount:F4} " +
-                                  $"{tokens / clock.Elapsed.TotalSeconds:N0} tok/s lr {lr:G3} ETA {Duration(eta)}" +
-                                  (state.LastValidation is { } v ? $" | val NDCG@10 {v.Ndcg10:F4} HR@10 {v.Hr10:F4} (best {state.BestMetric:F4})" : "");
-                    if (_interactive) Console.Write("\r" + line + "\u001b[K");
-                    else _log(line);
+                    var p = new TrainingProgress(epoch + 1, cfg.Epochs, bi + 1, stepsPerEpoch, state.GlobalStep, lossSum / lossCount,
+                        tokens / clock.Elapsed.TotalSeconds, lr, (totalSteps - state.GlobalStep) / Math.Max(rate, 1e-9), state.LastValidation, state.BestMetric);
+                    if (_progress != null) _progress.Report(p);
+                    else _log(p.ToString());
                 }
             }
-            if (_interactive) Console.WriteLine();
             state.Epoch = epoch + 1; state.StepInEpoch = 0;
             if (cfg.EvalEverySteps == 0 && cfg.EvalEvery > 0 && (epoch + 1) % cfg.EvalEvery == 0 && validation.Count > 0 && !state.Finished)
             {
@@ -248,12 +263,6 @@ public sealed class Trainer
         }
         if (_runDir != null) Checkpoint.Save(Path.Combine(_runDir, CheckpointFile), state);
         return state;
-    }
-
-    private static string Duration(double seconds)
-    {
-        var t = TimeSpan.FromSeconds(Math.Clamp(seconds, 0, 8.6e7));
-        return t.Days > 0 ? $"{t.Days}d {t:hh\\:mm\\:ss}" : $"{t:hh\\:mm\\:ss}";
     }
 
     /// <summary>config.json, and metrics.jsonl holding exactly the epochs the state has completed (a resumed run drops the lines of
