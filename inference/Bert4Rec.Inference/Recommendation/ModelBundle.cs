@@ -47,7 +47,7 @@ public sealed class ModelBundle : IDisposable
         long maxIndex = 8 * (long)cfg.ItemCount * (cfg.Hidden + 1) + (long)cfg.ItemCount * 1024 + (16 << 20);
         long MaxBytes(BundleFile f) => f.Role switch
         {
-            BundleLayout.RoleModel => maxModel, BundleLayout.RoleVocabulary => maxVocab, BundleLayout.RoleIndex => maxIndex, _ => 16 << 20,
+            BundleLayout.RoleModel => maxModel, BundleLayout.RoleVocabulary => maxVocab, BundleLayout.RoleIndex => maxIndex, _ => maxModel,
         };
         // the vocabulary first: it is small, and its item count must match before the model's bound is trusted
         Vocabulary vocab;
