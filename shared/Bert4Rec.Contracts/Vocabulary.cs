@@ -85,7 +85,7 @@ public sealed class Vocabulary
         }
         var seen = new Dictionary<string, int>(ids.Count, StringComparer.Ordinal);
         for (int i = 0; i < ids.Count; i++)
-            if (!seen.TryAdd(ids[i], i + 1)) throw new InvalidDataException($"{name}:{i + 1}: the raw id of line {seen[ids[i]]} appears again");
+            if (!seen.TryAdd(ids[i], i + 1)) throw new InvalidDataException($"{name}:{i + 1}: the raw id appears twice (lines {seen[ids[i]]} and {i + 1})");
         return new Vocabulary(ids);
     }
 

