@@ -8,7 +8,7 @@ using Bert4Rec.Service;
 
 const string usage = "usage: bert4rec serve (--bundle DIR | --model-root DIR [--version NAME] [--poll 10s]) [--urls http://127.0.0.1:8080] [--grpc-urls http://127.0.0.1:8081 (\"\" = off)] " +
     "[--admin-urls http://127.0.0.1:8082 (\"\" = off)] [--admin-token-file FILE (or env BERT4REC_ADMIN_TOKEN)] [--max-history 2000] [--max-k 1000] [--max-candidates 10000] [--max-body-bytes 1048576] " +
-    "[--max-concurrent 64] [--request-timeout 10s] [--grace 10s] [--provider cpu|cuda|auto] [--threads 1] [--log info|warning] [--log-format json|text] [--access-log]";
+    "[--max-concurrent 64] [--request-timeout 10s] [--drain-delay 2s (default: none)] [--grace 10s] [--provider cpu|cuda|auto] [--threads 1] [--log info|warning] [--log-format json|text] [--access-log]";
 try
 {
     var a = new CommandLine(args);
@@ -26,6 +26,7 @@ try
         MaxHistory = a.Int("max-history", 2000, 1), MaxK = a.Int("max-k", 1000, 1), MaxCandidates = a.Int("max-candidates", 10000, 1),
         MaxBodyBytes = a.Long("max-body-bytes", 1 << 20, 1024), MaxConcurrent = a.Int("max-concurrent", 64, 1),
         RequestTimeout = a.Duration("request-timeout") ?? TimeSpan.FromSeconds(10), ShutdownGrace = a.Duration("grace") ?? TimeSpan.FromSeconds(10),
+        DrainDelay = a.Duration("drain-delay") ?? TimeSpan.Zero,
         Provider = SessionOptions.ProviderFlag(a),
         IntraOpThreads = a.Int("threads", 1, 0), LogLevel = a.Choice("log", Microsoft.Extensions.Logging.LogLevel.Information,
             ("info", Microsoft.Extensions.Logging.LogLevel.Information), ("warning", Microsoft.Extensions.Logging.LogLevel.Warning)),

@@ -49,6 +49,8 @@ public sealed record ServiceOptions
     public int MaxConcurrent { get; init; } = 64;
     /// <summary>A ranking request's deadline, body reading included (a gRPC caller's shorter deadline wins).</summary>
     public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(10);
+    /// <summary>After a stop signal, how long the service keeps accepting requests with readiness off (so load balancers see it leave) before it stops listening.</summary>
+    public TimeSpan DrainDelay { get; init; } = TimeSpan.Zero;
     /// <summary>How long a stop waits for in-flight requests before closing connections.</summary>
     public TimeSpan ShutdownGrace { get; init; } = TimeSpan.FromSeconds(10);
     public ExecutionProvider Provider { get; init; } = ExecutionProvider.Cpu;
@@ -90,13 +92,14 @@ public sealed class RunningService : IAsyncDisposable
     }
 
     /// <summary>
-    /// Drains: readiness off at once, then Kestrel stops accepting and waits up to the grace period for the requests in
+    /// Drains: readiness off at once, new requests still served for the drain delay, then Kestrel stops accepting and waits up to the grace period for the requests in
     /// flight to finish before closing connections.
     /// </summary>
     public async Task StopAsync()
     {
         if (Interlocked.Exchange(ref _stopped, 1) != 0) return;
         Holder.StartDraining();
+        if (_options.DrainDelay > TimeSpan.Zero) await Task.Delay(_options.DrainDelay);
         using var grace = new CancellationTokenSource(_options.ShutdownGrace);
         await App.StopAsync(grace.Token);
     }
@@ -130,6 +133,7 @@ public static class ServiceHost
         // the framework's own per-request traces stay off at information; our access log is one line per request
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         builder.Logging.AddFilter("Grpc", LogLevel.Warning);
+        builder.Logging.AddFilter("Microsoft.Extensions.Diagnostics.HealthChecks", LogLevel.Critical);   // readiness is reported by /readyz, not as log errors
         builder.Services.Configure<Microsoft.Extensions.Hosting.HostOptions>(h => h.ShutdownTimeout = o.ShutdownGrace);
         builder.Services.Configure<Microsoft.Extensions.Hosting.ConsoleLifetimeOptions>(c => c.SuppressStatusMessages = true);
         var httpEndpoints = ParseUrls(o.Urls, "--urls");
