@@ -30,15 +30,11 @@ internal sealed class RankingGrpcService(BundleHolder holder, ServiceOptions opt
         long t0 = Stopwatch.GetTimestamp();
         int status = 200;
         try { return Task.FromResult(body()); }
-        catch (RequestError e)
+        catch (ServiceError e)
         {
-            status = 400;
-            throw new RpcException(new Status(StatusCode.InvalidArgument, $"{e.Field}: {e.Message}"), new Metadata { { FieldTrailer, e.Field } });
-        }
-        catch (NoBundleException e)
-        {
-            status = 503;
-            throw new RpcException(new Status(StatusCode.Unavailable, e.Message));
+            status = e.HttpStatus;
+            string text = e.Field.Length > 0 ? $"{e.Field}: {e.Message}" : e.Message;
+            throw new RpcException(new Status(e.GrpcStatus, text), e.Field.Length > 0 ? new Metadata { { FieldTrailer, e.Field } } : new Metadata());
         }
         catch (Exception e)
         {

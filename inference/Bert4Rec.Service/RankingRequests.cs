@@ -5,14 +5,41 @@ using ScoredItem = Bert4Rec.Contracts.Service.ScoredItem;
 
 namespace Bert4Rec.Service;
 
-/// <summary>A request the service refuses: INVALID_ARGUMENT with the request field at fault (HTTP 400, gRPC status 3).</summary>
-public sealed class RequestError(string field, string message) : Exception(message)
+/// <summary>
+/// An error a remote caller may see: its HTTP status, gRPC status, code and the request field at fault are chosen by the
+/// type that throws it, and its message is written for callers (no exception text, file content, hash or path).
+/// </summary>
+public class ServiceError(int httpStatus, Grpc.Core.StatusCode grpcStatus, string code, string field, string message) : Exception(message)
 {
+    public int HttpStatus { get; } = httpStatus;
+    public Grpc.Core.StatusCode GrpcStatus { get; } = grpcStatus;
+    public string Code { get; } = code;
     public string Field { get; } = field;
 }
 
-/// <summary>No bundle is loaded (UNAVAILABLE: HTTP 503, gRPC status 14).</summary>
-public sealed class NoBundleException() : Exception("no bundle loaded");
+/// <summary>A request the service refuses: INVALID_ARGUMENT with the request field at fault (HTTP 400, gRPC status 3).</summary>
+public sealed class RequestError(string field, string message)
+    : ServiceError(400, Grpc.Core.StatusCode.InvalidArgument, "INVALID_ARGUMENT", field, message);
+
+/// <summary>No bundle is loaded, or the service is draining (UNAVAILABLE: HTTP 503, gRPC status 14).</summary>
+public sealed class NoBundleException(string message = "no bundle loaded")
+    : ServiceError(503, Grpc.Core.StatusCode.Unavailable, "UNAVAILABLE", "", message);
+
+/// <summary>A named version does not exist under the model root (NOT_FOUND: HTTP 404).</summary>
+public sealed class VersionNotFound(string field)
+    : ServiceError(404, Grpc.Core.StatusCode.NotFound, "NOT_FOUND", field, "no complete version of that name under the model root");
+
+/// <summary>A version that failed verification or its smoke test; the serving one keeps serving (FAILED_PRECONDITION: HTTP 409).</summary>
+public sealed class VersionRefused(string file, string reason)
+    : ServiceError(409, Grpc.Core.StatusCode.FailedPrecondition, "FAILED_PRECONDITION", file, $"refused ({reason}); the current version keeps serving");
+
+/// <summary>Too many requests in flight (RESOURCE_EXHAUSTED: HTTP 429 with Retry-After).</summary>
+public sealed class Overloaded()
+    : ServiceError(429, Grpc.Core.StatusCode.ResourceExhausted, "RESOURCE_EXHAUSTED", "", "too many requests in flight; retry later");
+
+/// <summary>The request ran past its deadline (DEADLINE_EXCEEDED: HTTP 504).</summary>
+public sealed class DeadlineExceeded()
+    : ServiceError(504, Grpc.Core.StatusCode.DeadlineExceeded, "DEADLINE_EXCEEDED", "", "the request ran past its deadline");
 
 internal static class RankingRequests
 {
@@ -45,6 +72,7 @@ internal static class RankingRequests
         var resp = new RerankResponse { ModelVersion = lease.Bundle.Version };
         resp.Items.AddRange(r.Items.Select(i => new ScoredItem { ItemId = i.ItemId, Score = i.Score }));
         resp.UnknownIds.AddRange(r.UnknownIds);
+        resp.UnknownCandidateIds.AddRange(r.UnknownCandidateIds);
         return resp;
     }
 
@@ -55,8 +83,10 @@ internal static class RankingRequests
         var info = new ModelInfo
         {
             ModelVersion = b.Version, ItemCount = b.Config.ItemCount, Hidden = b.Config.Hidden, Layers = b.Config.Layers, Heads = b.Config.Heads,
-            MaxLength = b.Config.MaxLength, IndexFactory = b.Index?.Factory ?? "", ExecutionProvider = b.Session.ActiveProvider, BundlePath = b.Path,
+            MaxLength = b.Config.MaxLength, IndexFactory = b.Index?.Factory ?? "", ExecutionProvider = b.Session.ActiveProvider,
+            Version = lease.Name,
         };
+        info.Versions.AddRange(holder.Versions());
         foreach (var (k, v) in b.Manifest.Metrics) info.Metrics[k] = v;
         return info;
     }

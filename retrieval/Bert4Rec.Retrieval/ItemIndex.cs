@@ -260,8 +260,10 @@ public sealed class ItemIndex : IDisposable
     /// </summary>
     public static unsafe ItemIndex Load(string path, int? expectedDimension = null)
     {
-        if (!File.Exists(path)) throw new IndexFileException($"{path}: index file not found");
-        byte[] buf = File.ReadAllBytes(path);
+        if (!File.Exists(path) && !SafeFiles.IsSymbolicLink(path)) throw new IndexFileException($"{path}: index file not found");
+        byte[] buf;
+        try { buf = SafeFiles.ReadAllBytes(path, int.MaxValue); }
+        catch (UnsafeFileException e) { throw new IndexFileException($"{path}: {e.Reason}"); }
         var r = buf.AsSpan();
         if (r.Length < 8 || BinaryPrimitives.ReadUInt64LittleEndian(r) != Magic)
             throw new IndexFileException($"{path}: not an item index (bad magic; expected a file written by `bert4rec index`)");

@@ -5,8 +5,23 @@ using Google.Protobuf;
 
 namespace Bert4Rec.Contracts;
 
-/// <summary>A bundle that is missing a file, has a file whose hash or size differs from its manifest, or an unreadable manifest.</summary>
-public sealed class BundleException(string message, Exception? inner = null) : Exception(message, inner);
+/// <summary>
+/// A bundle that is missing a file, has a file whose hash or size differs from its manifest, or an unreadable manifest.
+/// The message is for the operator (it may name paths); <see cref="FileName"/> and <see cref="Reason"/> are what a remote
+/// caller may see: a plain file name inside the bundle and a short cause, never file content, hashes or paths.
+/// </summary>
+public sealed class BundleException : Exception
+{
+    public BundleException(string message, Exception? inner = null) : base(message, inner) { }
+    public BundleException(string fileName, string reason, string message, Exception? inner = null) : base(message, inner)
+    {
+        FileName = fileName;
+        Reason = reason;
+    }
+    /// <summary>The file at fault, a plain name inside the bundle; "" for the bundle as a whole.</summary>
+    public string FileName { get; } = "";
+    public string Reason { get; } = "not a valid bundle";
+}
 
 public static class BundleManifests
 {
@@ -32,37 +47,79 @@ public static class BundleManifests
         AtomicFile.WriteAllBytes(Path.Combine(bundleDir, BundleLayout.Manifest), manifest.ToByteArray());
     }
 
-    /// <summary>Reads manifest.pb of <paramref name="bundleDir"/>; a missing or unparsable manifest is a <see cref="BundleException"/>.</summary>
+    /// <summary>The largest manifest.pb a loader reads.</summary>
+    public const long MaxManifestBytes = 16 << 20;
+
+    /// <summary>
+    /// Reads manifest.pb of <paramref name="bundleDir"/> (a regular file of at most <see cref="MaxManifestBytes"/>); a
+    /// missing, oversized or unparsable manifest is a <see cref="BundleException"/>.
+    /// </summary>
     public static BundleManifest Read(string bundleDir)
     {
-        if (!Directory.Exists(bundleDir)) throw new BundleException($"bundle folder not found: {bundleDir}");
-        string p = Path.Combine(bundleDir, BundleLayout.Manifest);
-        if (!File.Exists(p)) throw new BundleException($"{p}: manifest missing (is {bundleDir} a bundle made by `bert4rec export`?)");
+        const string name = BundleLayout.Manifest;
+        if (!Directory.Exists(bundleDir)) throw new BundleException("", "bundle folder not found", $"bundle folder not found: {bundleDir}");
+        string p = Path.Combine(bundleDir, name);
+        if (!File.Exists(p) && !SafeFiles.IsSymbolicLink(p))
+            throw new BundleException(name, "missing", $"{p}: manifest missing (is {bundleDir} a bundle made by `bert4rec export`?)");
         BundleManifest m;
-        try { m = BundleManifest.Parser.ParseFrom(File.ReadAllBytes(p)); }
-        catch (InvalidProtocolBufferException e) { throw new BundleException($"{p}: not a valid manifest: {e.Message}", e); }
+        try { m = BundleManifest.Parser.ParseFrom(SafeFiles.ReadAllBytes(p, MaxManifestBytes)); }
+        catch (UnsafeFileException e) { throw new BundleException(name, e.Reason, $"{p}: {e.Reason}", e); }
+        catch (InvalidProtocolBufferException e) { throw new BundleException(name, "not a valid manifest", $"{p}: not a valid manifest: {e.Message}", e); }
         if (m.FormatVersion != BundleLayout.FormatVersion)
-            throw new BundleException($"{p}: format_version {m.FormatVersion}, this build reads {BundleLayout.FormatVersion}");
+            throw new BundleException(name, "unsupported format_version", $"{p}: format_version {m.FormatVersion}, this build reads {BundleLayout.FormatVersion}");
         if (m.Model == null || m.Model.ItemCount < 1 || m.Model.Hidden < 1)
-            throw new BundleException($"{p}: field 'model' is missing or empty");
+            throw new BundleException(name, "field 'model' is missing or empty", $"{p}: field 'model' is missing or empty");
         return m;
     }
 
-    /// <summary>Checks that every file the manifest lists exists with the recorded size and SHA-256.</summary>
-    public static void VerifyFiles(string bundleDir, BundleManifest manifest)
+    /// <summary>
+    /// Checks that every file the manifest lists is a regular file inside the bundle (no symlink, FIFO or device) with the
+    /// recorded size (checked before reading, and at most <paramref name="maxBytes"/> of its entry) and SHA-256 (streamed,
+    /// never more than the recorded size read).
+    /// </summary>
+    public static void VerifyFiles(string bundleDir, BundleManifest manifest, Func<BundleFile, long>? maxBytes = null)
     {
         foreach (var f in manifest.Files)
         {
-            if (f.Name.Contains('/') || f.Name.Contains('\\') || f.Name.Contains(".."))
-                throw new BundleException($"manifest file name '{f.Name}' must be a plain name inside the bundle");
+            if (f.Name.Length == 0 || f.Name.Length > 255 || f.Name.Contains('/') || f.Name.Contains('\\') || f.Name.Contains("..") || f.Name.Any(char.IsControl))
+                throw new BundleException("", "a manifest file name is not a plain name inside the bundle", $"manifest file name '{f.Name}' must be a plain name inside the bundle");
             string p = Path.Combine(bundleDir, f.Name);
-            if (!File.Exists(p)) throw new BundleException($"{p}: listed in the manifest ({f.Role}) but missing");
-            long size = new FileInfo(p).Length;
-            if (size != f.SizeBytes) throw new BundleException($"{p}: size {size} bytes, manifest says {f.SizeBytes}");
-            string h = Sha256(p);
+            long max = maxBytes?.Invoke(f) ?? long.MaxValue;
+            if (f.SizeBytes < 0 || f.SizeBytes > max)
+                throw new BundleException(f.Name, "recorded size out of bounds", $"{p}: the manifest's size {f.SizeBytes} bytes is out of bounds (at most {max} for a {f.Role} file of this model)");
+            string h;
+            try { h = SafeFiles.Sha256(p, f.SizeBytes); }
+            catch (UnsafeFileException e)
+            {
+                string reason = e.Reason == "missing" ? $"listed in the manifest ({f.Role}) but missing" : e.Reason.StartsWith("size ") || e.Reason.StartsWith("larger") ? "size differs from the manifest" : e.Reason;
+                throw new BundleException(f.Name, reason, $"{p}: {e.Reason} (manifest: {f.SizeBytes} bytes)", e);
+            }
             if (!string.Equals(h, f.Sha256, StringComparison.OrdinalIgnoreCase))
-                throw new BundleException($"{p}: SHA-256 {h} does not match the manifest's {f.Sha256}");
+                throw new BundleException(f.Name, "SHA-256 does not match the manifest", $"{p}: SHA-256 {h} does not match the manifest's {f.Sha256}");
         }
+    }
+
+    /// <summary>
+    /// The bytes of a manifest entry, read once (a regular file of the recorded size, at most <paramref name="maxBytes"/>)
+    /// and checked against the recorded SHA-256, so what is parsed is what was verified.
+    /// </summary>
+    public static byte[] ReadVerified(string bundleDir, BundleFile f, long maxBytes)
+    {
+        string p = Path.Combine(bundleDir, f.Name);
+        if (f.SizeBytes < 0 || f.SizeBytes > maxBytes)
+            throw new BundleException(f.Name, "recorded size out of bounds", $"{p}: the manifest's size {f.SizeBytes} bytes is out of bounds (at most {maxBytes})");
+        byte[] bytes;
+        try { bytes = SafeFiles.ReadAllBytes(p, f.SizeBytes); }
+        catch (UnsafeFileException e)
+        {
+            string reason = e.Reason.StartsWith("larger") ? "size differs from the manifest" : e.Reason;
+            throw new BundleException(f.Name, reason, $"{p}: {e.Reason} (manifest: {f.SizeBytes} bytes)", e);
+        }
+        if (bytes.Length != f.SizeBytes) throw new BundleException(f.Name, "size differs from the manifest", $"{p}: size {bytes.Length} bytes, manifest says {f.SizeBytes}");
+        string h = Convert.ToHexStringLower(SHA256.HashData(bytes));
+        if (!string.Equals(h, f.Sha256, StringComparison.OrdinalIgnoreCase))
+            throw new BundleException(f.Name, "SHA-256 does not match the manifest", $"{p}: SHA-256 {h} does not match the manifest's {f.Sha256}");
+        return bytes;
     }
 
     /// <summary>The manifest entry of a role, or null.</summary>

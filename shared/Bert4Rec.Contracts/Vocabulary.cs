@@ -50,21 +50,43 @@ public sealed class Vocabulary
         AtomicFile.WriteAllBytes(path, new UTF8Encoding(false).GetBytes(sb.ToString()));
     }
 
+    /// <summary>Reads a vocabulary file (a regular file; invalid UTF-8 is refused, never replaced).</summary>
     public static Vocabulary Load(string path)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"vocabulary file not found: {path}", path);
+        if (!File.Exists(path) && !SafeFiles.IsSymbolicLink(path)) throw new FileNotFoundException($"vocabulary file not found: {path}", path);
+        byte[] bytes;
+        try { bytes = SafeFiles.ReadAllBytes(path, int.MaxValue); }
+        catch (UnsafeFileException e) { throw new InvalidDataException($"{path}: {e.Reason}", e); }
+        return Parse(bytes, path);
+    }
+
+    /// <summary>
+    /// Parses vocabulary text already in memory; <paramref name="name"/> labels errors, which name the line but never
+    /// quote it (the caller decides whether its path may be shown).
+    /// </summary>
+    public static Vocabulary Parse(byte[] bytes, string name)
+    {
+        string text;
+        try { text = new UTF8Encoding(false, throwOnInvalidBytes: true).GetString(bytes); }
+        catch (DecoderFallbackException) { throw new InvalidDataException($"{name}: not valid UTF-8"); }
+        if (text.Length > 0 && text[0] == '\uFEFF') text = text[1..];
+        if (text.EndsWith('\n')) text = text[..^1];
         var ids = new List<string>();
         int line = 0;
-        foreach (var raw in File.ReadLines(path, Encoding.UTF8))
+        foreach (var raw in text.Length == 0 ? [] : text.Split('\n'))
         {
             line++;
-            if (raw.Length == 0) throw new InvalidDataException($"{path}:{line}: empty raw item id");
-            try { CheckRawId(raw, $"line {line}"); }
-            catch (ArgumentException e) { throw new InvalidDataException($"{path}:{line}: {e.Message}"); }
-            ids.Add(raw);
+            string id = raw.EndsWith('\r') ? raw[..^1] : raw;
+            if (id.Length == 0) throw new InvalidDataException($"{name}:{line}: empty raw item id");
+            foreach (char c in id)
+                if (char.IsWhiteSpace(c) || char.IsControl(c))
+                    throw new InvalidDataException($"{name}:{line}: the raw id contains whitespace or a control character");
+            ids.Add(id);
         }
-        try { return new Vocabulary(ids); }
-        catch (ArgumentException e) { throw new InvalidDataException($"{path}: {e.Message}"); }
+        var seen = new Dictionary<string, int>(ids.Count, StringComparer.Ordinal);
+        for (int i = 0; i < ids.Count; i++)
+            if (!seen.TryAdd(ids[i], i + 1)) throw new InvalidDataException($"{name}:{i + 1}: the raw id appears twice (lines {seen[ids[i]]} and {i + 1})");
+        return new Vocabulary(ids);
     }
 
     private static void CheckRawId(string id, string where)

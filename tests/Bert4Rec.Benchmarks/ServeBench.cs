@@ -51,7 +51,16 @@ internal static class ServeBench
 
     private static async Task<int> RunAsync(string b1, string b2, int duration, int concurrency, int historyLen, string format, string protocol)
     {
-        await using var svc = await ServiceHost.StartAsync(new ServiceOptions { BundlePath = b1, Urls = "http://127.0.0.1:0", GrpcUrls = "http://127.0.0.1:0" });
+        // the two bundles are versions under one model root (their common folder); reload names a version
+        string token = Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
+        await using var svc = await ServiceHost.StartAsync(new ServiceOptions
+        {
+            ModelRoot = Path.GetDirectoryName(Path.GetFullPath(b1).TrimEnd('/')), Version = Path.GetFileName(Path.GetFullPath(b1).TrimEnd('/')),
+            Urls = "http://127.0.0.1:0", GrpcUrls = "http://127.0.0.1:0", AdminUrls = "http://127.0.0.1:0", AdminToken = token,
+            MaxConcurrent = Math.Max(64, concurrency * 2),
+        });
+        using var admin = new HttpClient { BaseAddress = new Uri(svc.AdminAddress!) };
+        admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
         int n;
         using (var lease = svc.Holder.Acquire()) n = lease.Bundle.Config.ItemCount;
         using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = concurrency }) { BaseAddress = new Uri(svc.Address) };
@@ -64,7 +73,7 @@ internal static class ServeBench
         string next = b2;
         foreach (var p in protocols)
         {
-            var ph = await RunPhaseAsync(p, http, grpc, svc, next, n, duration, concurrency, historyLen, format);
+            var ph = await RunPhaseAsync(p, http, admin, grpc, svc, Path.GetFileName(Path.GetFullPath(next).TrimEnd('/')), n, duration, concurrency, historyLen, format);
             next = next == b2 ? b1 : b2;
             phases.Add(ph);
             Console.WriteLine($"  {p}: {ph.Requests:N0} recommendations in {ph.Seconds:F1}s = {ph.Rps:N0}/s; latency p50 {ph.P50:F2} ms, p99 {ph.P99:F2} ms, p999 {ph.P999:F2} ms; " +
@@ -85,7 +94,7 @@ internal static class ServeBench
     }
 
     /// <summary>One protocol's load for <paramref name="duration"/> seconds, reloading <paramref name="reloadTo"/> at half time.</summary>
-    private static async Task<Phase> RunPhaseAsync(string protocol, HttpClient http, Ranking.RankingClient grpc, RunningService svc, string reloadTo,
+    private static async Task<Phase> RunPhaseAsync(string protocol, HttpClient http, HttpClient admin, Ranking.RankingClient grpc, RunningService svc, string reloadTo,
                                                    int n, int duration, int concurrency, int historyLen, string format)
     {
         var latencies = new List<double>[concurrency];
@@ -126,7 +135,7 @@ internal static class ServeBench
         })).ToList();
         await Task.Delay(TimeSpan.FromSeconds(duration / 2.0));
         var rsw = Stopwatch.StartNew();
-        var reload = await http.PostAsync("/admin/reload", new StringContent(JsonFormatter.Default.Format(new ReloadRequest { Bundle = reloadTo }), Encoding.UTF8, "application/json"));
+        var reload = await admin.PostAsync("/admin/reload", new StringContent(JsonFormatter.Default.Format(new ReloadRequest { Version = reloadTo }), Encoding.UTF8, "application/json"));
         long reloadMs = (long)rsw.Elapsed.TotalMilliseconds;
         await Task.WhenAll(workers);
         double secs = clock.Elapsed.TotalSeconds;

@@ -128,3 +128,63 @@ public class CommandLineValueTests
         Assert.Throws<UsageException>(() => new CommandLine(new[] { "--a", "1", "--a", "2" }));
     }
 }
+
+public class AtomicWriteTests : IDisposable
+{
+    private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("b4r-atomic-");
+    public void Dispose() => _dir.Delete(true);
+
+    [Fact]
+    public void Replacing_an_existing_folder_swaps_it_whole_and_leftovers_of_dead_writers_are_removed()
+    {
+        string target = Path.Combine(_dir.FullName, "out");
+        Directory.CreateDirectory(target);
+        File.WriteAllText(Path.Combine(target, "a"), "old");
+        // leftovers of a dead writer (pid above Linux's pid_max) and of this live process
+        string deadTmp = $"{target}.tmp-4194305-{Guid.NewGuid():N}", deadFile = Path.Combine(_dir.FullName, $".x.tmp-4194305-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(deadTmp);
+        File.WriteAllText(deadFile, "");
+        string mine = AtomicFile.TempFolderFor(target);
+        Directory.CreateDirectory(mine);
+        File.WriteAllText(Path.Combine(mine, "a"), "new");
+        AtomicFile.ReplaceDirectory(mine, target);
+        Assert.Equal("new", File.ReadAllText(Path.Combine(target, "a")));
+        Assert.False(Directory.Exists(mine));
+        if (OperatingSystem.IsLinux())
+        {
+            Assert.False(Directory.Exists(deadTmp));
+            Assert.False(File.Exists(deadFile));
+        }
+        Assert.Equal(new[] { "out" }, _dir.GetFileSystemInfos().Select(f => f.Name));
+    }
+
+    [Fact]
+    public void A_target_a_dead_writer_left_moved_aside_is_put_back()
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        string target = Path.Combine(_dir.FullName, "data");
+        string aside = $"{target}.old-4194305-{Guid.NewGuid():N}";
+        Directory.CreateDirectory(aside);
+        File.WriteAllText(Path.Combine(aside, "a"), "old");
+        AtomicFile.RemoveStale(target);
+        Assert.Equal("old", File.ReadAllText(Path.Combine(target, "a")));
+    }
+
+    [Fact]
+    public void Safe_reads_refuse_symlinks_fifos_and_oversized_files_and_vocabulary_text_must_be_utf8()
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        string real = Path.Combine(_dir.FullName, "real.txt"), link = Path.Combine(_dir.FullName, "link.txt");
+        File.WriteAllText(real, "a\nb\n");
+        File.CreateSymbolicLink(link, real);
+        Assert.Equal("is a symbolic link", Assert.Throws<UnsafeFileException>(() => SafeFiles.ReadAllBytes(link, 100)).Reason);
+        Assert.Throws<UnsafeFileException>(() => SafeFiles.ReadAllBytes(real, 2));
+        Assert.Throws<UnsafeFileException>(() => SafeFiles.Sha256(real, 3));
+        Assert.Equal(BundleManifests.Sha256(real), SafeFiles.Sha256(real, 4));
+        Assert.Equal("is not a regular file", Assert.Throws<UnsafeFileException>(() => SafeFiles.OpenRegular(_dir.FullName, 100)).Reason);
+        var e = Assert.Throws<InvalidDataException>(() => Vocabulary.Parse(new byte[] { (byte)'a', 0xff, (byte)'\n' }, "vocab.txt"));
+        Assert.Contains("UTF-8", e.Message);
+        Assert.Equal(2, Vocabulary.Parse("a\nb\n"u8.ToArray(), "v").Count);
+        Assert.DoesNotContain("sec ret", Assert.Throws<InvalidDataException>(() => Vocabulary.Parse("a\nsec ret\n"u8.ToArray(), "v")).Message);
+    }
+}

@@ -43,6 +43,14 @@ catch (UsageException e)
 catch (Exception e) when (e is InvalidDataException or FileNotFoundException or DirectoryNotFoundException or DllNotFoundException or IOException or ArgumentException
                            or BundleException or Bert4Rec.Inference.OnnxRuntime.OnnxRuntimeException)
 {
-    Console.Error.WriteLine($"bert4rec {verb.Name}: error: {e.Message}");
+    Console.Error.WriteLine($"bert4rec {verb.Name}: error: {OneLine(e.Message)}");
     return 1;
 }
+catch (Exception e)
+{
+    // anything else still ends in one line and a non-zero code, never a stack trace (the type names what failed)
+    Console.Error.WriteLine($"bert4rec {verb.Name}: error: {e.GetType().Name}: {OneLine(e.Message)}");
+    return 1;
+}
+
+static string OneLine(string s) => s.ReplaceLineEndings(" ");

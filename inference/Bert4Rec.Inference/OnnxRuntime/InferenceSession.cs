@@ -81,11 +81,16 @@ public sealed class InferenceSession : IDisposable
         }
     }
 
-    public InferenceSession(string modelPath, SessionOptions? options = null)
+    public InferenceSession(string modelPath, SessionOptions? options = null) : this(modelPath, null, options) { }
+
+    /// <summary>A session over a model already read (and verified) into memory; <paramref name="name"/> labels errors.</summary>
+    public InferenceSession(byte[] model, string name, SessionOptions? options = null) : this(name, model, options) { }
+
+    private InferenceSession(string modelPath, byte[]? model, SessionOptions? options)
     {
         options ??= new SessionOptions();
         ModelPath = modelPath;
-        if (!File.Exists(modelPath)) throw new FileNotFoundException($"ONNX model not found: {modelPath}", modelPath);
+        if (model == null && !File.Exists(modelPath)) throw new FileNotFoundException($"ONNX model not found: {modelPath}", modelPath);
         if (options.IntraOpThreads < 0 || options.InterOpThreads < 0) throw new ArgumentException("thread counts must be >= 0");
         var log = Once(options.Log ?? StandardError);
         _ = Env;
@@ -95,7 +100,7 @@ public sealed class InferenceSession : IDisposable
         try
         {
             provider = ConfigureProvider(so, options, log);
-            try { _session = new Ort.InferenceSession(modelPath, so); }
+            try { _session = model != null ? new Ort.InferenceSession(model, so) : new Ort.InferenceSession(modelPath, so); }
             catch (Ort.OnnxRuntimeException e) when (provider == "CUDA" && options.Provider == ExecutionProvider.Auto)
             {
                 // the provider library loaded but could not run here (no device, driver mismatch): the CPU it is
@@ -103,7 +108,7 @@ public sealed class InferenceSession : IDisposable
                 so.Dispose();
                 so = NewOptions(options);
                 provider = "CPU";
-                _session = new Ort.InferenceSession(modelPath, so);
+                _session = model != null ? new Ort.InferenceSession(model, so) : new Ort.InferenceSession(modelPath, so);
             }
         }
         catch (Ort.OnnxRuntimeException e)

@@ -8,7 +8,11 @@ using Bert4Rec.Retrieval;
 namespace Bert4Rec.Inference.Recommendation;
 
 public sealed record ScoredItem(string ItemId, float Score);
-public sealed record RecommendationResult(IReadOnlyList<ScoredItem> Items, IReadOnlyList<string> UnknownIds);
+/// <summary>Ranked items; unknown history ids (dropped) and, for rerank, unknown candidate ids (not scored, each once).</summary>
+public sealed record RecommendationResult(IReadOnlyList<ScoredItem> Items, IReadOnlyList<string> UnknownIds)
+{
+    public IReadOnlyList<string> UnknownCandidateIds { get; init; } = [];
+}
 
 public sealed class Recommender(ModelBundle bundle)
 {
@@ -57,13 +61,16 @@ public sealed class Recommender(ModelBundle bundle)
         return new RecommendationResult(top, unknown);
     }
 
-    /// <summary>Scores the caller's candidates with the model (ONNX `scores`), best first; unknown ids are reported, not scored.</summary>
+    /// <summary>
+    /// Scores the caller's candidates with the model (ONNX `scores`), best first, each distinct candidate once; unknown
+    /// history ids and unknown candidate ids are reported apart, not scored.
+    /// </summary>
     public RecommendationResult Rerank(IReadOnlyList<string> history, IReadOnlyList<string> candidates, int k = 0)
     {
         var (known, unknown) = Map(history);
-        var (cands, unknownCands) = Map(candidates);
-        unknown.AddRange(unknownCands);
-        if (cands.Count == 0) return new RecommendationResult([], unknown);
+        var (allCands, unknownCands) = Map(candidates.Distinct(StringComparer.Ordinal).ToList());
+        var cands = allCands.Distinct().ToList();
+        if (cands.Count == 0) return new RecommendationResult([], unknown) { UnknownCandidateIds = unknownCands };
         var cfg = bundle.Config;
         var row = ModelInput.Row(known, cfg);
         var scores = new float[cands.Count];
@@ -71,6 +78,6 @@ public sealed class Recommender(ModelBundle bundle)
                            new[] { NamedTensor.Float(ModelIo.Scores, scores, 1, cands.Count), NamedTensor.Float(ModelIo.UserVector, new float[cfg.Hidden + 1], 1, cfg.Hidden + 1) });
         var ranked = cands.Select((c, i) => new ScoredItem(bundle.Vocabulary.RawId(c), scores[i]))
             .OrderByDescending(x => x.Score).ThenBy(x => x.ItemId, StringComparer.Ordinal);
-        return new RecommendationResult((k > 0 ? ranked.Take(k) : ranked).ToList(), unknown);
+        return new RecommendationResult((k > 0 ? ranked.Take(k) : ranked).ToList(), unknown) { UnknownCandidateIds = unknownCands };
     }
 }

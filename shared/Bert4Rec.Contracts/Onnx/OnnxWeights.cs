@@ -9,7 +9,7 @@ public static class OnnxWeights
     public static OnnxModel ReadModel(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"ONNX model not found: {path}", path);
-        try { return OnnxModel.Parser.ParseFrom(File.ReadAllBytes(path)); }
+        try { return OnnxModel.Parser.ParseFrom(SafeFiles.ReadAllBytes(path, int.MaxValue)); }
         catch (InvalidProtocolBufferException e) { throw new InvalidDataException($"{path}: not an ONNX model ({e.Message})", e); }
     }
 
@@ -45,9 +45,18 @@ public static class OnnxWeights
     }
 
     /// <summary>w_v = [E[v], b_O[v]] for items v = 1..n, row-major (n, d+1): inner products with user_vector are the model's logits.</summary>
-    public static (float[] Vectors, int Count, int Dimension) ReadItemVectors(string modelOnnxPath)
+    public static (float[] Vectors, int Count, int Dimension) ReadItemVectors(string modelOnnxPath) => ItemVectors(ReadModel(modelOnnxPath), modelOnnxPath);
+
+    /// <summary>Parses a model already read (and verified) into memory; <paramref name="name"/> only labels errors.</summary>
+    public static OnnxModel ParseModel(byte[] bytes, string name)
     {
-        var m = ReadModel(modelOnnxPath);
+        try { return OnnxModel.Parser.ParseFrom(bytes); }
+        catch (InvalidProtocolBufferException e) { throw new InvalidDataException($"{name}: not an ONNX model ({e.Message})", e); }
+    }
+
+    /// <summary>The item vectors of a parsed model (see <see cref="ReadItemVectors(string)"/>).</summary>
+    public static (float[] Vectors, int Count, int Dimension) ItemVectors(OnnxModel m, string modelOnnxPath)
+    {
         var (e, ed) = Initializer(m, "tok_emb", modelOnnxPath);
         var (b, bd) = Initializer(m, "out_bias", modelOnnxPath);
         if (ed.Length != 2 || bd.Length != 1 || bd[0] != ed[0] || ed[0] < 3)

@@ -132,7 +132,16 @@ public class OrtBindingTests : IDisposable
         Action<string> log = warnings.Add;
         using (var s = new InferenceSession(model, new SessionOptions { Provider = ExecutionProvider.Auto, Log = log }))
         {
-            if (s.ActiveProvider == "CUDA") return;   // a machine with the CUDA provider: nothing to fall back from
+            if (s.ActiveProvider == "CUDA")
+            {
+                // a machine with the CUDA provider: auto takes it without a warning, and asking for it by name works
+                Assert.Empty(warnings);
+                Assert.Contains("CUDAExecutionProvider", InferenceSession.AvailableProviders);
+                using var cuda = new InferenceSession(model, new SessionOptions { Provider = ExecutionProvider.Cuda, Log = log });
+                Assert.Equal("CUDA", cuda.ActiveProvider);
+                Assert.Empty(warnings);
+                return;
+            }
             Assert.Equal("CPU", s.ActiveProvider);
         }
         using (var again = new InferenceSession(model, new SessionOptions { Provider = ExecutionProvider.Auto, Log = log }))

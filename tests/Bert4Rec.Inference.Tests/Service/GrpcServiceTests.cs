@@ -67,7 +67,7 @@ public class GrpcServiceTests(BundleFixture fx) : IClassFixture<BundleFixture>
         rr.Candidates.AddRange(new[] { "item5", "item6", "item9", "zzz" });
         var gr = await client.RerankAsync(rr);
         Assert.Equal(await HttpProto(http, "/v1/rerank", rr, RerankResponse.Parser), gr);
-        Assert.Contains("zzz", gr.UnknownIds);
+        Assert.Contains("zzz", gr.UnknownCandidateIds);
 
         var info = await client.GetModelAsync(new GetModelRequest());
         Assert.Equal(40, info.ItemCount);
@@ -128,7 +128,10 @@ public class GrpcServiceTests(BundleFixture fx) : IClassFixture<BundleFixture>
     public async Task A_hot_reload_under_grpc_load_fails_no_call()
     {
         string a = fx.MakeBundle("g3", 13), b = fx.MakeBundle("g4", 14);
-        await using var svc = await ServiceHost.StartAsync(Options(a));
+        await using var svc = await ServiceHost.StartAsync(Options(a) with
+        {
+            BundlePath = null, ModelRoot = fx.Dir.FullName, Version = "g3", AdminUrls = "http://127.0.0.1:0", AdminToken = "t0ken",
+        });
         using var channel = GrpcChannel.ForAddress(svc.GrpcAddress!);
         var client = new Ranking.RankingClient(channel);
         using var http = new HttpClient { BaseAddress = new Uri(svc.Address) };
@@ -152,7 +155,9 @@ public class GrpcServiceTests(BundleFixture fx) : IClassFixture<BundleFixture>
             }
         })).ToArray();
         await Task.Delay(300);
-        var reload = await http.PostAsync("/admin/reload", new StringContent(JsonFormatter.Default.Format(new ReloadRequest { Bundle = b }), System.Text.Encoding.UTF8, "application/json"));
+        using var admin = new HttpClient { BaseAddress = new Uri(svc.AdminAddress!) };
+        admin.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", "t0ken");
+        var reload = await admin.PostAsync("/admin/reload", new StringContent(JsonFormatter.Default.Format(new ReloadRequest { Version = Path.GetFileName(b) }), System.Text.Encoding.UTF8, "application/json"));
         Assert.True(reload.IsSuccessStatusCode, await reload.Content.ReadAsStringAsync());
         await Task.Delay(300);
         stop.Cancel();

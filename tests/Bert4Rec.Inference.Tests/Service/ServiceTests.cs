@@ -86,7 +86,8 @@ public class ServiceTests(BundleFixture fx) : IClassFixture<BundleFixture>
         rr.Candidates.AddRange(new[] { "item5", "item6", "item9", "zzz" });
         var rres = RerankResponse.Parser.ParseFrom(await (await http.PostAsync("/v1/rerank", Proto(rr))).Content.ReadAsByteArrayAsync());
         Assert.Equal(2, rres.Items.Count);
-        Assert.Contains("zzz", rres.UnknownIds);
+        Assert.Contains("zzz", rres.UnknownCandidateIds);
+        Assert.Empty(rres.UnknownIds);
 
         var info = JsonParser.Default.Parse<ModelInfo>(await http.GetStringAsync("/v1/model"));
         Assert.Equal(40, info.ItemCount);
@@ -153,8 +154,10 @@ public class ServiceTests(BundleFixture fx) : IClassFixture<BundleFixture>
         string a = fx.MakeBundle("c1", 3), b = fx.MakeBundle("c2", 4);
         string bad = fx.MakeBundle("c3", 5);
         File.AppendAllText(Path.Combine(bad, BundleLayout.Model), "tampered");
-        await using var svc = await ServiceHost.StartAsync(new ServiceOptions { BundlePath = a, Urls = "http://127.0.0.1:0" });
+        await using var svc = await ServiceHost.StartAsync(new ServiceOptions { ModelRoot = fx.Dir.FullName, Version = "c1", Urls = "http://127.0.0.1:0", AdminUrls = "http://127.0.0.1:0", AdminToken = "t0ken" });
         using var http = new HttpClient { BaseAddress = new Uri(svc.Address) };
+        using var admin = new HttpClient { BaseAddress = new Uri(svc.AdminAddress!) };
+        admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", "t0ken");
         string v1 = JsonParser.Default.Parse<ModelInfo>(await http.GetStringAsync("/v1/model")).ModelVersion;
         int failures = 0, ok = 0;
         using var stop = new CancellationTokenSource();
@@ -168,14 +171,15 @@ public class ServiceTests(BundleFixture fx) : IClassFixture<BundleFixture>
             }
         })).ToArray();
         await Task.Delay(300);
-        var reload = await http.PostAsync("/admin/reload", Json(new ReloadRequest { Bundle = b }));
+        var reload = await admin.PostAsync("/admin/reload", Json(new ReloadRequest { Version = "c2" }));
         Assert.Equal(HttpStatusCode.OK, reload.StatusCode);
         await Task.Delay(200);
-        var refused = await http.PostAsync("/admin/reload", Json(new ReloadRequest { Bundle = bad }));
-        Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
-        var why = await refused.Content.ReadAsStringAsync();
-        Assert.Contains("model.onnx", why);
-        Assert.Contains("keeps serving", why);
+        var refused = await admin.PostAsync("/admin/reload", Json(new ReloadRequest { Version = "c3" }));
+        Assert.Equal(HttpStatusCode.Conflict, refused.StatusCode);
+        var why = JsonParser.Default.Parse<ErrorResponse>(await refused.Content.ReadAsStringAsync());
+        Assert.Equal("model.onnx", why.Field);
+        Assert.Contains("keeps serving", why.Message);
+        Assert.DoesNotContain(fx.Dir.FullName, why.Message);
         await Task.Delay(200);
         stop.Cancel();
         await Task.WhenAll(clients);
@@ -183,7 +187,9 @@ public class ServiceTests(BundleFixture fx) : IClassFixture<BundleFixture>
         Assert.True(ok > 20, $"only {ok} requests completed");
         var info = JsonParser.Default.Parse<ModelInfo>(await http.GetStringAsync("/v1/model"));
         Assert.NotEqual(v1, info.ModelVersion);
-        Assert.Equal(Path.GetFullPath(b), info.BundlePath);       // the refused bundle did not replace it
+        Assert.Equal("c2", info.Version);       // the refused bundle did not replace it
+        Assert.Equal("", info.BundlePath);      // no path shown to callers
+        Assert.Contains("c3", info.Versions);
     }
 
     [Fact]

@@ -1,5 +1,6 @@
 // End-to-end training checks: the model learns the synthetic data's planted structure, training is deterministic, and a run
 // interrupted between checkpoints resumes to the same weights bitwise; the run folder holds what it promises.
+using Bert4Rec.Contracts;
 using System.Xml.Linq;
 using Bert4Rec.Training.Data;
 using Bert4Rec.Training.Evaluation;
@@ -122,7 +123,9 @@ public class LearningTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(s.Parameters, r.Parameters); Assert.Equal(s.M, r.M); Assert.Equal(s.V, r.V); Assert.Equal(s.BestParameters, r.BestParameters);
         Assert.Equal(s.LastValidation, r.LastValidation);
         Assert.Equal(s.BestParameters, Checkpoint.LoadWeights(p).Parameters);
-        Assert.False(File.Exists(p + ".tmp"));
+        // AtomicFile's temporary name (.c.bin.tmp-PID-ID) is gone once the rename is done
+        Assert.DoesNotContain(Directory.GetFiles(_dir.FullName), f => Path.GetFileName(f).StartsWith(".c.bin.tmp-", StringComparison.Ordinal));
+        Assert.StartsWith(".c.bin.tmp-", Path.GetFileName(AtomicFile.TempPathFor(p)));     // the name checked is the name used
     }
 
     [Fact]

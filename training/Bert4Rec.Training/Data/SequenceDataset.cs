@@ -57,7 +57,7 @@ public sealed class SequenceDataset
     public void Save(string dir)
     {
         string full = Path.GetFullPath(dir);
-        string tmp = full.TrimEnd('/') + $".tmp-{Environment.ProcessId}-{Guid.NewGuid():N}";
+        string tmp = AtomicFile.TempFolderFor(full);
         Directory.CreateDirectory(tmp);
         try
         {
@@ -77,14 +77,7 @@ public sealed class SequenceDataset
             Items.Save(Path.Combine(tmp, VocabFile));
             File.WriteAllLines(Path.Combine(tmp, UsersFile), UserIds);
             File.WriteAllText(Path.Combine(tmp, StatsFile), JsonSerializer.Serialize(Statistics, new JsonSerializerOptions { WriteIndented = true }));
-            if (Directory.Exists(full))
-            {
-                string old = full.TrimEnd('/') + $".old-{Guid.NewGuid():N}";
-                Directory.Move(full, old);
-                Directory.Move(tmp, full);
-                Directory.Delete(old, true);
-            }
-            else Directory.Move(tmp, full);
+            AtomicFile.ReplaceDirectory(tmp, full);
         }
         catch
         {

@@ -16,7 +16,7 @@ public static class BundleWriter
     {
         if (vocab.Count != cfg.ItemCount) throw new ArgumentException($"vocabulary has {vocab.Count} items, the model {cfg.ItemCount}");
         string full = Path.GetFullPath(outDir).TrimEnd('/');
-        string tmp = $"{full}.tmp-{Environment.ProcessId}-{Guid.NewGuid():N}";
+        string tmp = AtomicFile.TempFolderFor(full);
         Directory.CreateDirectory(tmp);
         try
         {
@@ -43,14 +43,6 @@ public static class BundleWriter
         }
     }
 
-    /// <summary>Moves <paramref name="source"/> onto <paramref name="target"/>; an existing target is moved aside first and removed after.</summary>
-    public static void ReplaceDirectory(string source, string target)
-    {
-        if (!Directory.Exists(target)) { Directory.Move(source, target); return; }
-        string old = $"{target}.old-{Guid.NewGuid():N}";
-        Directory.Move(target, old);
-        try { Directory.Move(source, target); }
-        catch { Directory.Move(old, target); throw; }
-        Directory.Delete(old, true);
-    }
+    /// <summary>Puts <paramref name="source"/> at <paramref name="target"/> without the target ever missing (see <see cref="AtomicFile.ReplaceDirectory"/>).</summary>
+    public static void ReplaceDirectory(string source, string target) => AtomicFile.ReplaceDirectory(source, target);
 }
