@@ -65,4 +65,17 @@ public class TrainingConfigTests
         }
         Assert.Contains("--preset", Assert.Throws<UsageException>(() => TrainingConfig.FromPreset("imdb")).Message);
     }
+
+    [Fact]
+    public void A_resumed_config_accepts_repeated_flags_and_names_the_changed_ones()
+    {
+        var run = TrainingConfig.FromPreset("beauty", "sasrec") with { Epochs = 30 };
+        TrainingConfig Parse(params string[] args) => TrainingConfig.FromCommandLine(new CommandLine(args), out _, run);
+        // the same values (and a new thread count) are the run's config
+        Assert.Empty(TrainingConfig.ChangedFlags(Parse("--epochs", "30", "--model", "sasrec", "--preset", "beauty", "--threads", "1"), run));
+        Assert.Equal(["epochs", "lr"], TrainingConfig.ChangedFlags(Parse("--epochs", "31", "--lr", "0.002"), run));
+        Assert.Contains("preset 'beauty'", Assert.Throws<UsageException>(() => Parse("--preset", "ml-1m")).Message);
+        Assert.Contains("--model", Assert.Throws<UsageException>(() => Parse("--model", "bert4rec")).Message);
+        Assert.Contains("--preset-file", Assert.Throws<UsageException>(() => Parse("--preset-file", "x.json")).Message);
+    }
 }

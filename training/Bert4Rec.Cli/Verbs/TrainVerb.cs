@@ -29,23 +29,19 @@ internal sealed class TrainVerb : IVerb
     public int Run(CommandLine a)
     {
         string dataDir = a.Required("data"), outDir = a.Required("out");
-        bool presetGiven = a.Has("preset"), presetFileGiven = a.Has("preset-file");
-        var cfg = TrainingConfig.FromCommandLine(a, out var given);
         bool resume = a.Flag("resume");
         bool skipTest = a.Flag("skip-test");
-        a.EnsureAllUsed();
         string ckpt = Path.Combine(outDir, Trainer.CheckpointFile);
-        TrainingState? from = null;
-        if (resume)
+        // a resumed run keeps its checkpoint's hyperparameters: flags that repeat them are accepted, changed ones refused
+        // (only the thread count may change, at the cost of bitwise equality)
+        TrainingState? from = resume ? Checkpoint.Load(ckpt) : null;
+        var cfg = TrainingConfig.FromCommandLine(a, out var given, from?.Config);
+        a.EnsureAllUsed();
+        if (from != null)
         {
-            // a resumed run keeps its checkpoint's hyperparameters (only the thread count may change, at the cost of bitwise equality)
-            var refused = given.Where(f => f != "threads").ToList();
-            if (presetFileGiven) refused.Insert(0, "preset-file");
-            if (presetGiven) refused.Insert(0, "preset");
-            if (refused.Count > 0)
-                throw new UsageException($"--resume continues {ckpt} with its own hyperparameters; drop --{string.Join(", --", refused)}");
-            from = Checkpoint.Load(ckpt);
-            cfg = from.Config with { Threads = given.Contains("threads") ? cfg.Threads : from.Config.Threads };
+            var changed = TrainingConfig.ChangedFlags(cfg, from.Config);
+            if (changed.Count > 0)
+                throw new UsageException($"--resume continues {ckpt} with its own hyperparameters; --{string.Join(", --", changed)} differ from the run's (drop them)");
         }
         else if (File.Exists(ckpt)) throw new UsageException($"{ckpt} exists: pass --resume to continue that run, or choose another --out");
         var data = SequenceDataset.Load(dataDir);

@@ -89,14 +89,25 @@ public sealed record TrainingConfig
 
     /// <summary>
     /// A preset (default synthetic) overridden by the command line's hyperparameter flags; a malformed or out-of-range value
-    /// is refused naming its flag. <paramref name="given"/> lists the hyperparameter flags that were present.
+    /// is refused naming its flag. <paramref name="given"/> lists the hyperparameter flags that were present. With
+    /// <paramref name="resumed"/> (a checkpoint's config) the flags override that config instead of a preset, and --preset or
+    /// --model may only repeat what the run used.
     /// </summary>
-    public static TrainingConfig FromCommandLine(CommandLine a, out List<string> given)
+    public static TrainingConfig FromCommandLine(CommandLine a, out List<string> given, TrainingConfig? resumed = null)
     {
         given = Flags.Where(a.Has).ToList();
         string? file = a.String("preset-file");
         TrainingConfig cfg;
-        if (file != null)
+        if (resumed != null)
+        {
+            if (file != null) throw new UsageException("--preset-file: a resumed run keeps its own config; drop --preset-file");
+            if (a.String("preset") is { } p && !string.Equals(p, resumed.Preset, StringComparison.OrdinalIgnoreCase))
+                throw new UsageException($"--preset: the run was trained with preset '{resumed.Preset}', not '{p}'");
+            if (a.String("model") is { } m && !string.Equals(m, resumed.Model, StringComparison.OrdinalIgnoreCase))
+                throw new UsageException($"--model: the run trains {resumed.Model}, not '{m}'");
+            cfg = resumed;
+        }
+        else if (file != null)
         {
             if (a.Has("preset")) throw new UsageException("--preset-file: give --preset or --preset-file, not both");
             cfg = FromFile(file);
@@ -164,6 +175,22 @@ public sealed record TrainingConfig
     /// head, inner size d, batch 128; dropout 0.2 on long MovieLens sequences, 0.5 on short sparse ones). Epochs are upper
     /// bounds: early stopping on validation NDCG@10 ends runs sooner. README gives the measurement behind each value.
     /// </summary>
+    /// <summary>The command-line flags whose values differ between two configs (for refusing changed hyperparameters on resume).</summary>
+    public static List<string> ChangedFlags(TrainingConfig a, TrainingConfig b)
+    {
+        var changed = new List<string>();
+        void C(bool differs, string flag) { if (differs) changed.Add(flag); }
+        C(a.Epochs != b.Epochs, "epochs"); C(a.BatchSize != b.BatchSize, "batch"); C(a.LearningRate != b.LearningRate, "lr");
+        C(a.WarmupSteps != b.WarmupSteps, "warmup"); C(a.Hidden != b.Hidden, "hidden"); C(a.Heads != b.Heads, "heads"); C(a.Layers != b.Layers, "layers");
+        C(a.MaxLength != b.MaxLength, "max-len"); C(a.MaskProbability != b.MaskProbability, "mask-prob"); C(a.MaxPredictions != b.MaxPredictions, "max-predictions");
+        C(a.MaskTokenRate != b.MaskTokenRate, "mask-token-rate"); C(a.HiddenDropout != b.HiddenDropout, "dropout"); C(a.AttentionDropout != b.AttentionDropout, "attn-dropout");
+        C(a.WeightDecay != b.WeightDecay, "weight-decay"); C(a.ClipNorm != b.ClipNorm, "clip"); C(a.Seed != b.Seed, "seed");
+        C(a.EvalEvery != b.EvalEvery, "eval-every"); C(a.EvalEverySteps != b.EvalEverySteps, "eval-every-steps"); C(a.Patience != b.Patience, "patience");
+        C(a.ValidationUsers != b.ValidationUsers, "val-users"); C(a.CheckpointEvery != b.CheckpointEvery, "checkpoint-every");
+        C(a.WindowStride != b.WindowStride, "window-stride"); C(a.Model != b.Model, "model");
+        return changed;
+    }
+
     public static TrainingConfig FromPreset(string name, string model = "bert4rec")
     {
         if (!ModelKinds.TryParse(model, out var kind)) throw new UsageException($"--model: '{model}' is not one of bert4rec, sasrec, gru4rec");
