@@ -30,30 +30,7 @@ public class ModelGradientTests
         var rng = new Random(3);
         for (int i = 0; i < m.Parameters.Length; i++) m.Parameters[i] += (float)(rng.NextDouble() - 0.5) * 0.6f;
         var (ids, labels) = TinyBatch(cfg.MaskId);
-        m.TrainStep(ids, labels, 2, 0);
-        var analytic = (float[])m.Gradients.Clone();
-
-        const float eps = 1e-2f;
-        int checkedCount = 0, bad = 0;
-        var report = new List<string>();
-        foreach (var t in m.Layout.Tensors)
-        {
-            for (int k = 0; k < t.Size; k++)
-            {
-                int i = (int)t.Offset + k;
-                float keep = m.Parameters[i];
-                m.Parameters[i] = keep + eps;
-                double lp = m.EvalLoss(ids, labels, 2);
-                m.Parameters[i] = keep - eps;
-                double lm = m.EvalLoss(ids, labels, 2);
-                m.Parameters[i] = keep;
-                double num = (lp - lm) / (2 * eps);
-                double err = Math.Abs(num - analytic[i]) / Math.Max(Math.Abs(num) + Math.Abs(analytic[i]), 1e-2);
-                checkedCount++;
-                if (err > 0.05) { bad++; if (report.Count < 10) report.Add($"{t.Name}[{k}] analytic {analytic[i]:G5} numeric {num:G5}"); }
-            }
-        }
-        Assert.True(bad == 0, $"{bad} of {checkedCount} gradients differ:\n" + string.Join("\n", report));
+        GradientCheck.AgainstCentralDifferences(m, ids, labels, 2, eps: 1e-2f);
     }
 
     [Fact]
