@@ -75,15 +75,7 @@ public sealed unsafe class Bert4RecModel : SequenceModel
             var L = _layers[l];
             var o = _lo[l];
             Linear(L.Qkv, L.In, o.QkvW, o.QkvB, T, d, 3 * d);
-            Blas.SetThreads(1);
-            Parallel.For(0, batch, new ParallelOptions { MaxDegreeOfParallelism = Threads }, b =>
-            {
-                int s = _rowStart[b], len = _rowLen[b];
-                if (len == 0) return;
-                Attention.Forward(L.Attn.AsSpan(s * d, len * d), L.Probs.AsSpan(ProbOffset(b, _h), _h * len * len),
-                    L.Qkv.AsSpan(s * 3 * d, len * 3 * d), len, d, _h, ap, Elementwise.Key(seed, 1 + 3 * l, b));
-            });
-            Blas.SetThreads(Threads);
+            AttentionForwardRows(L.Attn, L.Probs, L.Qkv, batch, _h, ap, seed, 1 + 3 * l, causal: false);
             Linear(L.Res1, L.Attn, o.OutW, o.OutB, T, d, d);
             if (hp > 0) DropRows(L.Res1, d, batch, seed, 2 + 3 * l, hp);
             TensorPrimitives.Add(L.Res1.AsSpan(0, T * d), L.In.AsSpan(0, T * d), L.Res1.AsSpan(0, T * d));
@@ -157,15 +149,7 @@ public sealed unsafe class Bert4RecModel : SequenceModel
             if (hp > 0) DropRows(_dtmp, d, batch, seed, 2 + 3 * l, hp);   // d(proj)
             LinearBackward(_dattn, false, _dtmp, L.Attn, o.OutW, o.OutB, T, d, d);
             Array.Clear(_dqkv, 0, T * 3 * d);
-            Blas.SetThreads(1);
-            Parallel.For(0, batch, new ParallelOptions { MaxDegreeOfParallelism = Threads }, b =>
-            {
-                int s = _rowStart[b], len = _rowLen[b];
-                if (len == 0) return;
-                Attention.Backward(_dqkv.AsSpan(s * 3 * d, len * 3 * d), _dattn.AsSpan(s * d, len * d), L.Qkv.AsSpan(s * 3 * d, len * 3 * d),
-                    L.Probs.AsSpan(ProbOffset(b, _h), _h * len * len), len, d, _h, ap, Elementwise.Key(seed, 1 + 3 * l, b));
-            });
-            Blas.SetThreads(Threads);
+            AttentionBackwardRows(_dqkv, _dattn, L.Qkv, L.Probs, batch, _h, ap, seed, 1 + 3 * l);
             LinearBackward(_dh, true, _dqkv, L.In, o.QkvW, o.QkvB, T, d, 3 * d);   // _dh = d(in)
         }
 

@@ -80,15 +80,7 @@ public sealed unsafe class SasRecModel : SequenceModel
             Elementwise.LayerNormForwardParallel(L.A, L.MeanA, L.RstdA, L.In, 0, P, o.LnAG, o.LnAB, T, d, cfg.LayerNormEpsilon);
             LinearStrided(L.Qkv, 0, 3 * d, L.A, o.QW, o.QB, T, d, d);
             LinearStrided(L.Qkv, d, 3 * d, L.In, o.KvW, o.KvB, T, d, 2 * d);
-            Blas.SetThreads(1);
-            Parallel.For(0, batch, new ParallelOptions { MaxDegreeOfParallelism = Threads }, b =>
-            {
-                int s = _rowStart[b], len = _rowLen[b];
-                if (len == 0) return;
-                Attention.Forward(L.Attn.AsSpan(s * d, len * d), L.Probs.AsSpan(ProbOffset(b, _h), _h * len * len),
-                    L.Qkv.AsSpan(s * 3 * d, len * 3 * d), len, d, _h, ap, Elementwise.Key(seed, Site(l, 0), b), causal: true);
-            });
-            Blas.SetThreads(Threads);
+            AttentionForwardRows(L.Attn, L.Probs, L.Qkv, batch, _h, ap, seed, Site(l, 0), causal: true);
             Linear(L.Res1, L.Attn, o.OutW, o.OutB, T, d, d);
             if (hp > 0) DropRows(L.Res1, d, batch, seed, Site(l, 1), hp);
             TensorPrimitives.Add(L.Res1.AsSpan(0, T * d), L.A.AsSpan(0, T * d), L.Res1.AsSpan(0, T * d));
@@ -151,15 +143,7 @@ public sealed unsafe class SasRecModel : SequenceModel
             if (hp > 0) DropRows(_dtmp, d, batch, seed, Site(l, 1), hp);
             LinearBackward(_dattn, false, _dtmp, L.Attn, o.OutW, o.OutB, T, d, d);          // _dattn = d(Attn)
             Array.Clear(_dqkv, 0, T * 3 * d);
-            Blas.SetThreads(1);
-            Parallel.For(0, batch, new ParallelOptions { MaxDegreeOfParallelism = Threads }, b =>
-            {
-                int s = _rowStart[b], len = _rowLen[b];
-                if (len == 0) return;
-                Attention.Backward(_dqkv.AsSpan(s * 3 * d, len * 3 * d), _dattn.AsSpan(s * d, len * d), L.Qkv.AsSpan(s * 3 * d, len * 3 * d),
-                    L.Probs.AsSpan(ProbOffset(b, _h), _h * len * len), len, d, _h, ap, Elementwise.Key(seed, Site(l, 0), b));
-            });
-            Blas.SetThreads(Threads);
+            AttentionBackwardRows(_dqkv, _dattn, L.Qkv, L.Probs, batch, _h, ap, seed, Site(l, 0));
             LinearBackwardStrided(_dh, true, _dqkv, 0, 3 * d, L.A, o.QW, o.QB, T, d, d);      // _dh = d(A) total
             // A = LN_a(In); k|v = In W_kv + b_kv
             Array.Clear(_dtmp, 0, T * d);

@@ -196,6 +196,37 @@ public abstract unsafe class SequenceModel : IDisposable
         }
     }
 
+    /// <summary>Self-attention over each row's packed tokens (rows in parallel, OpenBLAS at one thread inside): attn (T,d) from
+    /// qkv (T,3d), saving the probabilities; dropout on them from stream (seed, site, row).</summary>
+    protected void AttentionForwardRows(float[] attn, float[] probs, float[] qkv, int batch, int heads, float p, ulong seed, int site, bool causal)
+    {
+        int d = _d;
+        Blas.SetThreads(1);
+        Parallel.For(0, batch, new ParallelOptions { MaxDegreeOfParallelism = Threads }, b =>
+        {
+            int s = _rowStart[b], len = _rowLen[b];
+            if (len == 0) return;
+            Attention.Forward(attn.AsSpan(s * d, len * d), probs.AsSpan(ProbOffset(b, heads), heads * len * len),
+                qkv.AsSpan(s * 3 * d, len * 3 * d), len, d, heads, p, Elementwise.Key(seed, site, b), causal);
+        });
+        Blas.SetThreads(Threads);
+    }
+
+    /// <summary>Backward of <see cref="AttentionForwardRows"/>: adds into dqkv (T,3d) given dattn (T,d).</summary>
+    protected void AttentionBackwardRows(float[] dqkv, float[] dattn, float[] qkv, float[] probs, int batch, int heads, float p, ulong seed, int site)
+    {
+        int d = _d;
+        Blas.SetThreads(1);
+        Parallel.For(0, batch, new ParallelOptions { MaxDegreeOfParallelism = Threads }, b =>
+        {
+            int s = _rowStart[b], len = _rowLen[b];
+            if (len == 0) return;
+            Attention.Backward(dqkv.AsSpan(s * 3 * d, len * 3 * d), dattn.AsSpan(s * d, len * d), qkv.AsSpan(s * 3 * d, len * 3 * d),
+                probs.AsSpan(ProbOffset(b, heads), heads * len * len), len, d, heads, p, Elementwise.Key(seed, site, b));
+        });
+        Blas.SetThreads(Threads);
+    }
+
     /// <summary>Offset of row b's block of per-head attention probabilities (H*len^2 each, rows packed in order).</summary>
     protected int ProbOffset(int b, int heads)
     {
