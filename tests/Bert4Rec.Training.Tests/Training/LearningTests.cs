@@ -129,6 +129,33 @@ public class LearningTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public void The_checkpoints_record_the_vocabulary_and_export_refuses_another_one()
+    {
+        var split = SmallSynthetic();
+        string run = Path.Combine(_dir.FullName, "vocab-run");
+        Directory.CreateDirectory(run);
+        string vocab = Path.Combine(run, "vocab.txt");
+        var items = new Vocabulary(Enumerable.Range(1, split.ItemCount).Select(i => $"item{i}").ToArray());
+        items.Save(vocab);
+        string sha = Bert4Rec.Training.Pipeline.RunFolder.FileSha256(vocab);
+        new Trainer(Small(1) with { MaxLength = 20, Threads = 1 }, split, run, _ => { }) { VocabularySha256 = sha }.Run();
+        foreach (var f in new[] { Trainer.CheckpointFile, Trainer.BestFile })
+        {
+            Assert.Equal(sha, Checkpoint.VocabularySha256(Path.Combine(run, f)));
+            Bert4Rec.Training.Pipeline.RunFolder.CheckVocabulary(Path.Combine(run, f), vocab);     // the run's own: accepted
+        }
+        // two lines swapped: same ids, other indices
+        var lines = File.ReadAllLines(vocab);
+        (lines[0], lines[1]) = (lines[1], lines[0]);
+        File.WriteAllLines(vocab, lines);
+        var e = Assert.Throws<InvalidDataException>(() => Bert4Rec.Training.Pipeline.RunFolder.CheckVocabulary(Path.Combine(run, Trainer.BestFile), vocab));
+        Assert.Contains("not the vocabulary", e.Message);
+        // resuming on a dataset with another vocabulary is refused
+        var state = Checkpoint.Load(Path.Combine(run, Trainer.CheckpointFile));
+        Assert.Throws<InvalidDataException>(() => new Trainer(state.Config, split, run, _ => { }) { VocabularySha256 = new string('0', 64) }.Run(state));
+    }
+
+    [Fact]
     public void Corrupt_truncated_and_foreign_checkpoints_are_refused_clearly()
     {
         var split = SmallSynthetic();

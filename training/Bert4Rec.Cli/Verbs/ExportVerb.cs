@@ -30,6 +30,7 @@ internal sealed class ExportVerb : IVerb
         bool fullCatalog = a.Flag("full-catalog");
         a.EnsureAllUsed();
         var (cfg, weights) = Checkpoint.LoadWeights(ckpt);
+        RunFolder.CheckVocabulary(ckpt, vocabPath);
         var vocab = Vocabulary.Load(vocabPath);
         var metrics = RunFolder.ReadTestMetrics(Path.GetDirectoryName(Path.GetFullPath(ckpt))!);
         BundleWriter.Write(outDir, cfg, weights, vocab, "bert4rec export " + string.Join(' ', Environment.GetCommandLineArgs().Skip(2)), metrics, Path.GetFullPath(ckpt), fullCatalog);

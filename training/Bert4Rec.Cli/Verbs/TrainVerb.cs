@@ -47,11 +47,23 @@ internal sealed class TrainVerb : IVerb
         var data = SequenceDataset.Load(dataDir);
         var split = LeaveOneOut.Split(data);
         Directory.CreateDirectory(outDir);
-        data.Items.Save(Path.Combine(outDir, SequenceDataset.VocabFile));
+        // the run's vocab.txt; a resumed run keeps its own and the trainer refuses a dataset whose vocabulary differs
+        string vocabPath = Path.Combine(outDir, SequenceDataset.VocabFile);
+        string vocabSha;
+        if (from == null) { data.Items.Save(vocabPath); vocabSha = RunFolder.FileSha256(vocabPath); }
+        else
+        {
+            string probe = Path.GetTempFileName();
+            try { data.Items.Save(probe); vocabSha = RunFolder.FileSha256(probe); }
+            finally { File.Delete(probe); }
+        }
         Console.WriteLine($"training {cfg.Preset} on {dataDir}: {data.Statistics}");
         var clock = Stopwatch.StartNew();
         var progress = new ConsoleProgress();
-        var state = new Trainer(cfg, split, outDir, line => { progress.Close(); Console.WriteLine(line); }, progress).Run(from);
+        var state = new Trainer(cfg, split, outDir, line => { progress.Close(); Console.WriteLine(line); }, progress)
+        {
+            VocabularySha256 = vocabSha,
+        }.Run(from);
         progress.Close();
         double secs = clock.Elapsed.TotalSeconds;
         if (skipTest)

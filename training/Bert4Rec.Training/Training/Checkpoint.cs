@@ -12,6 +12,8 @@ public sealed class TrainingState
 {
     public required TrainingConfig Config { get; init; }
     public required int ItemCount { get; init; }
+    /// <summary>SHA-256 (hex) of the run's vocab.txt, tying the weights' item indices to their raw ids; empty when unknown.</summary>
+    public string VocabularySha256 { get; init; } = "";
     public required float[] Parameters { get; init; }
     public required float[] M { get; init; }
     public required float[] V { get; init; }
@@ -35,7 +37,7 @@ public sealed class TrainingState
 public static class Checkpoint
 {
     private const uint Magic = 0x43523442; // "B4RC"
-    private const int Version = 2;
+    private const int Version = 3;           // 3 added the vocabulary hash; version 2 files are still read
     private const byte FullState = 0, WeightsOnly = 1;
 
     public static void Save(string path, TrainingState s) => Write(path, w =>
@@ -43,6 +45,7 @@ public static class Checkpoint
         w.Write(FullState);
         w.Write(JsonSerializer.Serialize(s.Config));
         w.Write(s.ItemCount);
+        w.Write(s.VocabularySha256);
         w.Write(s.AdamStep); w.Write(s.GlobalStep); w.Write(s.Epoch); w.Write(s.StepInEpoch);
         w.Write(s.BestMetric); w.Write(s.BestEpoch); w.Write(s.BestStep); w.Write(s.BadEvaluations); w.Write(s.Finished);
         w.Write(s.LastValidation != null ? JsonSerializer.Serialize(s.LastValidation) : "");
@@ -52,11 +55,13 @@ public static class Checkpoint
     });
 
     /// <summary>Writes weights alone (best.bin): enough for evaluation and export, not for resuming.</summary>
-    public static void SaveWeights(string path, TrainingConfig config, int itemCount, float[] parameters, int epoch, long step, double metric) => Write(path, w =>
+    public static void SaveWeights(string path, TrainingConfig config, int itemCount, float[] parameters, int epoch, long step, double metric,
+                                   string vocabularySha256 = "") => Write(path, w =>
     {
         w.Write(WeightsOnly);
         w.Write(JsonSerializer.Serialize(config));
         w.Write(itemCount);
+        w.Write(vocabularySha256);
         w.Write(epoch); w.Write(step); w.Write(metric);
         WriteFloats(w, parameters);
     });
@@ -64,7 +69,7 @@ public static class Checkpoint
     /// <summary>Reads a full training state (checkpoint.bin) for --resume.</summary>
     public static TrainingState Load(string path)
     {
-        var (kind, cfg, items, r) = Open(path);
+        var (kind, cfg, items, vocab, r) = Open(path);
         if (kind != FullState)
             throw new InvalidDataException($"{path}: holds weights only (best weights); resume from the run's {Trainer.CheckpointFile}");
         return Read(path, () =>
@@ -85,7 +90,7 @@ public static class Checkpoint
                 throw new InvalidDataException($"{path}: inconsistent counters (epoch {epoch}, step {global}, Adam step {adam})");
             return new TrainingState
             {
-                Config = cfg, ItemCount = items, Parameters = p, M = m, V = v, AdamStep = adam, GlobalStep = global, Epoch = epoch,
+                Config = cfg, ItemCount = items, VocabularySha256 = vocab, Parameters = p, M = m, V = v, AdamStep = adam, GlobalStep = global, Epoch = epoch,
                 StepInEpoch = sie, BestMetric = best, BestEpoch = bestEpoch, BestStep = bestStep, BadEvaluations = bad, BestParameters = bp,
                 LastValidation = lastVal.Length > 0 ? JsonSerializer.Deserialize<RankingMetrics>(lastVal) : null, Finished = finished,
             };
@@ -96,7 +101,7 @@ public static class Checkpoint
     /// Reads checkpoint.bin or best.bin.</summary>
     public static (ModelConfig Config, float[] Parameters) LoadWeights(string path)
     {
-        var (kind, cfg, items, r) = Open(path);
+        var (kind, cfg, items, _, r) = Open(path);
         if (kind == FullState)
         {
             var s = Load(path);
@@ -122,7 +127,10 @@ public static class Checkpoint
         AtomicFile.WriteAllBytes(path, ms.ToArray());
     }
 
-    private static (byte Kind, TrainingConfig Config, int Items, BinaryReader Reader) Open(string path)
+    /// <summary>The SHA-256 of the vocabulary the weights were trained with (empty for files written before it was recorded).</summary>
+    public static string VocabularySha256(string path) => Open(path).Vocabulary;
+
+    private static (byte Kind, TrainingConfig Config, int Items, string Vocabulary, BinaryReader Reader) Open(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"checkpoint not found: {path}", path);
         byte[] all = File.ReadAllBytes(path);
@@ -131,7 +139,7 @@ public static class Checkpoint
         if (all.Length < 4 + 4 + 1 + 32)
             throw new InvalidDataException($"{path}: truncated checkpoint ({all.Length} bytes)");
         int version = BitConverter.ToInt32(all, 4);
-        if (version != Version) throw new InvalidDataException($"{path}: checkpoint format version {version}; this build reads version {Version}");
+        if (version is not (2 or Version)) throw new InvalidDataException($"{path}: checkpoint format version {version}; this build reads versions 2 and {Version}");
         var body = all.AsSpan(0, all.Length - 32);
         if (!SHA256.HashData(body).AsSpan().SequenceEqual(all.AsSpan(all.Length - 32)))
             throw new InvalidDataException($"{path}: checksum mismatch (the checkpoint is corrupt or truncated)");
@@ -145,9 +153,10 @@ public static class Checkpoint
             catch (JsonException e) { throw new InvalidDataException($"{path}: unreadable training config: {e.Message}"); }
             int items = r.ReadInt32();
             if (items < 1) throw new InvalidDataException($"{path}: item count {items}");
+            string vocab = version >= 3 ? r.ReadString() : "";
             try { cfg.Validate(); }
             catch (UsageException e) { throw new InvalidDataException($"{path}: invalid training config ({e.Message})"); }
-            return (kind, cfg, items, r);
+            return (kind, cfg, items, vocab, r);
         });
     }
 

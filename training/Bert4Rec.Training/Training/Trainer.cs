@@ -50,6 +50,9 @@ public sealed class Trainer
     /// <summary>Wall-clock budget of this call of <see cref="Run"/>: when it is spent the run ends as an early stop does (best
     /// weights kept, state finished). Null = no budget.</summary>
     public TimeSpan? TimeBudget { get; init; }
+    /// <summary>SHA-256 of the run's vocab.txt, recorded in checkpoint.bin and best.bin (export checks the file against it) and
+    /// compared on resume; empty = not recorded.</summary>
+    public string VocabularySha256 { get; init; } = "";
     /// <summary>True when the last <see cref="Run"/> ended because <see cref="TimeBudget"/> was spent.</summary>
     public bool BudgetSpent { get; private set; }
     /// <summary>Called after every optimizer step (and its checkpoint, if any) with the global step count; tests interrupt runs here.</summary>
@@ -120,6 +123,8 @@ public sealed class Trainer
         if (resume != null)
         {
             if (resume.ItemCount != n) throw new InvalidDataException($"the checkpoint has {resume.ItemCount} items, the dataset {n}: resume with the dataset it was trained on");
+            if (resume.VocabularySha256.Length > 0 && VocabularySha256.Length > 0 && resume.VocabularySha256 != VocabularySha256)
+                throw new InvalidDataException("the dataset's vocabulary differs from the checkpoint's: resume with the dataset it was trained on");
             if (resume.Config with { Threads = 0 } != cfg with { Threads = 0 })
                 throw new InvalidOperationException("the checkpoint was written with other hyperparameters than this run's");
             resume.Parameters.CopyTo(model.Parameters, 0);
@@ -128,7 +133,7 @@ public sealed class Trainer
             // the state must hold the live buffers of the model and optimizer, not the loaded copies
             state = new TrainingState
             {
-                Config = cfg, ItemCount = n, Parameters = model.Parameters, M = opt.M, V = opt.V, AdamStep = resume.AdamStep,
+                Config = cfg, ItemCount = n, VocabularySha256 = resume.VocabularySha256, Parameters = model.Parameters, M = opt.M, V = opt.V, AdamStep = resume.AdamStep,
                 GlobalStep = resume.GlobalStep, Epoch = resume.Epoch, StepInEpoch = resume.StepInEpoch, BestMetric = resume.BestMetric,
                 BestEpoch = resume.BestEpoch, BestStep = resume.BestStep, BadEvaluations = resume.BadEvaluations, BestParameters = resume.BestParameters,
                 LastValidation = resume.LastValidation, Finished = resume.Finished,
@@ -138,7 +143,7 @@ public sealed class Trainer
         else
         {
             model.InitializeParameters((ulong)cfg.Seed);
-            state = new TrainingState { Config = cfg, ItemCount = n, Parameters = model.Parameters, M = opt.M, V = opt.V };
+            state = new TrainingState { Config = cfg, ItemCount = n, VocabularySha256 = VocabularySha256, Parameters = model.Parameters, M = opt.M, V = opt.V };
         }
         if (_runDir != null) PrepareRunFolder(state.Epoch, resume != null);
         var validation = ValidationSubset();
@@ -163,7 +168,7 @@ public sealed class Trainer
             {
                 state.BestMetric = val.Ndcg10; state.BestEpoch = epoch + 1; state.BestStep = state.GlobalStep; state.BadEvaluations = 0;
                 state.BestParameters = (float[])model.Parameters.Clone();
-                if (_runDir != null) Checkpoint.SaveWeights(Path.Combine(_runDir, BestFile), cfg, n, state.BestParameters, state.BestEpoch, state.BestStep, val.Ndcg10);
+                if (_runDir != null) Checkpoint.SaveWeights(Path.Combine(_runDir, BestFile), cfg, n, state.BestParameters, state.BestEpoch, state.BestStep, val.Ndcg10, state.VocabularySha256);
             }
             else if (cfg.Patience > 0 && ++state.BadEvaluations >= cfg.Patience)
             {
@@ -259,7 +264,7 @@ public sealed class Trainer
             // no validation ran: the final weights are the ones to keep
             state.BestParameters = (float[])model.Parameters.Clone();
             state.BestEpoch = state.Epoch; state.BestStep = state.GlobalStep;
-            if (_runDir != null) Checkpoint.SaveWeights(Path.Combine(_runDir, BestFile), cfg, n, state.BestParameters, state.BestEpoch, state.BestStep, double.NaN);
+            if (_runDir != null) Checkpoint.SaveWeights(Path.Combine(_runDir, BestFile), cfg, n, state.BestParameters, state.BestEpoch, state.BestStep, double.NaN, state.VocabularySha256);
         }
         if (_runDir != null) Checkpoint.Save(Path.Combine(_runDir, CheckpointFile), state);
         return state;
