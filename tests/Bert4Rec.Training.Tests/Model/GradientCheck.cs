@@ -32,3 +32,33 @@ internal static class GradientCheck
         return analytic;
     }
 }
+
+/// <summary>Checks of the output identity every sequential kind shares: logit(v) = z . E[v] + b_O[v], and the loss at a
+/// position is -log softmax over items 1..n of those logits.</summary>
+internal static class OutputIdentity
+{
+    public static void AssertLogitsAreZDotEPlusBias(SequenceModel m, float[] z, float[] logits, int rows)
+    {
+        int V = m.Config.VocabSize, d = m.Config.Hidden;
+        var e = m.Layout.Slice(m.Parameters, "tok_emb");
+        var bias = m.Layout.Slice(m.Parameters, "out_bias");
+        for (int r = 0; r < rows; r++)
+            for (int v = 0; v < V; v++)
+            {
+                double s = bias[v];
+                for (int c = 0; c < d; c++) s += z[r * d + c] * e[v * d + c];
+                Assert.Equal(s, logits[r * V + v], 4);
+            }
+    }
+
+    /// <summary>The eval loss of one row with a label at its last position equals -log softmax of <paramref name="logits"/> (V).</summary>
+    public static void AssertLastPositionLossIsLogSoftmax(SequenceModel m, ReadOnlySpan<int> row, ReadOnlySpan<float> logits, int target)
+    {
+        var labels = new int[row.Length]; labels[^1] = target;
+        float loss = m.EvalLoss(row, labels, 1);
+        double max = double.MinValue, sum = 0;
+        for (int v = 1; v <= m.Config.ItemCount; v++) max = Math.Max(max, logits[v]);
+        for (int v = 1; v <= m.Config.ItemCount; v++) sum += Math.Exp(logits[v] - max);
+        Assert.Equal(Math.Log(sum) + max - logits[target], loss, 4);
+    }
+}

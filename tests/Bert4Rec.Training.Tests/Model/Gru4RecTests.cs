@@ -106,19 +106,12 @@ public class Gru4RecTests
         var z = new float[3 * d];
         var logits = new float[3 * V];
         m.PredictLast(ids, 3, z, logits);
-        var e = m.Layout.Slice(m.Parameters, "tok_emb");
-        var bias = m.Layout.Slice(m.Parameters, "out_bias");
-        for (int r = 0; r < 3; r++)
-            for (int v = 0; v < V; v++)
-            {
-                double s = bias[v];
-                for (int c = 0; c < d; c++) s += z[r * d + c] * e[v * d + c];
-                Assert.Equal(s, logits[r * V + v], 4);
-            }
+        OutputIdentity.AssertLogitsAreZDotEPlusBias(m, z, logits, 3);
         // an empty history's state is h_0 = 0, so its logits are the output bias
         Assert.All(z.AsSpan(d, d).ToArray(), x => Assert.Equal(0f, x));
         // the state is the GRU run by the loop reference over the row's items
         var w = m.Layout;
+        var e = w.Slice(m.Parameters, "tok_emb");
         var gx = new float[3 * 3 * d];
         int[] items = [3, 6, 5];
         for (int t = 0; t < 3; t++)
@@ -136,12 +129,7 @@ public class Gru4RecTests
         m.PredictLast(ids.AsSpan(10, 5), 1, z1, Span<float>.Empty);
         for (int c = 0; c < d; c++) Assert.Equal(z[2 * d + c], z1[c], 5);
         // the loss at the last position is -log softmax over items of those logits
-        var labels = new int[5]; labels[4] = 4;
-        float loss = m.EvalLoss(ids.AsSpan(0, 5), labels, 1);
-        double max = double.MinValue, sum = 0;
-        for (int v = 1; v <= cfg.ItemCount; v++) max = Math.Max(max, logits[v]);
-        for (int v = 1; v <= cfg.ItemCount; v++) sum += Math.Exp(logits[v] - max);
-        Assert.Equal(Math.Log(sum) + max - logits[4], loss, 4);
+        OutputIdentity.AssertLastPositionLossIsLogSoftmax(m, ids.AsSpan(0, 5), logits.AsSpan(0, V), 4);
     }
 
     [Fact]
