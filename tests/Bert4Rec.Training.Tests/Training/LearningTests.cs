@@ -137,7 +137,7 @@ public class LearningTests(ITestOutputHelper output) : IDisposable
         string vocab = Path.Combine(run, "vocab.txt");
         var items = new Vocabulary(Enumerable.Range(1, split.ItemCount).Select(i => $"item{i}").ToArray());
         items.Save(vocab);
-        string sha = Bert4Rec.Training.Pipeline.RunFolder.FileSha256(vocab);
+        string sha = BundleManifests.Sha256(vocab);
         new Trainer(Small(1) with { MaxLength = 20, Threads = 1 }, split, run, _ => { }) { VocabularySha256 = sha }.Run();
         foreach (var f in new[] { Trainer.CheckpointFile, Trainer.BestFile })
         {

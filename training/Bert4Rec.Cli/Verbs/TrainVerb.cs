@@ -50,11 +50,11 @@ internal sealed class TrainVerb : IVerb
         // the run's vocab.txt; a resumed run keeps its own and the trainer refuses a dataset whose vocabulary differs
         string vocabPath = Path.Combine(outDir, SequenceDataset.VocabFile);
         string vocabSha;
-        if (from == null) { data.Items.Save(vocabPath); vocabSha = RunFolder.FileSha256(vocabPath); }
+        if (from == null) { data.Items.Save(vocabPath); vocabSha = BundleManifests.Sha256(vocabPath); }
         else
         {
             string probe = Path.GetTempFileName();
-            try { data.Items.Save(probe); vocabSha = RunFolder.FileSha256(probe); }
+            try { data.Items.Save(probe); vocabSha = BundleManifests.Sha256(probe); }
             finally { File.Delete(probe); }
         }
         Console.WriteLine($"training {cfg.Preset} on {dataDir}: {data.Statistics}");

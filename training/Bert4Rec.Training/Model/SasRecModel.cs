@@ -103,12 +103,11 @@ public sealed unsafe class SasRecModel : SequenceModel
 
     protected override void HeadBackward(int M)
     {
-        // _dz holds dz; d(hm) replaces it (LayerNormRowsBackward adds, so it goes through _dattn as scratch)
+        // _dz holds dz; d(hm) replaces it (LayerNormRowsBackward adds, so it goes through _dattn, (T,d) with M <= T, as scratch)
         int d = _d;
-        var dx = M * d <= _dattn.Length ? _dattn : new float[M * d];
-        Array.Clear(dx, 0, M * d);
-        LayerNormRowsBackward(dx, _lnLastG, _lnLastB, _dz, _hm, _meanO, _rstdO, M);
-        Array.Copy(dx, _dz, M * d);
+        Array.Clear(_dattn, 0, M * d);
+        LayerNormRowsBackward(_dattn, _lnLastG, _lnLastB, _dz, _hm, _meanO, _rstdO, M);
+        Array.Copy(_dattn, _dz, M * d);
     }
 
     /// <summary>An empty history: every position is [PAD], whose state is 0 after every block, so z = LN_last(0) = its bias.</summary>

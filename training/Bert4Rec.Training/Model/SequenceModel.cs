@@ -44,7 +44,7 @@ public abstract unsafe class SequenceModel : IDisposable
         Gradients = new float[Layout.TotalSize];
         _d = config.Hidden; _n = config.MaxLength; _items = config.ItemCount; _vocab = config.VocabSize;
         long maxT = (long)maxBatch * _n;
-        if (maxT * Math.Max(4 * _d, 3 * _d) > int.MaxValue) throw new ArgumentException($"batch {maxBatch} x length {_n} is too large for one step");
+        if (maxT * 4 * _d > int.MaxValue) throw new ArgumentException($"batch {maxBatch} x length {_n} is too large for one step");
         _rowStart = new int[maxBatch]; _rowLen = new int[maxBatch];
         _tokId = new int[maxT]; _tokPos = new int[maxT];
         _dh = new float[maxT * _d];

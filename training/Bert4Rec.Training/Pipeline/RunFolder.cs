@@ -18,19 +18,12 @@ public static class RunFolder
         return File.Exists(best) ? best : Path.Combine(runDir, RunLayout.Checkpoint);
     }
 
-    /// <summary>SHA-256 (lower-case hex) of a file's bytes.</summary>
-    public static string FileSha256(string path)
-    {
-        using var f = File.OpenRead(path);
-        return Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(f));
-    }
-
     /// <summary>Refuses a vocabulary file that is not the one the weights were trained with (when the weights record it).</summary>
     public static void CheckVocabulary(string weightsPath, string vocabPath)
     {
         string want = Checkpoint.VocabularySha256(weightsPath);
         if (want.Length == 0) return;
-        string got = FileSha256(vocabPath);
+        string got = BundleManifests.Sha256(vocabPath);
         if (got != want)
             throw new InvalidDataException($"{vocabPath}: not the vocabulary {Path.GetFileName(weightsPath)} was trained with (SHA-256 differs): exporting it would map item indices to the wrong raw ids");
     }
