@@ -1,6 +1,7 @@
 // What the ranking endpoints do, once for both transports: limits checked (a RequestError names the field at fault),
 // the request run on a lease of the current bundle, the response message built. HTTP and gRPC only map errors.
 using Bert4Rec.Contracts.Service;
+using Bert4Rec.Inference.Recommendation;
 using ScoredItem = Bert4Rec.Contracts.Service.ScoredItem;
 
 namespace Bert4Rec.Service;
@@ -53,9 +54,13 @@ internal static class RankingRequests
     {
         if (req.Requests.Count == 0) throw new RequestError("requests", "requests is empty");
         if (req.Requests.Count > o.MaxBatch) throw new RequestError("requests", $"at most {o.MaxBatch} requests per batch, got {req.Requests.Count}");
+        var queries = new RecommendQuery[req.Requests.Count];
+        for (int i = 0; i < queries.Length; i++) queries[i] = Check(req.Requests[i], o, $"requests[{i}].");
         using var lease = holder.Acquire();
+        // one ONNX Runtime run and one FAISS search for the whole batch (per distinct K), not item by item
+        var results = lease.Recommender.RecommendBatch(queries);
         var resp = new BatchRecommendResponse();
-        for (int i = 0; i < req.Requests.Count; i++) resp.Responses.Add(Recommend(req.Requests[i], lease, o, $"requests[{i}]."));
+        foreach (var r in results) resp.Responses.Add(Response(r, lease));
         return resp;
     }
 
@@ -98,17 +103,25 @@ internal static class RankingRequests
             if (string.IsNullOrEmpty(history[i])) throw new RequestError($"{prefix}history[{i}]", "empty item id");
     }
 
-    private static RecommendResponse Recommend(RecommendRequest req, BundleHolder.Lease lease, ServiceOptions o, string prefix)
+    /// <summary>The request's limits checked (errors name the field under <paramref name="prefix"/>) and its defaults filled in.</summary>
+    private static RecommendQuery Check(RecommendRequest req, ServiceOptions o, string prefix)
     {
         CheckHistory(req.History, o, prefix);
         int k = req.K == 0 ? 10 : req.K;
         if (k < 1 || k > o.MaxK) throw new RequestError(prefix + "k", $"k must be in 1..{o.MaxK}, got {req.K}");
         int c = req.Candidates == 0 ? 200 : req.Candidates;
         if (c < 1 || c > o.MaxCandidates) throw new RequestError(prefix + "candidates", $"candidates must be in 1..{o.MaxCandidates}, got {req.Candidates}");
-        var r = lease.Recommender.Recommend(req.History, k, c, req.IncludeSeen);
+        return new RecommendQuery(req.History, k, c, req.IncludeSeen);
+    }
+
+    private static RecommendResponse Response(RecommendationResult r, BundleHolder.Lease lease)
+    {
         var resp = new RecommendResponse { ModelVersion = lease.Bundle.Version };
         resp.Items.AddRange(r.Items.Select(i => new ScoredItem { ItemId = i.ItemId, Score = i.Score }));
         resp.UnknownIds.AddRange(r.UnknownIds);
         return resp;
     }
+
+    private static RecommendResponse Recommend(RecommendRequest req, BundleHolder.Lease lease, ServiceOptions o, string prefix) =>
+        Response(lease.Recommender.RecommendBatch([Check(req, o, prefix)])[0], lease);
 }

@@ -43,6 +43,9 @@ public sealed class ItemIndex : IDisposable
     private readonly long[] _ids;                       // position -> caller's id
 
     public int Dimension { get; }
+    private long _searches;
+    /// <summary>How many times <see cref="Search"/> was called (one call may carry many queries).</summary>
+    public long Searches => Interlocked.Read(ref _searches);
     public long Count => _ids.Length;
     public string Factory { get; }
     public IndexMetric Metric { get; }
@@ -153,6 +156,7 @@ public sealed class ItemIndex : IDisposable
                                       IReadOnlyList<IReadOnlyCollection<long>>? exclude = null)
     {
         ObjectDisposedException.ThrowIf(_handle.IsClosed, this);
+        Interlocked.Increment(ref _searches);
         if (queryCount < 0) throw new ArgumentOutOfRangeException(nameof(queryCount), queryCount, "must be >= 0");
         if (k < 1) throw new ArgumentOutOfRangeException(nameof(k), k, "k must be >= 1");
         if (queries.Length != (long)queryCount * Dimension)

@@ -204,6 +204,10 @@ public sealed class InferenceSession : IDisposable
         return (code, m[(end + 1)..].Trim());
     }
 
+    private long _runs;
+    /// <summary>How many times <see cref="Run(ReadOnlySpan{NamedTensor}, ReadOnlySpan{NamedTensor})"/> was called (batching is visible in it).</summary>
+    public long Runs => Interlocked.Read(ref _runs);
+
     public NodeMetadata Input(string name) => _inputIndex.TryGetValue(name, out int i) ? Inputs[i] : throw new ArgumentException($"model {ModelPath} has no input '{name}'");
     public NodeMetadata Output(string name) => _outputIndex.TryGetValue(name, out int i) ? Outputs[i] : throw new ArgumentException($"model {ModelPath} has no output '{name}'");
 
@@ -215,6 +219,7 @@ public sealed class InferenceSession : IDisposable
     public void Run(ReadOnlySpan<NamedTensor> inputs, ReadOnlySpan<NamedTensor> outputs)
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        Interlocked.Increment(ref _runs);
         CheckInputCount(inputs.Length);
         var inNames = new string[inputs.Length];
         var outNames = new string[outputs.Length];

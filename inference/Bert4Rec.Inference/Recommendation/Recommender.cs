@@ -14,6 +14,9 @@ public sealed record RecommendationResult(IReadOnlyList<ScoredItem> Items, IRead
     public IReadOnlyList<string> UnknownCandidateIds { get; init; } = [];
 }
 
+/// <summary>One recommendation query: raw-id history, k results, K FAISS candidates, seen items kept or dropped.</summary>
+public sealed record RecommendQuery(IReadOnlyList<string> History, int K, int Candidates = 200, bool IncludeSeen = false);
+
 public sealed class Recommender(ModelBundle bundle)
 {
     public ModelBundle Bundle => bundle;
@@ -29,36 +32,69 @@ public sealed class Recommender(ModelBundle bundle)
     }
 
     /// <summary>The query vector [z, 1] (d+1 floats) of a history of item indices.</summary>
-    public float[] UserVector(IReadOnlyList<int> history)
+    public float[] UserVector(IReadOnlyList<int> history) => UserVectors([history]);
+
+    /// <summary>The query vectors [z, 1] of many histories, row-major (B x (d+1) floats), from one ONNX Runtime run with batch B.</summary>
+    public float[] UserVectors(IReadOnlyList<IReadOnlyList<int>> histories)
     {
         var cfg = bundle.Config;
-        var row = ModelInput.Row(history, cfg);
-        var user = new float[cfg.Hidden + 1];
-        bundle.Session.Run(new[] { NamedTensor.Int64(ModelIo.ItemIds, row, 1, cfg.MaxLength), NamedTensor.Int64(ModelIo.CandidateIds, new long[] { 1 }, 1, 1) },
-                           new[] { NamedTensor.Float(ModelIo.Scores, new float[1], 1, 1), NamedTensor.Float(ModelIo.UserVector, user, 1, cfg.Hidden + 1) });
+        int B = histories.Count, N = cfg.MaxLength, dim = cfg.Hidden + 1;
+        var rows = new long[B * N];
+        for (int b = 0; b < B; b++) ModelInput.Row(histories[b], cfg).CopyTo(rows, b * N);
+        var cands = new long[B];
+        Array.Fill(cands, 1L);     // the graph needs a candidate per row; its score is not used
+        var user = new float[B * dim];
+        if (B == 0) return user;
+        bundle.Session.Run(new[] { NamedTensor.Int64(ModelIo.ItemIds, rows, B, N), NamedTensor.Int64(ModelIo.CandidateIds, cands, B, 1) },
+                           new[] { NamedTensor.Float(ModelIo.Scores, new float[B], B, 1), NamedTensor.Float(ModelIo.UserVector, user, B, dim) });
         return user;
     }
 
-    public RecommendationResult Recommend(IReadOnlyList<string> history, int k, int candidates = 200, bool includeSeen = false, SearchParameters? search = null)
+    public RecommendationResult Recommend(IReadOnlyList<string> history, int k, int candidates = 200, bool includeSeen = false, SearchParameters? search = null) =>
+        RecommendBatch([new RecommendQuery(history, k, candidates, includeSeen)], search)[0];
+
+    /// <summary>
+    /// Recommends for many histories at once: one ONNX Runtime run with batch dimension B for the user vectors, then one
+    /// FAISS search call with all the queries that ask for the same number of candidates (one call when the batch is
+    /// uniform), then the exact scores. With an exact (Flat) index each answer equals what <see cref="Recommend"/> gives
+    /// for that query alone (to ONNX Runtime's float rounding); an approximate index searches as wide as the group's longest
+    /// seen-item list needs, so its answers can differ slightly.
+    /// </summary>
+    public RecommendationResult[] RecommendBatch(IReadOnlyList<RecommendQuery> queries, SearchParameters? search = null)
     {
-        if (k < 1) throw new ArgumentOutOfRangeException(nameof(k), k, "k must be >= 1");
         var index = bundle.Index ?? throw new InvalidOperationException($"bundle {bundle.Path} has no index");
-        var (known, unknown) = Map(history);
-        var user = UserVector(known);
-        int K = Math.Max(k, candidates);
-        var exclude = includeSeen ? null : new[] { (IReadOnlyCollection<long>)known.Select(i => (long)i).ToHashSet() };
-        var found = index.Search(user, 1, K, search, exclude)[0];
-        int dim = bundle.Config.Hidden + 1;
+        foreach (var q in queries)
+            if (q.K < 1) throw new ArgumentOutOfRangeException(nameof(queries), q.K, "k must be >= 1");
+        int B = queries.Count, dim = bundle.Config.Hidden + 1;
+        var mapped = queries.Select(q => Map(q.History)).ToArray();
+        var user = UserVectors(mapped.Select(m => (IReadOnlyList<int>)m.Known).ToArray());
+        var results = new RecommendationResult[B];
         var w = bundle.ItemVectors;
-        var scored = new List<ScoredItem>(found.Length);
-        foreach (var nb in found)
+        // queries asking for the same K share one search call (a different K could change an approximate index's answers)
+        foreach (var group in Enumerable.Range(0, B).GroupBy(b => Math.Max(queries[b].K, queries[b].Candidates)))
         {
-            int v = (int)nb.Id;
-            float s = System.Numerics.Tensors.TensorPrimitives.Dot(user, w.AsSpan((v - 1) * dim, dim));
-            scored.Add(new ScoredItem(bundle.Vocabulary.RawId(v), s));
+            int[] rows = group.ToArray();
+            int K = group.Key;
+            var qv = new float[rows.Length * dim];
+            for (int j = 0; j < rows.Length; j++) user.AsSpan(rows[j] * dim, dim).CopyTo(qv.AsSpan(j * dim, dim));
+            var exclude = rows.Select(b => queries[b].IncludeSeen ? (IReadOnlyCollection<long>)Array.Empty<long>() : mapped[b].Known.Select(i => (long)i).ToHashSet()).ToArray();
+            var found = index.Search(qv, rows.Length, K, search, exclude.Any(e => e.Count > 0) ? exclude : null);
+            for (int j = 0; j < rows.Length; j++)
+            {
+                int b = rows[j];
+                var u = user.AsSpan(b * dim, dim);
+                var scored = new List<ScoredItem>(found[j].Length);
+                foreach (var nb in found[j])
+                {
+                    int v = (int)nb.Id;
+                    float s = System.Numerics.Tensors.TensorPrimitives.Dot(u, w.AsSpan((v - 1) * dim, dim));
+                    scored.Add(new ScoredItem(bundle.Vocabulary.RawId(v), s));
+                }
+                var top = scored.OrderByDescending(x => x.Score).ThenBy(x => x.ItemId, StringComparer.Ordinal).Take(queries[b].K).ToList();
+                results[b] = new RecommendationResult(top, mapped[b].Unknown);
+            }
         }
-        var top = scored.OrderByDescending(x => x.Score).ThenBy(x => x.ItemId, StringComparer.Ordinal).Take(k).ToList();
-        return new RecommendationResult(top, unknown);
+        return results;
     }
 
     /// <summary>
