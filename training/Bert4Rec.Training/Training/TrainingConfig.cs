@@ -240,9 +240,12 @@ public sealed record TrainingConfig
             },
             _ => shape switch
             {
-                "ml-1m" or "ml-20m" => new TrainingConfig { Hidden = 64, Layers = 1, Heads = 1, MaxLength = 200, HiddenDropout = 0.1f, AttentionDropout = 0f, BatchSize = 128, Epochs = 200 },
+                // `tune` on ML-100k (8 trials, 6 minutes): lr 2.1e-3, batch 64, dropout 0.2 reached validation NDCG@10 0.0997
+                // against 0.0759 for lr 1e-3, batch 128, dropout 0.1
+                "ml-1m" or "ml-20m" => new TrainingConfig { Hidden = 64, Layers = 1, Heads = 1, MaxLength = 200, HiddenDropout = 0.2f, AttentionDropout = 0f, BatchSize = 64, LearningRate = 2e-3f, Epochs = 200 },
                 "synthetic" => new TrainingConfig { Hidden = 64, Layers = 1, Heads = 1, MaxLength = 50, HiddenDropout = 0.1f, AttentionDropout = 0f, Epochs = 10, BatchSize = 128, LearningRate = 2e-3f, WarmupSteps = 20, Patience = 3 },
-                _ => new TrainingConfig { Hidden = 64, Layers = 1, Heads = 1, MaxLength = 50, HiddenDropout = 0.3f, AttentionDropout = 0f, BatchSize = 128, Epochs = 200 },
+                // Beauty: lr 2e-3 and batch 64, as tuned on ML-100k: validation NDCG@10 0.0075 after one epoch against 0.0020
+                _ => new TrainingConfig { Hidden = 64, Layers = 1, Heads = 1, MaxLength = 50, HiddenDropout = 0.3f, AttentionDropout = 0f, BatchSize = 64, LearningRate = 2e-3f, Epochs = 200 },
             },
         };
         // every preset: full CE where the catalog is small enough to afford it, else 2,048 negatives drawn by popularity with
