@@ -262,10 +262,9 @@ public abstract unsafe class SequenceModel : IDisposable
 
     private void EnsureHead(int M)
     {
-        if (_hm.Length >= M * _d && _logits.Length >= (long)M * _items) return;
+        if (_hm.Length >= M * _d) return;
         int cap = Math.Max(M, 16);
         _hm = new float[cap * _d]; _z = new float[cap * _d]; _dz = new float[cap * _d];
-        _logits = new float[checked(cap * _items)];
         _mTok = new int[cap]; _mTarget = new int[cap];
         AllocateHead(cap);
     }
@@ -314,33 +313,44 @@ public abstract unsafe class SequenceModel : IDisposable
             if (train) BackwardFromDz(M, batch, seed);
             return (float)(sl / M);
         }
-        fixed (float* pz = _z) fixed (float* pp = Parameters) fixed (float* pl = _logits)
-            Blas.Sgemm(false, true, M, n, d, 1f, pz, d, pp + tok + d, d, 0f, pl, n);
-        float[] P = Parameters, lg = _logits;
+        // The output layer in blocks of rows: a block's logits stay in cache from their GEMM through the softmax to the two
+        // backward GEMMs, instead of streaming an (M, n) buffer through memory about ten times; the buffer is one block.
+        int R = OutputBlockRows(n);
+        if (_logits.Length < (long)Math.Min(R, M) * n) _logits = new float[checked(Math.Min(R, M) * n)];
+        float[] P = Parameters, lg = _logits, G = Gradients;
         int[] tg = _mTarget;
-        double[] partial = new double[(M + 63) / 64];
         float scale = 1f / M;
-        Elementwise.ParallelRows(M, 64, (m0, m1) =>
-        {
-            Elementwise.AddBias(lg.AsSpan(m0 * n, (m1 - m0) * n), P.AsSpan(ob + 1, n), m1 - m0, n);
-            partial[m0 / 64] = CrossEntropy.ForwardBackward(lg.AsSpan(m0 * n, (m1 - m0) * n), tg.AsSpan(m0, m1 - m0), m1 - m0, n, scale);
-        });
         double loss = 0;
-        foreach (var x in partial) loss += x;
-        if (train)
+        for (int r0 = 0; r0 < M; r0 += R)
         {
-            // output layer: logits = z E[1..n]^T + b_O[1..n]; _logits holds dlogits
-            float[] G = Gradients;
-            Elementwise.BiasBackward(G.AsSpan(ob + 1, n), _logits.AsSpan(0, M * n), M, n);
+            int rows = Math.Min(R, M - r0);
+            fixed (float* pz = _z) fixed (float* pp = Parameters) fixed (float* pl = _logits)
+                Blas.Sgemm(false, true, rows, n, d, 1f, pz + (long)r0 * d, d, pp + tok + d, d, 0f, pl, n);
+            double[] partial = new double[(rows + 15) / 16];
+            int rr0 = r0;
+            Elementwise.ParallelRows(rows, 16, (m0, m1) =>
+            {
+                Elementwise.AddBias(lg.AsSpan(m0 * n, (m1 - m0) * n), P.AsSpan(ob + 1, n), m1 - m0, n);
+                partial[m0 / 16] = CrossEntropy.ForwardBackward(lg.AsSpan(m0 * n, (m1 - m0) * n), tg.AsSpan(rr0 + m0, m1 - m0), m1 - m0, n, scale);
+            });
+            foreach (var x in partial) loss += x;
+            if (!train) continue;
+            // logits = z E[1..n]^T + b_O[1..n]; the block now holds dlogits
+            Elementwise.BiasBackward(G.AsSpan(ob + 1, n), lg.AsSpan(0, rows * n), rows, n);
             fixed (float* pl = _logits) fixed (float* pz = _z) fixed (float* pdz = _dz) fixed (float* pp = Parameters) fixed (float* pg = G)
             {
-                Blas.Sgemm(false, false, M, d, n, 1f, pl, n, pp + tok + d, d, 0f, pdz, d);          // dz = dlogits E
-                Blas.Sgemm(true, false, n, d, M, 1f, pl, n, pz, d, 1f, pg + tok + d, d);            // dE += dlogits^T z
+                Blas.Sgemm(false, false, rows, d, n, 1f, pl, n, pp + tok + d, d, 0f, pdz + (long)r0 * d, d);   // dz = dlogits E
+                Blas.Sgemm(true, false, n, d, rows, 1f, pl, n, pz + (long)r0 * d, d, 1f, pg + tok + d, d);       // dE += dlogits^T z
             }
-            BackwardFromDz(M, batch, seed);
         }
+        if (train) BackwardFromDz(M, batch, seed);
         return (float)(loss / M);
     }
+
+    /// <summary>Rows per block of the full-CE output layer; 0 = by the catalog size (about 2 MB of logits, 32..1024 rows).</summary>
+    public int OutputBlock { get; set; }
+
+    private int OutputBlockRows(int n) => OutputBlock > 0 ? OutputBlock : Math.Clamp((1 << 19) / n, 32, 1024);
 
     /// <summary>From dz (M,d) in _dz: the head's backward, the scatter onto the tokens, the encoder's backward.</summary>
     private void BackwardFromDz(int M, int batch, ulong seed)
