@@ -111,6 +111,23 @@ public class KernelTests
         Elementwise.Dropout(y, 12345, 0, 0.25f);
         Assert.Equal(x.AsSpan(0, 1000).ToArray(), y);                  // same key, same ids, same mask
     }
+
+    [Theory]
+    [InlineData(0L, 9)]
+    [InlineData(7L, 10)]      // odd base: the first element is the odd half of a pair
+    [InlineData(1001L, 1)]
+    public void The_bulk_dropout_pass_decides_as_Keep_does_for_every_element_id(long baseIndex, int n)
+    {
+        var src = Enumerable.Range(1, n).Select(i => (float)i).ToArray();
+        var dst = new float[n];
+        Elementwise.DropoutInto(src, dst, 99, baseIndex, 0.5f);
+        uint th = Elementwise.Threshold(0.5f);
+        for (int i = 0; i < n; i++) Assert.Equal(Elementwise.Keep(99, baseIndex + i, th) ? src[i] * 2f : 0f, dst[i]);
+        // the two halves of a pair are independent draws: over many pairs, both kept about a quarter of the time
+        int both = 0;
+        for (long j = 0; j < 40_000; j++) if (Elementwise.Keep(5, 2 * j, th) && Elementwise.Keep(5, 2 * j + 1, th)) both++;
+        Assert.InRange(both / 40_000.0, 0.24, 0.26);
+    }
 }
 
 public class StableSeedTests

@@ -72,8 +72,7 @@ public static unsafe class Attention
                         ApplyDropout(Ps, pd.AsSpan(0, L * L), (long)h * L * L, p, dropKey);
                         fixed (float* ppd = pd) Blas.Sgemm(true, false, L, D, L, 1f, ppd, L, pdo + h * D, C, 1f, pg + 2 * C + h * D, C3);
                         var dps = dp.AsSpan(0, L * L);
-                        long baseIndex = (long)h * L * L;
-                        for (int i = 0; i < dps.Length; i++) dps[i] = Elementwise.Keep(dropKey, baseIndex + i, th) ? dps[i] * keepScale : 0f;
+                        Elementwise.DropoutInto(dps, dps, dropKey, (long)h * L * L, p);
                     }
                     else Blas.Sgemm(true, false, L, D, L, 1f, P, L, pdo + h * D, C, 1f, pg + 2 * C + h * D, C3);
                     // softmax backward, scaled: dS = scale * P (dP - rowdot(P, dP))
@@ -100,9 +99,7 @@ public static unsafe class Attention
 
     private static void ApplyDropout(ReadOnlySpan<float> P, Span<float> dst, long baseIndex, float p, ulong key)
     {
-        uint th = Elementwise.Threshold(p);
-        float keepScale = 1f / (1f - p);
-        for (int i = 0; i < P.Length; i++) dst[i] = Elementwise.Keep(key, baseIndex + i, th) ? P[i] * keepScale : 0f;
+        Elementwise.DropoutInto(P, dst, key, baseIndex, p);
     }
 
     /// <summary>

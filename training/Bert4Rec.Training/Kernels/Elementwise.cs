@@ -182,11 +182,19 @@ public static class Elementwise
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static bool Keep(ulong key, long i, uint threshold)
     {
-        ulong z = key + (ulong)i * 0x9E3779B97F4A7C15UL;
+        ulong z = PairHash(key, i >> 1);
+        return (uint)((i & 1) == 0 ? z >> 32 : z) >= threshold;
+    }
+
+    /// <summary>One 64-bit SplitMix hash per pair of element ids (2j, 2j+1): the high half decides the even id, the low half
+    /// the odd one, so a bulk pass hashes once per two elements.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static ulong PairHash(ulong key, long pair)
+    {
+        ulong z = key + (ulong)pair * 0x9E3779B97F4A7C15UL;
         z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
         z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
-        z ^= z >> 31;
-        return (uint)(z >> 32) >= threshold;
+        return z ^ (z >> 31);
     }
 
     public static uint Threshold(float p) => p <= 0 ? 0u : (uint)Math.Min(uint.MaxValue, (double)p * 4294967296.0);
@@ -195,9 +203,24 @@ public static class Elementwise
     public static void Dropout(Span<float> x, ulong key, long baseIndex, float p)
     {
         if (p <= 0) return;
+        DropoutInto(x, x, key, baseIndex, p);
+    }
+
+    /// <summary>dst[i] = keep(base+i) ? src[i] / (1-p) : 0 (dst may be src); decisions equal to <see cref="Keep"/>'s, one hash per two elements.</summary>
+    public static void DropoutInto(ReadOnlySpan<float> src, Span<float> dst, ulong key, long baseIndex, float p)
+    {
         uint th = Threshold(p);
         float scale = 1f / (1f - p);
-        for (int i = 0; i < x.Length; i++) x[i] = Keep(key, baseIndex + i, th) ? x[i] * scale : 0f;
+        int n = src.Length, i = 0;
+        long g = baseIndex;
+        if (n > 0 && (g & 1) != 0) { dst[0] = Keep(key, g, th) ? src[0] * scale : 0f; i = 1; g++; }
+        for (; i + 1 < n; i += 2, g += 2)
+        {
+            ulong z = PairHash(key, g >> 1);
+            dst[i] = (uint)(z >> 32) >= th ? src[i] * scale : 0f;
+            dst[i + 1] = (uint)z >= th ? src[i + 1] * scale : 0f;
+        }
+        if (i < n) dst[i] = Keep(key, g, th) ? src[i] * scale : 0f;
     }
 
     /// <summary>Splits [0,T) into fixed chunks and runs them in parallel (results do not depend on scheduling).</summary>
