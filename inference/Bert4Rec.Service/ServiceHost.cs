@@ -346,7 +346,8 @@ public static class ServiceHost
         app.MapPost("/admin/canary", (RequestDelegate)(ctx => Handle(ctx, "canary", o, metrics, log, async () =>
         {
             Authorize(ctx, o, log);
-            var req = await Read(ctx, CanaryRequest.Parser, log);
+            // an empty body is the empty message (no version: the canary ends), as protobuf encodes it
+            var req = await ReadOptional(ctx, CanaryRequest.Parser, log);
             try
             {
                 await holder.SetCanaryAsync(req.Version, req.Share);

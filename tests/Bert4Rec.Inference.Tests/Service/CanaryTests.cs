@@ -257,6 +257,10 @@ public sealed class CanaryTests(BundleFixture fx) : IClassFixture<BundleFixture>
         Assert.Equal("1", svc.Holder.CanaryName);
         Assert.Equal(HttpStatusCode.OK, (await SetCanary("", 0)).Item1);
         Assert.Null(svc.Holder.CanaryName);
+        Assert.Equal(HttpStatusCode.OK, (await SetCanary("1", 0.3)).Item1);
+        var empty = await admin.PostAsync("/admin/canary", new ByteArrayContent([]) { Headers = { ContentType = new MediaTypeHeaderValue(ServiceHost.Protobuf) } });
+        Assert.Equal(HttpStatusCode.OK, empty.StatusCode);       // the empty protobuf message: no version, the canary ends
+        Assert.Null(svc.Holder.CanaryName);
         foreach (var k in canaryKeys) Assert.Equal("primary", (await Recommend(http, Req(k, "item1"))).Body.Arm);
     }
 
