@@ -21,11 +21,19 @@ internal static class TrainBench
         double mask = a.Double("mask", 0.2, 0.01, 1);
         float dropout = causal ? 0.2f : 0.1f;
         bool torch = a.Flag("torch");
+        // the sampled objectives (issue 16): --loss sampled-ce|gbce --negatives K (uniform draws, one set per step)
+        string loss = a.String("loss", "ce").ToLowerInvariant();
+        int negatives = a.Int("negatives", 1024, 1);
+        if (loss is not ("ce" or "sampled-ce" or "gbce")) throw new UsageException($"--loss: '{loss}' is not one of ce, sampled-ce, gbce");
+        if (torch && loss != "ce") throw new UsageException("--torch: the PyTorch references train with full cross-entropy; drop --loss");
         a.EnsureAllUsed();
         var cfg = new ModelConfig { Kind = kind, ItemCount = items, Hidden = hidden, Heads = heads, Layers = layers, MaxLength = seq, HiddenDropout = dropout, AttentionDropout = dropout };
         using var model = SequenceModels.Create(cfg, batch, threads);
         model.InitializeParameters(0);
         var opt = new AdamW(model.Layout);
+        var sampler = loss == "ce" ? null
+            : new Bert4Rec.Training.Training.NegativeSampler(items, negatives, popularity: false,
+                loss == "gbce" ? SampledLossKind.Gbce : SampledLossKind.SampledCe, 0.75f, []);
         var rng = new Random(0);
         var ids = new int[batch * seq];
         var labels = new int[batch * seq];
@@ -48,7 +56,7 @@ internal static class TrainBench
         void Step(ulong s)
         {
             MakeBatch();
-            model.TrainStep(ids, labels, batch, s);
+            model.TrainStep(ids, labels, batch, s, sampler?.Draw((int)s));
             GradientClipping.ClipGlobalNorm(model.Gradients, 5.0);
             opt.Update(model.Parameters, model.Gradients, 1e-4f);
         }
@@ -59,7 +67,7 @@ internal static class TrainBench
         {
             MakeBatch();
             var sw = Stopwatch.StartNew();
-            model.TrainStep(ids, labels, batch, (ulong)(i + 3));
+            model.TrainStep(ids, labels, batch, (ulong)(i + 3), sampler?.Draw(i + 3));
             GradientClipping.ClipGlobalNorm(model.Gradients, 5.0);
             opt.Update(model.Parameters, model.Gradients, 1e-4f);
             stepTimes.Add(sw.Elapsed.TotalMilliseconds);
@@ -68,9 +76,9 @@ internal static class TrainBench
         double secs = stepTimes.Sum() / 1000;
         double tps = tokens / secs;
         long peak = PeakRssBytes();
-        Console.WriteLine($"train (ours, {kind.Name()}): {steps} steps, batch {batch}x{seq}, d={hidden}, {layers} layers, {heads} heads, {items} items, {threads} threads");
+        Console.WriteLine($"train (ours, {kind.Name()}, {(loss == "ce" ? "full CE" : $"{loss} over {negatives} negatives")}): {steps} steps, batch {batch}x{seq}, d={hidden}, {layers} layers, {heads} heads, {items} items, {threads} threads");
         Console.WriteLine($"  {tps:N0} tokens/s, step p50 {Median(stepTimes):F1} ms, peak RSS {peak / 1048576.0:F0} MiB");
-        var result = new Dictionary<string, object> { ["engine"] = kind.Name() + "-csharp", ["train_tokens_per_s"] = Math.Round(tps), ["step_ms_p50"] = Math.Round(Median(stepTimes), 1), ["peak_rss_mib"] = peak / 1048576 };
+        var result = new Dictionary<string, object> { ["engine"] = kind.Name() + "-csharp", ["train_tokens_per_s"] = Math.Round(tps), ["step_ms_p50"] = Math.Round(Median(stepTimes), 1), ["peak_rss_mib"] = peak / 1048576, ["loss"] = loss, ["negatives"] = loss == "ce" ? items : negatives, ["items"] = items };
         if (torch)
         {
             var torchResult = causal

@@ -7,9 +7,10 @@ namespace Bert4Rec.Training.Tests.Model;
 internal static class GradientCheck
 {
     /// <summary>Runs TrainStep (dropout must be off), compares every gradient entry, asserts, and returns the analytic gradients.</summary>
-    public static float[] AgainstCentralDifferences(SequenceModel m, int[] ids, int[] labels, int batch, float eps, double tolerance = 0.05)
+    public static float[] AgainstCentralDifferences(SequenceModel m, int[] ids, int[] labels, int batch, float eps, double tolerance = 0.05,
+                                                     SampledObjective? sampled = null)
     {
-        m.TrainStep(ids, labels, batch, 0);
+        m.TrainStep(ids, labels, batch, 0, sampled);
         var analytic = (float[])m.Gradients.Clone();
         int count = 0, bad = 0;
         var report = new List<string>();
@@ -19,9 +20,9 @@ internal static class GradientCheck
                 int i = (int)t.Offset + k;
                 float keep = m.Parameters[i];
                 m.Parameters[i] = keep + eps;
-                double lp = m.EvalLoss(ids, labels, batch);
+                double lp = m.EvalLoss(ids, labels, batch, sampled);
                 m.Parameters[i] = keep - eps;
-                double lm = m.EvalLoss(ids, labels, batch);
+                double lm = m.EvalLoss(ids, labels, batch, sampled);
                 m.Parameters[i] = keep;
                 double num = (lp - lm) / (2 * eps);
                 double err = Math.Abs(num - analytic[i]) / Math.Max(Math.Abs(num) + Math.Abs(analytic[i]), 1e-2);

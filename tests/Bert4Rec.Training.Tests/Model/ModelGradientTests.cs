@@ -33,6 +33,28 @@ public class ModelGradientTests
         GradientCheck.AgainstCentralDifferences(m, ids, labels, 2, eps: 1e-2f);
     }
 
+    [Theory]
+    [InlineData(ModelKind.Bert4Rec)]
+    [InlineData(ModelKind.SasRec)]
+    public void The_output_layer_in_blocks_of_rows_gives_the_loss_and_gradients_of_one_block(ModelKind kind)
+    {
+        var cfg = Tiny() with { Kind = kind };
+        using var m = SequenceModels.Create(cfg, 2, 2);
+        m.InitializeParameters(9);
+        int[] ids = kind == ModelKind.Bert4Rec ? TinyBatch(cfg.MaskId).Ids : [0, 0, 3, 6, 5, 2, 7, 4, 1, 3];
+        int[] labels = kind == ModelKind.Bert4Rec ? TinyBatch(cfg.MaskId).Labels : [0, 0, 6, 5, 1, 7, 4, 1, 3, 2];
+        m.OutputBlock = 1000;
+        float whole = m.TrainStep(ids, labels, 2, 0);
+        var g = (float[])m.Gradients.Clone();
+        foreach (int rows in new[] { 1, 2, 3 })
+        {
+            m.OutputBlock = rows;
+            Assert.Equal(whole, m.TrainStep(ids, labels, 2, 0), 5);
+            for (int i = 0; i < g.Length; i++) Assert.Equal(g[i], m.Gradients[i], 5);
+            Assert.Equal(whole, m.EvalLoss(ids, labels, 2), 5);
+        }
+    }
+
     [Fact]
     public void Gradients_of_pad_token_and_mask_columns_are_zero_where_they_must_be()
     {

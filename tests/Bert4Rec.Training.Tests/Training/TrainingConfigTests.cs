@@ -29,6 +29,10 @@ public class TrainingConfigTests
     [InlineData("--preset imdb", "--preset")]
     [InlineData("--epochz 3", "--epochz")]                     // unknown flag
     [InlineData("--epochs 3 --epochs 4", "--epochs")]          // given twice
+    [InlineData("--loss softmax", "--loss")]
+    [InlineData("--negatives 0", "--negatives")]
+    [InlineData("--negative-sampling zipf", "--negative-sampling")]
+    [InlineData("--gbce-t 1.5", "--gbce-t")]
     public void Bad_flags_are_refused_naming_the_flag(string args, string flag)
     {
         var e = Assert.Throws<UsageException>(() => Parse(args.Split(' ')));
@@ -77,5 +81,18 @@ public class TrainingConfigTests
         Assert.Contains("preset 'beauty'", Assert.Throws<UsageException>(() => Parse("--preset", "ml-1m")).Message);
         Assert.Contains("--model", Assert.Throws<UsageException>(() => Parse("--model", "bert4rec")).Message);
         Assert.Contains("--preset-file", Assert.Throws<UsageException>(() => Parse("--preset-file", "x.json")).Message);
+    }
+
+    [Fact]
+    public void The_loss_flags_parse_and_auto_samples_only_large_catalogs()
+    {
+        var cfg = Parse("--loss", "Sampled-CE", "--negatives", "512", "--negative-sampling", "popularity", "--gbce-t", "0.5");
+        Assert.Equal(("sampled-ce", 512, "popularity", 0.5f), (cfg.Loss, cfg.Negatives, cfg.NegativeSampling, cfg.GbceT));
+        var preset = TrainingConfig.FromPreset("beauty", "sasrec");
+        Assert.Equal(("auto", 2048, "popularity"), (preset.Loss, preset.Negatives, preset.NegativeSampling));
+        Assert.Equal("ce", preset.ResolvedLoss(1_682));                                  // ML-100k: full CE is affordable
+        Assert.Equal("sampled-ce", preset.ResolvedLoss(54_542));                         // Amazon Beauty
+        Assert.Equal("gbce", (preset with { Loss = "gbce" }).ResolvedLoss(10));           // an explicit loss is kept
+        Assert.Equal(["loss", "negatives"], TrainingConfig.ChangedFlags(preset with { Loss = "ce", Negatives = 7 }, preset));
     }
 }

@@ -243,18 +243,28 @@ public abstract unsafe class SequenceModel : IDisposable
     /// (0 when nothing is labelled). Dropout draws only from <paramref name="dropoutSeed"/>: same seed, same result.
     /// </summary>
     public float TrainStep(ReadOnlySpan<int> inputIds, ReadOnlySpan<int> labels, int batch, ulong dropoutSeed) =>
-        LossAndMaybeBackward(inputIds, labels, batch, dropoutSeed, train: true);
+        LossAndMaybeBackward(inputIds, labels, batch, dropoutSeed, train: true, null);
+
+    /// <summary>
+    /// <see cref="TrainStep(ReadOnlySpan{int}, ReadOnlySpan{int}, int, ulong)"/> with the loss computed over a sampled set of
+    /// items (<paramref name="sampled"/>; null = cross-entropy over all items): the output layer then costs M x K x d, not M x n x d.
+    /// </summary>
+    public float TrainStep(ReadOnlySpan<int> inputIds, ReadOnlySpan<int> labels, int batch, ulong dropoutSeed, SampledObjective? sampled) =>
+        LossAndMaybeBackward(inputIds, labels, batch, dropoutSeed, train: true, sampled);
 
     /// <summary>Eval-mode (no dropout) mean loss at labelled positions; no gradients.</summary>
     public float EvalLoss(ReadOnlySpan<int> inputIds, ReadOnlySpan<int> labels, int batch) =>
-        LossAndMaybeBackward(inputIds, labels, batch, 0, train: false);
+        LossAndMaybeBackward(inputIds, labels, batch, 0, train: false, null);
+
+    /// <summary>Eval-mode mean loss over a sampled set of items (<paramref name="sampled"/>; null = all items); no gradients.</summary>
+    public float EvalLoss(ReadOnlySpan<int> inputIds, ReadOnlySpan<int> labels, int batch, SampledObjective? sampled) =>
+        LossAndMaybeBackward(inputIds, labels, batch, 0, train: false, sampled);
 
     private void EnsureHead(int M)
     {
-        if (_hm.Length >= M * _d && _logits.Length >= (long)M * _items) return;
+        if (_hm.Length >= M * _d) return;
         int cap = Math.Max(M, 16);
         _hm = new float[cap * _d]; _z = new float[cap * _d]; _dz = new float[cap * _d];
-        _logits = new float[checked(cap * _items)];
         _mTok = new int[cap]; _mTarget = new int[cap];
         AllocateHead(cap);
     }
@@ -267,7 +277,7 @@ public abstract unsafe class SequenceModel : IDisposable
         HeadForward(M);
     }
 
-    private float LossAndMaybeBackward(ReadOnlySpan<int> inputIds, ReadOnlySpan<int> labels, int batch, ulong seed, bool train)
+    private float LossAndMaybeBackward(ReadOnlySpan<int> inputIds, ReadOnlySpan<int> labels, int batch, ulong seed, bool train, SampledObjective? sampled)
     {
         Pack(inputIds, batch);
         if (labels.Length != batch * _n) throw new ArgumentException($"labels has {labels.Length} entries; batch {batch} x length {_n} needs {batch * _n}");
@@ -297,36 +307,142 @@ public abstract unsafe class SequenceModel : IDisposable
             }
         GatherHead(M);
         int d = _d, n = _items, tok = _tokOff, ob = _biasOff;
-        fixed (float* pz = _z) fixed (float* pp = Parameters) fixed (float* pl = _logits)
-            Blas.Sgemm(false, true, M, n, d, 1f, pz, d, pp + tok + d, d, 0f, pl, n);
-        float[] P = Parameters, lg = _logits;
+        if (sampled != null)
+        {
+            double sl = SampledLossAndGradient(M, sampled, train);
+            if (train) BackwardFromDz(M, batch, seed);
+            return (float)(sl / M);
+        }
+        // The output layer in blocks of rows: a block's logits stay in cache from their GEMM through the softmax to the two
+        // backward GEMMs, instead of streaming an (M, n) buffer through memory about ten times; the buffer is one block.
+        int R = OutputBlockRows(n);
+        if (_logits.Length < (long)Math.Min(R, M) * n) _logits = new float[checked(Math.Min(R, M) * n)];
+        float[] P = Parameters, lg = _logits, G = Gradients;
         int[] tg = _mTarget;
+        float scale = 1f / M;
+        double loss = 0;
+        for (int r0 = 0; r0 < M; r0 += R)
+        {
+            int rows = Math.Min(R, M - r0);
+            fixed (float* pz = _z) fixed (float* pp = Parameters) fixed (float* pl = _logits)
+                Blas.Sgemm(false, true, rows, n, d, 1f, pz + (long)r0 * d, d, pp + tok + d, d, 0f, pl, n);
+            double[] partial = new double[(rows + 15) / 16];
+            int rr0 = r0;
+            Elementwise.ParallelRows(rows, 16, (m0, m1) =>
+            {
+                Elementwise.AddBias(lg.AsSpan(m0 * n, (m1 - m0) * n), P.AsSpan(ob + 1, n), m1 - m0, n);
+                partial[m0 / 16] = CrossEntropy.ForwardBackward(lg.AsSpan(m0 * n, (m1 - m0) * n), tg.AsSpan(rr0 + m0, m1 - m0), m1 - m0, n, scale);
+            });
+            foreach (var x in partial) loss += x;
+            if (!train) continue;
+            // logits = z E[1..n]^T + b_O[1..n]; the block now holds dlogits
+            Elementwise.BiasBackward(G.AsSpan(ob + 1, n), lg.AsSpan(0, rows * n), rows, n);
+            fixed (float* pl = _logits) fixed (float* pz = _z) fixed (float* pdz = _dz) fixed (float* pp = Parameters) fixed (float* pg = G)
+            {
+                Blas.Sgemm(false, false, rows, d, n, 1f, pl, n, pp + tok + d, d, 0f, pdz + (long)r0 * d, d);   // dz = dlogits E
+                Blas.Sgemm(true, false, n, d, rows, 1f, pl, n, pz + (long)r0 * d, d, 1f, pg + tok + d, d);       // dE += dlogits^T z
+            }
+        }
+        if (train) BackwardFromDz(M, batch, seed);
+        return (float)(loss / M);
+    }
+
+    /// <summary>Rows per block of the full-CE output layer; 0 = by the catalog size (about 2 MB of logits, 32..1024 rows).</summary>
+    public int OutputBlock { get; set; }
+
+    private int OutputBlockRows(int n) => OutputBlock > 0 ? OutputBlock : Math.Clamp((1 << 19) / n, 32, 1024);
+
+    /// <summary>From dz (M,d) in _dz: the head's backward, the scatter onto the tokens, the encoder's backward.</summary>
+    private void BackwardFromDz(int M, int batch, ulong seed)
+    {
+        int d = _d;
+        HeadBackward(M);                                                                             // _dz = d(hm)
+        Array.Clear(_dh, 0, _T * d);
+        for (int m = 0; m < M; m++)
+            TensorPrimitives.Add(_dh.AsSpan(_mTok[m] * d, d), _dz.AsSpan(m * d, d), _dh.AsSpan(_mTok[m] * d, d));
+        BackwardEncoder(batch, seed);
+    }
+
+    // sampled output layer: candidate embeddings (K,d), logits (M,K), positive logits (M)
+    private float[] _ec = [], _sl = [], _sp = [];
+
+    /// <summary>
+    /// The loss over the sampled candidates and, when training, its gradients: dz into _dz, and the output layer's
+    /// gradients scattered onto the rows of the candidates and the targets (E and b_O are tied to the input embeddings).
+    /// Returns the summed loss over the M rows.
+    /// </summary>
+    private double SampledLossAndGradient(int M, SampledObjective o, bool train)
+    {
+        int d = _d, K = o.Count, tok = _tokOff, ob = _biasOff;
+        if (K < 1 || K > o.Candidates.Length) throw new ArgumentException($"sampled objective: count {K} must be in 1..{o.Candidates.Length}");
+        if (_ec.Length < K * d) _ec = new float[K * d];
+        if (_sl.Length < (long)M * K) _sl = new float[checked(Math.Max(M, 16) * K)];
+        if (_sp.Length < M) _sp = new float[Math.Max(M, 16)];
+        float[] P = Parameters, ec = _ec, sl = _sl, sp = _sp, z = _z;
+        int[] cand = o.Candidates, tg = _mTarget;
+        float[]? logQ = o.LogQ;
+        for (int j = 0; j < K; j++)
+        {
+            int c = cand[j];
+            if (c < 1 || c > _items) throw new ArgumentException($"sampled objective: candidate {c} is not an item index in 1..{_items}");
+            P.AsSpan(tok + c * d, d).CopyTo(ec.AsSpan(j * d, d));
+        }
+        fixed (float* pz = z) fixed (float* pe = ec) fixed (float* pl = sl)
+            Blas.Sgemm(false, true, M, K, d, 1f, pz, d, pe, d, 0f, pl, K);
+        // candidate column terms: bias minus the log-Q correction
+        var colTerm = new float[K];
+        for (int j = 0; j < K; j++) colTerm[j] = P[ob + cand[j]] - (logQ != null ? logQ[cand[j]] : 0f);
         double[] partial = new double[(M + 63) / 64];
         float scale = 1f / M;
         Elementwise.ParallelRows(M, 64, (m0, m1) =>
         {
-            Elementwise.AddBias(lg.AsSpan(m0 * n, (m1 - m0) * n), P.AsSpan(ob + 1, n), m1 - m0, n);
-            partial[m0 / 64] = CrossEntropy.ForwardBackward(lg.AsSpan(m0 * n, (m1 - m0) * n), tg.AsSpan(m0, m1 - m0), m1 - m0, n, scale);
+            for (int m = m0; m < m1; m++)
+            {
+                var row = sl.AsSpan(m * K, K);
+                TensorPrimitives.Add(row, colTerm, row);
+                int y = tg[m];
+                sp[m] = TensorPrimitives.Dot(z.AsSpan(m * d, d), P.AsSpan(tok + y * d, d)) + P[ob + y] - (logQ != null ? logQ[y] : 0f);
+            }
+            var pos = sp.AsSpan(m0, m1 - m0);
+            var neg = sl.AsSpan(m0 * K, (m1 - m0) * K);
+            partial[m0 / 64] = o.Kind == SampledLossKind.Gbce
+                ? SampledLoss.Gbce(pos, neg, cand.AsSpan(0, K), tg.AsSpan(m0, m1 - m0), m1 - m0, K, o.Beta, scale)
+                : SampledLoss.CrossEntropy(pos, neg, cand.AsSpan(0, K), tg.AsSpan(m0, m1 - m0), m1 - m0, K, scale);
         });
         double loss = 0;
         foreach (var x in partial) loss += x;
-        if (train)
+        if (!train) return loss;
+        float[] G = Gradients;
+        // dz = dpos E[y] + dneg Ec
+        for (int m = 0; m < M; m++)
         {
-            // output layer: logits = z E[1..n]^T + b_O[1..n]; _logits holds dlogits
-            float[] G = Gradients;
-            Elementwise.BiasBackward(G.AsSpan(ob + 1, n), _logits.AsSpan(0, M * n), M, n);
-            fixed (float* pl = _logits) fixed (float* pz = _z) fixed (float* pdz = _dz) fixed (float* pp = Parameters) fixed (float* pg = G)
-            {
-                Blas.Sgemm(false, false, M, d, n, 1f, pl, n, pp + tok + d, d, 0f, pdz, d);          // dz = dlogits E
-                Blas.Sgemm(true, false, n, d, M, 1f, pl, n, pz, d, 1f, pg + tok + d, d);            // dE += dlogits^T z
-            }
-            HeadBackward(M);                                                                         // _dz = d(hm)
-            Array.Clear(_dh, 0, _T * d);
-            for (int m = 0; m < M; m++)
-                TensorPrimitives.Add(_dh.AsSpan(_mTok[m] * d, d), _dz.AsSpan(m * d, d), _dh.AsSpan(_mTok[m] * d, d));
-            BackwardEncoder(batch, seed);
+            var dz = _dz.AsSpan(m * d, d);
+            TensorPrimitives.Multiply(P.AsSpan(tok + tg[m] * d, d), sp[m], dz);
         }
-        return (float)(loss / M);
+        var dEc = new float[K * d];
+        fixed (float* pl = sl) fixed (float* pe = ec) fixed (float* pdz = _dz) fixed (float* pz = z) fixed (float* pd = dEc)
+        {
+            Blas.Sgemm(false, false, M, d, K, 1f, pl, K, pe, d, 1f, pdz, d);
+            Blas.Sgemm(true, false, K, d, M, 1f, pl, K, pz, d, 0f, pd, d);                        // dEc = dneg^T z
+        }
+        var dbc = new float[K];
+        Elementwise.BiasBackward(dbc, sl.AsSpan(0, M * K), M, K);
+        // scatter in a fixed order (candidates may repeat; targets repeat)
+        for (int j = 0; j < K; j++)
+        {
+            int c = cand[j];
+            var g = G.AsSpan(tok + c * d, d);
+            TensorPrimitives.Add(g, dEc.AsSpan(j * d, d), g);
+            G[ob + c] += dbc[j];
+        }
+        for (int m = 0; m < M; m++)
+        {
+            int y = tg[m];
+            var g = G.AsSpan(tok + y * d, d);
+            TensorPrimitives.MultiplyAdd(z.AsSpan(m * d, d), sp[m], g, g);
+            G[ob + y] += sp[m];
+        }
+        return loss;
     }
 
     /// <summary>
@@ -369,4 +485,20 @@ public static class SequenceModels
         ModelKind.Gru4Rec => new Gru4RecModel(config, maxBatch, threads),
         _ => throw new ArgumentOutOfRangeException(nameof(config), config.Kind, "unknown model kind"),
     };
+}
+
+public enum SampledLossKind { SampledCe, Gbce }
+
+/// <summary>
+/// One step's sampled set of items for the loss (issue 16): <see cref="Count"/> candidates shared by every prediction row of
+/// the batch, drawn by the trainer; <see cref="LogQ"/> (indexed by item, 1..n) is subtracted from every logit of sampled-CE
+/// (log of the expected count of the item in the draw; null when uniform, where it is a constant); <see cref="Beta"/> is gBCE's.
+/// </summary>
+public sealed class SampledObjective
+{
+    public required SampledLossKind Kind { get; init; }
+    public required int[] Candidates { get; init; }
+    public int Count { get; set; }
+    public float[]? LogQ { get; init; }
+    public float Beta { get; init; } = 1f;
 }

@@ -37,7 +37,23 @@ public sealed class AdamW
         float[] m = M, v = V, mask = _decayMask;
         Kernels.Elementwise.ParallelRows(parameters.Length, 1 << 16, (i0, i1) =>
         {
-            for (int i = i0; i < i1; i++)
+            // Vector<float> lanes do the scalar loop's operations in the same order (no FMA), so results are identical
+            int W = System.Numerics.Vector<float>.Count, i = i0;
+            var vb1 = new System.Numerics.Vector<float>(b1); var vb1c = new System.Numerics.Vector<float>(1 - b1);
+            var vb2 = new System.Numerics.Vector<float>(b2); var vb2c = new System.Numerics.Vector<float>(1 - b2);
+            var vc1 = new System.Numerics.Vector<float>(c1); var vc2 = new System.Numerics.Vector<float>(c2);
+            var veps = new System.Numerics.Vector<float>(eps); var vwd = new System.Numerics.Vector<float>(wd); var vlr = new System.Numerics.Vector<float>(lr);
+            for (; i + W <= i1; i += W)
+            {
+                var g = new System.Numerics.Vector<float>(gradients, i);
+                var mi = vb1 * new System.Numerics.Vector<float>(m, i) + vb1c * g;
+                var vi = vb2 * new System.Numerics.Vector<float>(v, i) + vb2c * g * g;
+                mi.CopyTo(m, i); vi.CopyTo(v, i);
+                var p = new System.Numerics.Vector<float>(parameters, i);
+                var update = (mi * vc1) / (System.Numerics.Vector.SquareRoot(vi * vc2) + veps) + vwd * new System.Numerics.Vector<float>(mask, i) * p;
+                (p - vlr * update).CopyTo(parameters, i);
+            }
+            for (; i < i1; i++)
             {
                 float g = gradients[i];
                 float mi = m[i] = b1 * m[i] + (1 - b1) * g;
@@ -54,8 +70,10 @@ public static class GradientClipping
     /// <summary>Scales <paramref name="gradients"/> so that their global L2 norm is at most <paramref name="maxNorm"/>; returns the norm before clipping.</summary>
     public static double ClipGlobalNorm(float[] gradients, double maxNorm)
     {
+        // float sums of squares over fixed 4096-element chunks (vectorised), accumulated in double: the same on every run of a machine
         double sum = 0;
-        foreach (var g in gradients) sum += (double)g * g;
+        for (int i = 0; i < gradients.Length; i += 4096)
+            sum += System.Numerics.Tensors.TensorPrimitives.SumOfSquares(gradients.AsSpan(i, Math.Min(4096, gradients.Length - i)));
         double norm = Math.Sqrt(sum);
         if (maxNorm > 0 && norm > maxNorm)
         {

@@ -73,7 +73,7 @@ public sealed class Trainer
     private record struct Sample(int User, int Start, int Length, bool LastOnly);
 
     // Every random choice derives from (seed, stream, epoch or step, index) and nothing else, so a resumed run replays it exactly.
-    private const int OrderStream = 1, MaskStream = 2, DropoutStream = 3, ValidationStream = 4;
+    private const int OrderStream = 1, MaskStream = 2, DropoutStream = 3, ValidationStream = 4, NegativeStream = 5;
     internal static int Mix(int a, int b, int c) => Kernels.Elementwise.StableSeed(a, b, c);
     private static int StreamSeed(int seed, int stream, int a, int b) => Mix(Mix(seed, stream, 0x5eed), a, b);
     /// <summary>Seed of the shuffle of epoch <paramref name="epoch"/>'s samples.</summary>
@@ -81,6 +81,8 @@ public sealed class Trainer
     /// <summary>Seed of the masks of the sample at <paramref name="position"/> of epoch <paramref name="epoch"/>'s order.</summary>
     public static int MaskSeed(int seed, int epoch, int position) => StreamSeed(seed, MaskStream, epoch, position);
     /// <summary>Dropout seed of optimizer step <paramref name="step"/> (counted over the whole run).</summary>
+    /// <summary>Seed of the sampled negatives of optimizer step <paramref name="step"/>.</summary>
+    public static int NegativeSeed(int seed, long step) => StreamSeed(seed, NegativeStream, (int)(step >> 31), (int)(step & int.MaxValue));
     public static ulong DropoutSeed(int seed, long step) =>
         (ulong)(uint)StreamSeed(seed, DropoutStream, (int)(step >> 31), (int)(step & int.MaxValue)) << 32 | (uint)StreamSeed(seed, DropoutStream, (int)(step & int.MaxValue), -1);
 
@@ -147,6 +149,11 @@ public sealed class Trainer
         }
         if (_runDir != null) PrepareRunFolder(state.Epoch, resume != null);
         var validation = ValidationSubset();
+        string lossName = cfg.ResolvedLoss(n);
+        var sampler = lossName == "ce" ? null
+            : new NegativeSampler(n, cfg.Negatives, cfg.NegativeSampling == "popularity", lossName == "gbce" ? SampledLossKind.Gbce : SampledLossKind.SampledCe,
+                                  cfg.GbceT, _split.TrainSequences);
+        if (cfg.Loss == "auto") _log($"loss auto: {lossName} ({n:N0} items; sampled above {TrainingConfig.AutoSampledItems:N0})");
         int stepsPerEpoch = StepsPerEpoch();
         long totalSteps = (long)stepsPerEpoch * cfg.Epochs;
         // warmup never lasts longer than one epoch: 100 steps are 7 epochs of a 943-user dataset at batch 128, measured to
@@ -206,7 +213,8 @@ public sealed class Trainer
                     }
                 }
                 float lr = LearningRateSchedule.At(state.GlobalStep, warmup, totalSteps, cfg.LearningRate);
-                float loss = model.TrainStep(ids.AsSpan(0, count * N), labels.AsSpan(0, count * N), count, DropoutSeed(cfg.Seed, state.GlobalStep));
+                float loss = model.TrainStep(ids.AsSpan(0, count * N), labels.AsSpan(0, count * N), count, DropoutSeed(cfg.Seed, state.GlobalStep),
+                                             sampler?.Draw(NegativeSeed(cfg.Seed, state.GlobalStep)));
                 if (!float.IsFinite(loss)) throw new InvalidOperationException($"loss became {loss} at epoch {epoch + 1}, step {state.GlobalStep}; lower --lr");
                 GradientClipping.ClipGlobalNorm(model.Gradients, cfg.ClipNorm);
                 opt.Update(model.Parameters, model.Gradients, lr);

@@ -43,6 +43,23 @@ public sealed record TrainingConfig
     public int CheckpointEvery { get; init; } = 0;
     /// <summary>Stride of the sliding windows over sequences longer than MaxLength (0 = MaxLength / 10, as the original code).</summary>
     public int WindowStride { get; init; } = 0;
+    /// <summary>The training loss: ce (softmax over every item), sampled-ce (softmax over the target and Negatives sampled items,
+    /// log-Q corrected), gbce (gSASRec's calibrated BCE over the same), or auto (ce up to <see cref="AutoSampledItems"/> items).</summary>
+    public string Loss { get; init; } = "ce";
+    /// <summary>Negatives per optimizer step for the sampled losses, shared by the batch.</summary>
+    public int Negatives { get; init; } = 1024;
+    /// <summary>How the negatives are drawn: uniform, or popularity (training counts, with the log-Q correction).</summary>
+    public string NegativeSampling { get; init; } = "uniform";
+    /// <summary>gBCE's calibration t in [0, 1] (0 = plain BCE, 1 = calibrated to the full softmax).</summary>
+    public float GbceT { get; init; } = 0.75f;
+
+    public static readonly string[] LossNames = ["ce", "sampled-ce", "gbce", "auto"];
+    public static readonly string[] SamplingNames = ["uniform", "popularity"];
+    /// <summary>auto's rule: full CE up to this many items, sampled-ce above (see README, Training losses, for the measurement).</summary>
+    public const int AutoSampledItems = 20_000;
+
+    /// <summary>The loss a run over <paramref name="itemCount"/> items trains with (auto resolved).</summary>
+    public string ResolvedLoss(int itemCount) => Loss == "auto" ? (itemCount > AutoSampledItems ? "sampled-ce" : "ce") : Loss;
 
     public ModelConfig ToModelConfig(int itemCount) => new()
     {
@@ -77,6 +94,10 @@ public sealed record TrainingConfig
         Check(CheckpointEvery >= 0, "checkpoint-every", CheckpointEvery, "must be >= 0");
         Check(WindowStride >= 0, "window-stride", WindowStride, "must be >= 0");
         Check(Threads >= 0, "threads", Threads, "must be >= 0");
+        Check(LossNames.Contains(Loss), "loss", Loss, $"is not one of {string.Join(", ", LossNames)}");
+        Check(Negatives >= 1, "negatives", Negatives, "must be >= 1");
+        Check(SamplingNames.Contains(NegativeSampling), "negative-sampling", NegativeSampling, $"is not one of {string.Join(", ", SamplingNames)}");
+        Check(GbceT is >= 0 and <= 1, "gbce-t", GbceT, "must be in [0, 1]");
     }
 
     /// <summary>The hyperparameter flags of `bert4rec train` (all but --data, --out, --preset, --resume).</summary>
@@ -84,7 +105,7 @@ public sealed record TrainingConfig
     [
         "epochs", "batch", "lr", "warmup", "hidden", "heads", "layers", "max-len", "mask-prob", "max-predictions", "mask-token-rate",
         "dropout", "attn-dropout", "weight-decay", "clip", "seed", "threads", "eval-every", "eval-every-steps", "patience", "val-users",
-        "checkpoint-every", "window-stride", "model",
+        "checkpoint-every", "window-stride", "model", "loss", "negatives", "negative-sampling", "gbce-t",
     ];
 
     /// <summary>
@@ -131,6 +152,8 @@ public sealed record TrainingConfig
             EvalEverySteps = a.Int("eval-every-steps", cfg.EvalEverySteps, 0), Patience = a.Int("patience", cfg.Patience, 0),
             ValidationUsers = a.Int("val-users", cfg.ValidationUsers, 0), CheckpointEvery = a.Int("checkpoint-every", cfg.CheckpointEvery, 0),
             WindowStride = a.Int("window-stride", cfg.WindowStride, 0),
+            Loss = a.String("loss", cfg.Loss).ToLowerInvariant(), Negatives = a.Int("negatives", cfg.Negatives, 1, 1_000_000),
+            NegativeSampling = a.String("negative-sampling", cfg.NegativeSampling).ToLowerInvariant(), GbceT = (float)a.Double("gbce-t", cfg.GbceT, 0, 1),
         };
         cfg.Validate();
         return cfg;
@@ -188,6 +211,7 @@ public sealed record TrainingConfig
         C(a.EvalEvery != b.EvalEvery, "eval-every"); C(a.EvalEverySteps != b.EvalEverySteps, "eval-every-steps"); C(a.Patience != b.Patience, "patience");
         C(a.ValidationUsers != b.ValidationUsers, "val-users"); C(a.CheckpointEvery != b.CheckpointEvery, "checkpoint-every");
         C(a.WindowStride != b.WindowStride, "window-stride"); C(a.Model != b.Model, "model");
+        C(a.Loss != b.Loss, "loss"); C(a.Negatives != b.Negatives, "negatives"); C(a.NegativeSampling != b.NegativeSampling, "negative-sampling"); C(a.GbceT != b.GbceT, "gbce-t");
         return changed;
     }
 
@@ -216,11 +240,16 @@ public sealed record TrainingConfig
             },
             _ => shape switch
             {
-                "ml-1m" or "ml-20m" => new TrainingConfig { Hidden = 64, Layers = 1, Heads = 1, MaxLength = 200, HiddenDropout = 0.1f, AttentionDropout = 0f, BatchSize = 128, Epochs = 200 },
+                // `tune` on ML-100k (8 trials, 6 minutes): lr 2.1e-3, batch 64, dropout 0.2 reached validation NDCG@10 0.0997
+                // against 0.0759 for lr 1e-3, batch 128, dropout 0.1
+                "ml-1m" or "ml-20m" => new TrainingConfig { Hidden = 64, Layers = 1, Heads = 1, MaxLength = 200, HiddenDropout = 0.2f, AttentionDropout = 0f, BatchSize = 64, LearningRate = 2e-3f, Epochs = 200 },
                 "synthetic" => new TrainingConfig { Hidden = 64, Layers = 1, Heads = 1, MaxLength = 50, HiddenDropout = 0.1f, AttentionDropout = 0f, Epochs = 10, BatchSize = 128, LearningRate = 2e-3f, WarmupSteps = 20, Patience = 3 },
-                _ => new TrainingConfig { Hidden = 64, Layers = 1, Heads = 1, MaxLength = 50, HiddenDropout = 0.3f, AttentionDropout = 0f, BatchSize = 128, Epochs = 200 },
+                // Beauty: lr 2e-3 and batch 64, as tuned on ML-100k: validation NDCG@10 0.0075 after one epoch against 0.0020
+                _ => new TrainingConfig { Hidden = 64, Layers = 1, Heads = 1, MaxLength = 50, HiddenDropout = 0.3f, AttentionDropout = 0f, BatchSize = 64, LearningRate = 2e-3f, Epochs = 200 },
             },
         };
-        return c with { Model = kind.Name(), Preset = shape };
+        // every preset: full CE where the catalog is small enough to afford it, else 2,048 negatives drawn by popularity with
+        // the log-Q correction (on Beauty's 54,542 items: epochs ~4.5x faster, validation NDCG@10 0.0382 against full CE's 0.0364)
+        return c with { Model = kind.Name(), Preset = shape, Loss = "auto", Negatives = 2048, NegativeSampling = "popularity" };
     }
 }

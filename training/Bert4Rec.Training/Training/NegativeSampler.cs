@@ -1,0 +1,66 @@
+// The negatives of the sampled objectives (issue 16): K items per optimizer step, shared by every prediction of the batch,
+// drawn with replacement uniformly or by training-set popularity, seeded by the step so a resumed run draws the same.
+using Bert4Rec.Training.Kernels;
+using Bert4Rec.Training.Model;
+
+namespace Bert4Rec.Training.Training;
+
+public sealed class NegativeSampler
+{
+    private readonly int _items, _k;
+    private readonly double[]? _cumulative;                 // popularity: cumulative probability of items 1..n
+    private readonly SampledObjective _objective;
+
+    /// <param name="items">Catalog size n (items are 1..n).</param>
+    /// <param name="k">Negatives per step.</param>
+    /// <param name="popularity">Sample in proportion to training counts (each item counted once more, so none has probability 0),
+    /// with the log-Q correction log(K q_i) for sampled-CE; false = uniform (the correction is a constant and is left out).</param>
+    public NegativeSampler(int items, int k, bool popularity, SampledLossKind kind, float gbceT, IReadOnlyList<int[]> trainSequences)
+    {
+        if (items < 1) throw new ArgumentOutOfRangeException(nameof(items), items, "must be >= 1");
+        if (k < 1) throw new ArgumentOutOfRangeException(nameof(k), k, "must be >= 1");
+        _items = items; _k = k;
+        float[]? logQ = null;
+        if (popularity)
+        {
+            var counts = new double[items + 1];
+            foreach (var s in trainSequences) foreach (int i in s) if (i >= 1 && i <= items) counts[i]++;
+            double total = 0;
+            for (int i = 1; i <= items; i++) total += counts[i] + 1;
+            _cumulative = new double[items];
+            logQ = new float[items + 1];
+            double acc = 0;
+            for (int i = 1; i <= items; i++)
+            {
+                double q = (counts[i] + 1) / total;
+                acc += q;
+                _cumulative[i - 1] = acc;
+                logQ[i] = kind == SampledLossKind.SampledCe ? (float)Math.Log(k * q) : 0f;
+            }
+            _cumulative[items - 1] = 1.0;
+            if (kind != SampledLossKind.SampledCe) logQ = null;     // gBCE calibrates by beta, not by log-Q
+        }
+        _objective = new SampledObjective
+        {
+            Kind = kind, Candidates = new int[k], Count = k, LogQ = logQ,
+            Beta = kind == SampledLossKind.Gbce ? SampledLoss.GbceBeta(k, items, gbceT) : 1f,
+        };
+    }
+
+    /// <summary>The objective with this step's K candidates (the same object, refilled: use it before the next draw).</summary>
+    public SampledObjective Draw(int seed)
+    {
+        var rng = new Random(seed);
+        var c = _objective.Candidates;
+        if (_cumulative == null)
+            for (int j = 0; j < _k; j++) c[j] = rng.Next(1, _items + 1);
+        else
+            for (int j = 0; j < _k; j++)
+            {
+                int at = Array.BinarySearch(_cumulative, rng.NextDouble());
+                c[j] = (at >= 0 ? at : ~at) + 1;
+                if (c[j] > _items) c[j] = _items;
+            }
+        return _objective;
+    }
+}
