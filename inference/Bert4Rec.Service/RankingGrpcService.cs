@@ -14,16 +14,22 @@ internal sealed class RankingGrpcService(BundleHolder holder, ServiceOptions opt
     public const string FieldTrailer = "field";
 
     public override Task<RecommendResponse> Recommend(RecommendRequest request, ServerCallContext context) =>
-        Handle("grpc_recommend", () => RankingRequests.Recommend(request, holder, options));
+        Handle("grpc_recommend", () => RankingRequests.Recommend(request, holder, options, metrics, Caller("grpc_recommend", context)));
 
     public override Task<BatchRecommendResponse> RecommendBatch(BatchRecommendRequest request, ServerCallContext context) =>
-        Handle("grpc_recommend_batch", () => RankingRequests.RecommendBatch(request, holder, options));
+        Handle("grpc_recommend_batch", () => RankingRequests.RecommendBatch(request, holder, options, metrics, Caller("grpc_recommend_batch", context)));
 
     public override Task<RerankResponse> Rerank(RerankRequest request, ServerCallContext context) =>
-        Handle("grpc_rerank", () => RankingRequests.Rerank(request, holder, options));
+        Handle("grpc_rerank", () => RankingRequests.Rerank(request, holder, options, metrics, Caller("grpc_rerank", context)));
 
     public override Task<ModelInfo> GetModel(GetModelRequest request, ServerCallContext context) =>
         Handle("grpc_model", () => RankingRequests.Model(holder));
+
+    /// <summary>The user key from the call's metadata (x-user-key), used when the message's user_key is empty.</summary>
+    private static Caller Caller(string endpoint, ServerCallContext context) =>
+        new(endpoint, context.RequestHeaders.GetValue(UserKeyMetadata), UserKeyMetadata);
+
+    public const string UserKeyMetadata = "x-user-key";
 
     private Task<T> Handle<T>(string endpoint, Func<T> body)
     {

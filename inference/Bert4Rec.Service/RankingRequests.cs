@@ -42,29 +42,77 @@ public sealed class Overloaded()
 public sealed class DeadlineExceeded()
     : ServiceError(504, Grpc.Core.StatusCode.DeadlineExceeded, "DEADLINE_EXCEEDED", "", "the request ran past its deadline");
 
+/// <summary>Who is calling: the endpoint's metrics name and the user key given outside the message (HTTP header or gRPC metadata).</summary>
+internal readonly record struct Caller(string Endpoint, string? UserKey = null, string UserKeySource = RankingRequests.UserKeyHeader);
+
 internal static class RankingRequests
 {
-    public static RecommendResponse Recommend(RecommendRequest req, BundleHolder holder, ServiceOptions o)
+    /// <summary>The HTTP header (gRPC metadata key, lower case) carrying a user key for requests whose user_key field is empty.</summary>
+    public const string UserKeyHeader = "X-User-Key";
+    /// <summary>The HTTP response header naming the arm that answered.</summary>
+    public const string ArmHeader = "X-Model-Arm";
+
+    /// <summary>The request's user key: its own field, else the caller's header; checked for length.</summary>
+    private static string UserKey(string field, string prefix, Caller caller)
     {
-        using var lease = holder.Acquire();
-        return Recommend(req, lease, o, "");
+        if (field.Length > 0)
+        {
+            if (field.Length > BundleHolder.MaxUserKeyLength) throw new RequestError(prefix + "user_key", $"at most {BundleHolder.MaxUserKeyLength} characters, got {field.Length}");
+            return field;
+        }
+        string key = caller.UserKey ?? "";
+        if (key.Length > BundleHolder.MaxUserKeyLength) throw new RequestError(caller.UserKeySource, $"at most {BundleHolder.MaxUserKeyLength} characters, got {key.Length}");
+        return key;
     }
 
-    public static BatchRecommendResponse RecommendBatch(BatchRecommendRequest req, BundleHolder holder, ServiceOptions o)
+    public static RecommendResponse Recommend(RecommendRequest req, BundleHolder holder, ServiceOptions o, RequestMetrics metrics, Caller caller)
+    {
+        var q = Check(req, o, "");
+        using var lease = holder.Acquire(UserKey(req.UserKey, "", caller));
+        var resp = Response(lease.Recommender.RecommendBatch([q])[0], lease);
+        metrics.RecordArm(caller.Endpoint, lease.Arm, lease.Name);
+        return resp;
+    }
+
+    public static BatchRecommendResponse RecommendBatch(BatchRecommendRequest req, BundleHolder holder, ServiceOptions o, RequestMetrics metrics, Caller caller)
     {
         if (req.Requests.Count == 0) throw new RequestError("requests", "requests is empty");
         if (req.Requests.Count > o.MaxBatch) throw new RequestError("requests", $"at most {o.MaxBatch} requests per batch, got {req.Requests.Count}");
         var queries = new RecommendQuery[req.Requests.Count];
-        for (int i = 0; i < queries.Length; i++) queries[i] = Check(req.Requests[i], o, $"requests[{i}].");
-        using var lease = holder.Acquire();
-        // one ONNX Runtime run and one FAISS search for the whole batch (per distinct K), not item by item
-        var results = lease.Recommender.RecommendBatch(queries);
-        var resp = new BatchRecommendResponse();
-        foreach (var r in results) resp.Responses.Add(Response(r, lease));
-        return resp;
+        var keys = new string[queries.Length];
+        for (int i = 0; i < queries.Length; i++)
+        {
+            queries[i] = Check(req.Requests[i], o, $"requests[{i}].");
+            keys[i] = UserKey(req.Requests[i].UserKey, $"requests[{i}].", caller);
+        }
+        // each item goes to its key's arm; each arm runs its items as one batch (one ONNX Runtime run, one FAISS search per distinct K)
+        var leases = new List<BundleHolder.Lease>();
+        try
+        {
+            var arms = new BundleHolder.Lease[queries.Length];
+            for (int i = 0; i < queries.Length; i++)
+            {
+                var l = holder.Acquire(keys[i]);
+                int same = leases.FindIndex(x => ReferenceEquals(x.Bundle, l.Bundle));
+                if (same >= 0) { l.Dispose(); arms[i] = leases[same]; }
+                else { leases.Add(l); arms[i] = l; }
+            }
+            var resp = new RecommendResponse[queries.Length];
+            foreach (var lease in leases)
+            {
+                int[] rows = Enumerable.Range(0, queries.Length).Where(i => ReferenceEquals(arms[i].Bundle, lease.Bundle)).ToArray();
+                var results = lease.Recommender.RecommendBatch(rows.Select(i => queries[i]).ToArray());
+                for (int j = 0; j < rows.Length; j++) resp[rows[j]] = Response(results[j], lease);
+            }
+            var batch = new BatchRecommendResponse();
+            batch.Responses.AddRange(resp);
+            for (int i = 0; i < resp.Length; i++) metrics.RecordArm(caller.Endpoint, arms[i].Arm, arms[i].Name);
+            return batch;
+        }
+        finally { foreach (var l in leases) l.Dispose(); }
     }
 
-    public static RerankResponse Rerank(RerankRequest req, BundleHolder holder, ServiceOptions o)
+    public static RerankResponse Rerank(RerankRequest req, BundleHolder holder, ServiceOptions o, RequestMetrics metrics, Caller caller)
     {
         CheckHistory(req.History, o, "");
         if (req.Candidates.Count == 0) throw new RequestError("candidates", "candidates is empty");
@@ -72,12 +120,13 @@ internal static class RankingRequests
         for (int i = 0; i < req.Candidates.Count; i++)
             if (string.IsNullOrEmpty(req.Candidates[i])) throw new RequestError($"candidates[{i}]", "empty item id");
         if (req.K < 0 || req.K > o.MaxK) throw new RequestError("k", $"k must be in 0..{o.MaxK}, got {req.K}");
-        using var lease = holder.Acquire();
+        using var lease = holder.Acquire(UserKey(req.UserKey, "", caller));
         var r = lease.Recommender.Rerank(req.History, req.Candidates, req.K);
-        var resp = new RerankResponse { ModelVersion = lease.Bundle.Version };
+        var resp = new RerankResponse { ModelVersion = lease.Bundle.Version, Arm = lease.Arm, Version = lease.Name };
         resp.Items.AddRange(r.Items.Select(i => new ScoredItem { ItemId = i.ItemId, Score = i.Score }));
         resp.UnknownIds.AddRange(r.UnknownIds);
         resp.UnknownCandidateIds.AddRange(r.UnknownCandidateIds);
+        metrics.RecordArm(caller.Endpoint, lease.Arm, lease.Name);
         return resp;
     }
 
@@ -89,7 +138,7 @@ internal static class RankingRequests
         {
             ModelVersion = b.Version, ItemCount = b.Config.ItemCount, Hidden = b.Config.Hidden, Layers = b.Config.Layers, Heads = b.Config.Heads,
             MaxLength = b.Config.MaxLength, IndexFactory = b.Index?.Factory ?? "", ExecutionProvider = b.Session.ActiveProvider,
-            Version = lease.Name,
+            Version = lease.Name, CanaryVersion = holder.CanaryName ?? "", CanaryShare = holder.CanaryShare,
         };
         info.Versions.AddRange(holder.Versions());
         foreach (var (k, v) in b.Manifest.Metrics) info.Metrics[k] = v;
@@ -116,12 +165,10 @@ internal static class RankingRequests
 
     private static RecommendResponse Response(RecommendationResult r, BundleHolder.Lease lease)
     {
-        var resp = new RecommendResponse { ModelVersion = lease.Bundle.Version };
+        var resp = new RecommendResponse { ModelVersion = lease.Bundle.Version, Arm = lease.Arm, Version = lease.Name };
         resp.Items.AddRange(r.Items.Select(i => new ScoredItem { ItemId = i.ItemId, Score = i.Score }));
         resp.UnknownIds.AddRange(r.UnknownIds);
         return resp;
     }
 
-    private static RecommendResponse Recommend(RecommendRequest req, BundleHolder.Lease lease, ServiceOptions o, string prefix) =>
-        Response(lease.Recommender.RecommendBatch([Check(req, o, prefix)])[0], lease);
 }

@@ -15,6 +15,7 @@ public sealed class RequestMetrics
         public readonly long[] Buckets = new long[BucketsMs.Length + 1];
     }
     private readonly ConcurrentDictionary<string, Series> _series = new();
+    private readonly ConcurrentDictionary<(string Endpoint, string Arm, string Version), long[]> _arms = new();
     public long Reloads;
     public long FailedReloads;
 
@@ -30,6 +31,12 @@ public sealed class RequestMetrics
             s.Buckets[b < 0 ? BucketsMs.Length : b]++;
         }
     }
+
+    /// <summary>One answer by an arm (primary or canary) of a version; a batch counts each of its items.</summary>
+    public void RecordArm(string endpoint, string arm, string version) => Interlocked.Increment(ref _arms.GetOrAdd((endpoint, arm, version), _ => new long[1])[0]);
+
+    /// <summary>Answers by an arm, summed over endpoints and versions.</summary>
+    public long ArmCount(string arm) => _arms.Where(x => x.Key.Arm == arm).Sum(x => Interlocked.Read(ref x.Value[0]));
 
     public long Count(string endpoint) => _series.TryGetValue(endpoint, out var s) ? s.Count : 0;
     public long Errors(string endpoint) => _series.TryGetValue(endpoint, out var s) ? s.Errors : 0;
@@ -53,6 +60,9 @@ public sealed class RequestMetrics
                 sb.Append(inv, $"bert4rec_request_duration_ms_bucket{{endpoint=\"{name}\",le=\"+Inf\"}} {s.Count}\n");
                 sb.Append(inv, $"bert4rec_request_duration_ms_sum{{endpoint=\"{name}\"}} {s.SumMs:F3}\nbert4rec_request_duration_ms_count{{endpoint=\"{name}\"}} {s.Count}\n");
             }
+        sb.Append("# TYPE bert4rec_arm_requests_total counter\n");
+        foreach (var ((endpoint, arm, version), n) in _arms.OrderBy(x => x.Key))
+            sb.Append(inv, $"bert4rec_arm_requests_total{{endpoint=\"{endpoint}\",arm=\"{arm}\",version=\"{version}\"}} {Interlocked.Read(ref n[0])}\n");
         sb.Append(inv, $"bert4rec_reloads_total {Interlocked.Read(ref Reloads)}\nbert4rec_reload_failures_total {Interlocked.Read(ref FailedReloads)}\n");
         return sb.ToString();
     }

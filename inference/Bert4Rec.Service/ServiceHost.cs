@@ -29,6 +29,10 @@ public sealed record ServiceOptions
     public string? ModelRoot { get; init; }
     /// <summary>The version to serve first under <see cref="ModelRoot"/>; null = the newest complete one.</summary>
     public string? Version { get; init; }
+    /// <summary>A second version under <see cref="ModelRoot"/> served beside the primary to <see cref="CanaryShare"/> of the user keys; null = none.</summary>
+    public string? Canary { get; init; }
+    /// <summary>The share (0..1) of user keys the canary answers, by a stable hash of the key; requests without a key go to the primary.</summary>
+    public double CanaryShare { get; init; } = 0.1;
     /// <summary>HTTP/1.1 (JSON and binary protobuf) listen URLs, ';'-separated; port 0 picks a free port.</summary>
     public string Urls { get; init; } = "http://127.0.0.1:8080";
     /// <summary>gRPC (HTTP/2 without TLS) listen URLs, ';'-separated; empty (the default here) = no gRPC endpoint.
@@ -125,6 +129,12 @@ public static class ServiceHost
         try { await holder.ReloadAsync(o.Version); }
         catch (ServiceError e) { holder.Dispose(); throw new BundleException("", e.Message, $"--version {o.Version}: {e.Message}"); }
         catch { holder.Dispose(); throw; }
+        if (!string.IsNullOrEmpty(o.Canary))
+        {
+            try { await holder.SetCanaryAsync(o.Canary, o.CanaryShare, "--canary", "--canary-share"); }
+            catch (ServiceError e) { holder.Dispose(); throw new BundleException("", e.Message, $"{(e.Field.Length > 0 ? e.Field : "--canary")} {o.Canary}: {e.Message}"); }
+            catch { holder.Dispose(); throw; }
+        }
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         if (o.JsonLogs) builder.Logging.AddJsonConsole(c => { c.TimestampFormat = "O"; c.UseUtcTimestamp = true; });
@@ -219,6 +229,7 @@ public static class ServiceHost
         foreach (var ep in adminEndpoints)
             if (!IPAddress.IsLoopback(ep.Address)) log.LogWarning("the admin endpoint listens on {Endpoint}, reachable from other machines (bearer token required)", ep);
         if (adminEndpoints.Count > 0 && string.IsNullOrEmpty(o.AdminToken)) log.LogWarning("no admin token configured: every admin request is refused");
+        if (holder.CanaryName != null) log.LogInformation("canary {Canary} answers {Share:P1} of user keys", holder.CanaryName, holder.CanaryShare);
         log.LogInformation("serving {Version} on {Address} (HTTP/1.1), {GrpcAddress} (gRPC), {AdminAddress} (admin)", holder.CurrentName, address, grpcAddress ?? "no gRPC", adminAddress ?? "no admin");
         return new RunningService(app, holder, address, grpcAddress, adminAddress, metrics, o, () => Volatile.Read(ref inFlight));
     }
@@ -242,7 +253,8 @@ public static class ServiceHost
             {
                 await Task.Delay(every, stop);
                 string? newest = holder.Versions().LastOrDefault();
-                if (newest == null || newest == holder.CurrentName || refused.Contains(newest)) continue;
+                // the canary's version is promoted only by an operator (POST /admin/reload names it)
+                if (newest == null || newest == holder.CurrentName || newest == holder.CanaryName || refused.Contains(newest)) continue;
                 try
                 {
                     await holder.ReloadAsync(newest);
@@ -284,12 +296,27 @@ public static class ServiceHost
 
     private static void Map(WebApplication app, ServiceOptions o, BundleHolder holder, RequestMetrics metrics, ILogger log)
     {
+        Caller Caller(HttpContext ctx, string endpoint) => new(endpoint, ctx.Request.Headers[RankingRequests.UserKeyHeader].ToString());
         app.MapPost("/v1/recommend", (RequestDelegate)(ctx => Handle(ctx, "recommend", o, metrics, log, async () =>
-            RankingRequests.Recommend(await Read(ctx, RecommendRequest.Parser, log), holder, o))));
+        {
+            var r = RankingRequests.Recommend(await Read(ctx, RecommendRequest.Parser, log), holder, o, metrics, Caller(ctx, "recommend"));
+            ctx.Response.Headers[RankingRequests.ArmHeader] = r.Arm;
+            return r;
+        })));
         app.MapPost("/v1/recommend:batch", (RequestDelegate)(ctx => Handle(ctx, "recommend_batch", o, metrics, log, async () =>
-            RankingRequests.RecommendBatch(await Read(ctx, BatchRecommendRequest.Parser, log), holder, o))));
+        {
+            var r = RankingRequests.RecommendBatch(await Read(ctx, BatchRecommendRequest.Parser, log), holder, o, metrics, Caller(ctx, "recommend_batch"));
+            // the header names the arm when every item had the same one; each item's `arm` field always does
+            var arms = r.Responses.Select(x => x.Arm).Distinct().ToArray();
+            if (arms.Length == 1) ctx.Response.Headers[RankingRequests.ArmHeader] = arms[0];
+            return r;
+        })));
         app.MapPost("/v1/rerank", (RequestDelegate)(ctx => Handle(ctx, "rerank", o, metrics, log, async () =>
-            RankingRequests.Rerank(await Read(ctx, RerankRequest.Parser, log), holder, o))));
+        {
+            var r = RankingRequests.Rerank(await Read(ctx, RerankRequest.Parser, log), holder, o, metrics, Caller(ctx, "rerank"));
+            ctx.Response.Headers[RankingRequests.ArmHeader] = r.Arm;
+            return r;
+        })));
         app.MapGet("/v1/model", (RequestDelegate)(ctx => Handle(ctx, "model", o, metrics, log, () => Task.FromResult<IMessage>(RankingRequests.Model(holder)))));
         app.MapPost("/admin/reload", (RequestDelegate)(ctx => Handle(ctx, "reload", o, metrics, log, async () =>
         {
@@ -305,7 +332,7 @@ public static class ServiceHost
                 var (b, name) = await holder.ReloadAsync(version.Length > 0 ? version : null, field);
                 log.LogWarning("reloaded: serving version {Name} ({Version})", name, b.Version);
                 Interlocked.Increment(ref metrics.Reloads);
-                var info = new ModelInfo { ModelVersion = b.Version, ItemCount = b.Config.ItemCount, Version = name };
+                var info = new ModelInfo { ModelVersion = b.Version, ItemCount = b.Config.ItemCount, Version = name, CanaryVersion = holder.CanaryName ?? "", CanaryShare = holder.CanaryShare };
                 info.Versions.AddRange(holder.Versions());
                 return info;
             }
@@ -313,6 +340,25 @@ public static class ServiceHost
             {
                 Interlocked.Increment(ref metrics.FailedReloads);
                 log.LogError("reload of {Version} refused ({RequestId}), {Current} keeps serving: {Message}", version, ctx.Response.Headers["X-Request-Id"].ToString(), holder.CurrentName, e.Message);
+                throw e is BundleException be ? new VersionRefused(be.FileName, be.Reason) : new VersionRefused("", "the version could not be read");
+            }
+        })));
+        app.MapPost("/admin/canary", (RequestDelegate)(ctx => Handle(ctx, "canary", o, metrics, log, async () =>
+        {
+            Authorize(ctx, o, log);
+            // an empty body is the empty message (no version: the canary ends), as protobuf encodes it
+            var req = await ReadOptional(ctx, CanaryRequest.Parser, log);
+            try
+            {
+                await holder.SetCanaryAsync(req.Version, req.Share);
+                if (holder.CanaryName is string c) log.LogWarning("canary: version {Canary} answers {Share:P1} of user keys beside {Primary}", c, holder.CanaryShare, holder.CurrentName);
+                else log.LogWarning("canary ended: {Primary} answers every request", holder.CurrentName);
+                return RankingRequests.Model(holder);
+            }
+            catch (Exception e) when (e is BundleException or IOException or UnauthorizedAccessException)
+            {
+                Interlocked.Increment(ref metrics.FailedReloads);
+                log.LogError("canary {Version} refused ({RequestId}), {Current} keeps serving: {Message}", req.Version, ctx.Response.Headers["X-Request-Id"].ToString(), holder.CanaryName ?? holder.CurrentName, e.Message);
                 throw e is BundleException be ? new VersionRefused(be.FileName, be.Reason) : new VersionRefused("", "the version could not be read");
             }
         })));
