@@ -16,6 +16,9 @@ internal sealed class ExportVerb : IVerb
           --vocab FILE                    (default: vocab.txt beside the checkpoint)
           --out DIR                       bundle folder (replaced atomically)
           --full-catalog                  also write model_full.onnx (top-k over all items; for small catalogs and evaluation through ORT)
+          --triton DIR                    also write a Triton Inference Server model repository: DIR/NAME/config.pbtxt, DIR/NAME/1/model.onnx
+          --triton-name NAME              its model name (default: the model kind)
+          --triton-max-batch B            its max_batch_size, with dynamic batching (default 64)
         """;
 
     public int Run(CommandLine a)
@@ -28,6 +31,12 @@ internal sealed class ExportVerb : IVerb
         string vocabPath = a.String("vocab") ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(ckpt))!, "vocab.txt");
         string outDir = a.Required("out");
         bool fullCatalog = a.Flag("full-catalog");
+        string? triton = a.String("triton");
+        string? tritonName = a.String("triton-name");
+        int tritonMaxBatch = a.Int("triton-max-batch", 64, 1, 1 << 20);
+        if (triton == null && (tritonName != null || a.Has("triton-max-batch"))) throw new UsageException("--triton-name and --triton-max-batch go with --triton DIR");
+        if (tritonName != null && !TritonRepository.IsValidName(tritonName))
+            throw new UsageException($"--triton-name: '{tritonName}' is not a model name (letters, digits, '_', '-', '.'; not starting with '.')");
         a.EnsureAllUsed();
         var (cfg, weights) = Checkpoint.LoadWeights(ckpt);
         RunFolder.CheckVocabulary(ckpt, vocabPath);
@@ -35,6 +44,12 @@ internal sealed class ExportVerb : IVerb
         var metrics = RunFolder.ReadTestMetrics(Path.GetDirectoryName(Path.GetFullPath(ckpt))!);
         BundleWriter.Write(outDir, cfg, weights, vocab, "bert4rec export " + string.Join(' ', Environment.GetCommandLineArgs().Skip(2)), metrics, Path.GetFullPath(ckpt), fullCatalog);
         Console.WriteLine($"bundle written to {outDir}: {BundleLayout.Model}, {BundleLayout.Vocabulary}, {BundleLayout.Manifest} ({cfg.Kind.Name()}, {cfg.ItemCount} items, d={cfg.Hidden}, N={cfg.MaxLength})");
+        if (triton != null)
+        {
+            string name = tritonName ?? cfg.Kind.Name();
+            TritonRepository.Write(triton, name, cfg, Path.Combine(outDir, BundleLayout.Model), tritonMaxBatch);
+            Console.WriteLine($"Triton model repository written to {triton}: {name}/config.pbtxt, {name}/1/model.onnx");
+        }
         return 0;
     }
 }
