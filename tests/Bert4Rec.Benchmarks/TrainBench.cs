@@ -4,6 +4,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using Bert4Rec.Contracts;
+using Bert4Rec.Torch;
 using Bert4Rec.Training.Model;
 using Bert4Rec.Training.Optim;
 
@@ -21,9 +22,11 @@ internal static class TrainBench
         double mask = a.Double("mask", 0.2, 0.01, 1);
         float dropout = causal ? 0.2f : 0.1f;
         bool torch = a.Flag("torch");
+        var engine = EngineChoice.Read(a);
         a.EnsureAllUsed();
         var cfg = new ModelConfig { Kind = kind, ItemCount = items, Hidden = hidden, Heads = heads, Layers = layers, MaxLength = seq, HiddenDropout = dropout, AttentionDropout = dropout };
-        using var model = SequenceModels.Create(cfg, batch, threads);
+        var factory = engine.Factory(kind, w => Console.Error.WriteLine("bench train: warning: " + w)) ?? NativeModel.Create;
+        using var model = factory(cfg, batch, threads);
         model.InitializeParameters(0);
         var opt = new AdamW(model.Layout);
         var rng = new Random(0);
@@ -68,9 +71,9 @@ internal static class TrainBench
         double secs = stepTimes.Sum() / 1000;
         double tps = tokens / secs;
         long peak = PeakRssBytes();
-        Console.WriteLine($"train (ours, {kind.Name()}): {steps} steps, batch {batch}x{seq}, d={hidden}, {layers} layers, {heads} heads, {items} items, {threads} threads");
+        Console.WriteLine($"train (ours, {kind.Name()}, {engine.Label} engine): {steps} steps, batch {batch}x{seq}, d={hidden}, {layers} layers, {heads} heads, {items} items, {threads} threads");
         Console.WriteLine($"  {tps:N0} tokens/s, step p50 {Median(stepTimes):F1} ms, peak RSS {peak / 1048576.0:F0} MiB");
-        var result = new Dictionary<string, object> { ["engine"] = kind.Name() + "-csharp", ["train_tokens_per_s"] = Math.Round(tps), ["step_ms_p50"] = Math.Round(Median(stepTimes), 1), ["peak_rss_mib"] = peak / 1048576 };
+        var result = new Dictionary<string, object> { ["engine"] = kind.Name() + (engine.IsTorch ? "-" + engine.Label : "-csharp"), ["train_tokens_per_s"] = Math.Round(tps), ["step_ms_p50"] = Math.Round(Median(stepTimes), 1), ["peak_rss_mib"] = peak / 1048576 };
         if (torch)
         {
             var torchResult = causal

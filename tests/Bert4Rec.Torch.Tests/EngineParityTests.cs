@@ -96,6 +96,13 @@ public class EngineParityTests
     }
 
     [Fact]
+    public void The_test_host_runs_under_jemalloc_as_the_launcher_runs_the_engine()
+    {
+        if (!File.Exists("/usr/lib/x86_64-linux-gnu/libjemalloc.so.2")) return;   // setup.sh installs it; without it only time is lost
+        Assert.Contains(File.ReadLines("/proc/self/maps"), l => l.Contains("libjemalloc", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void Bad_input_is_refused_with_the_position()
     {
         var c = Small;

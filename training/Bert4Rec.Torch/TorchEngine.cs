@@ -44,6 +44,10 @@ public static class TorchEngine
         }
     }
 
+    /// <summary>Model kinds with a TorchSharp module.</summary>
+    public static readonly ModelKind[] Kinds = [ModelKind.Bert4Rec];
+    public static bool Supports(ModelKind kind) => Kinds.Contains(kind);
+
     public static TorchSequenceModel Create(ModelConfig config, int maxBatch, int threads, Device device) => config.Kind switch
     {
         ModelKind.Bert4Rec => new TorchBert4Rec(config, maxBatch, threads, device),
