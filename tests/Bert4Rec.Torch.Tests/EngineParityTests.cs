@@ -117,6 +117,19 @@ public class EngineParityTests
     }
 
     [Fact]
+    public void Engine_flags_are_checked_naming_the_flag()
+    {
+        Assert.Contains("--engine", Assert.Throws<UsageException>(() => EngineChoice.Read(new CommandLine(["--engine", "pytorch"]))).Message);
+        Assert.Contains("--device", Assert.Throws<UsageException>(() => EngineChoice.Read(new CommandLine(["--device", "tpu"]))).Message);
+        Assert.Contains("--engine torchsharp", Assert.Throws<UsageException>(() => EngineChoice.Read(new CommandLine(["--device", "cuda"]))).Message);
+        var torchChoice = EngineChoice.Read(new CommandLine(["--engine", "torchsharp"]));
+        Assert.Contains("sasrec", Assert.Throws<UsageException>(() => torchChoice.Factory(ModelKind.SasRec, _ => { })).Message);
+        Assert.Null(EngineChoice.Read(new CommandLine([])).Factory(ModelKind.Bert4Rec, _ => { }));
+        Assert.NotNull(torchChoice.Factory(ModelKind.Bert4Rec, _ => { }));
+        Assert.Equal("torchsharp-cpu", torchChoice.Label);
+    }
+
+    [Fact]
     public void A_short_run_reaches_the_native_engines_validation_ndcg_within_0_01()
     {
         var split = LeaveOneOut.Split(SyntheticDataset.Generate(new SyntheticOptions { Users = 600, Items = 120, MinLength = 8, MaxLength = 25, Seed = 9 }));

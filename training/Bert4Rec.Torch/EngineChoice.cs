@@ -28,7 +28,7 @@ public sealed record EngineChoice(string Engine, string Device)
     {
         if (!IsTorch) return null;
         if (!TorchEngine.Supports(kind))
-            throw new UsageException($"--engine torchsharp: model {kind.Name()} has no TorchSharp module yet ({string.Join(", ", TorchEngine.Kinds.Select(k => k.Name()))} have); use --engine native");
+            throw new UsageException($"--engine torchsharp: model {kind.Name()} has no TorchSharp module yet (modules: {string.Join(", ", TorchEngine.Kinds.Select(k => k.Name()))}); use --engine native");
         var device = TorchEngine.ResolveDevice(Device, warn);
         Label = "torchsharp-" + device.type.ToString().ToLowerInvariant();
         return TorchEngine.Factory(device);

@@ -49,6 +49,8 @@ internal sealed class TrainVerb : IVerb
                 throw new UsageException($"--resume continues {ckpt} with its own hyperparameters; --{string.Join(", --", changed)} differ from the run's (drop them)");
         }
         else if (File.Exists(ckpt)) throw new UsageException($"{ckpt} exists: pass --resume to continue that run, or choose another --out");
+        // the engine is loaded (and the device resolved) before anything is written, so a refusal leaves no run folder behind
+        var factory = engine.Factory(cfg.Kind, w => Console.Error.WriteLine("bert4rec train: warning: " + w));
         var data = SequenceDataset.Load(dataDir);
         var split = LeaveOneOut.Split(data);
         Directory.CreateDirectory(outDir);
@@ -62,7 +64,6 @@ internal sealed class TrainVerb : IVerb
             try { data.Items.Save(probe); vocabSha = BundleManifests.Sha256(probe); }
             finally { File.Delete(probe); }
         }
-        var factory = engine.Factory(cfg.Kind, w => Console.Error.WriteLine("bert4rec train: warning: " + w));
         Console.WriteLine($"training {cfg.Preset} on {dataDir} ({engine.Label} engine): {data.Statistics}");
         var clock = Stopwatch.StartNew();
         var progress = new ConsoleProgress();
