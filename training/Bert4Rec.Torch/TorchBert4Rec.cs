@@ -21,13 +21,13 @@ public sealed class TorchBert4Rec : TorchSequenceModel
         _heads = config.Heads;
     }
 
-    protected override Tensor Encode(Tensor ids, Tensor pad, bool train)
+    protected override Tensor Encode(Tensor ids, Tensor pad, int firstPosition, bool train)
     {
         var cfg = Config;
         long B = ids.shape[0], N = ids.shape[1];
         int d = _d, H = _heads, dh = d / H;
         double hp = train ? cfg.HiddenDropout : 0, ap = train ? cfg.AttentionDropout : 0;
-        var x = P("tok_emb").index_select(0, ids.reshape(-1)).view(B, N, d).add(P("pos_emb"));
+        var x = P("tok_emb").index_select(0, ids.reshape(-1)).view(B, N, d).add(P("pos_emb").narrow(0, firstPosition, N));
         x = torch.nn.functional.dropout(LayerNorm(x, "ln_emb.g", "ln_emb.b"), hp, train);
         // additive key mask (B,1,1,N): 0 for items, -10000 for [PAD]
         var mask = pad.to(ScalarType.Float32).mul(-10000f).view(B, 1, 1, N);

@@ -45,12 +45,14 @@ public static class TorchEngine
     }
 
     /// <summary>Model kinds with a TorchSharp module.</summary>
-    public static readonly ModelKind[] Kinds = [ModelKind.Bert4Rec];
+    public static readonly ModelKind[] Kinds = [ModelKind.Bert4Rec, ModelKind.SasRec, ModelKind.Gru4Rec];
     public static bool Supports(ModelKind kind) => Kinds.Contains(kind);
 
     public static TorchSequenceModel Create(ModelConfig config, int maxBatch, int threads, Device device) => config.Kind switch
     {
         ModelKind.Bert4Rec => new TorchBert4Rec(config, maxBatch, threads, device),
+        ModelKind.SasRec => new TorchSasRec(config, maxBatch, threads, device),
+        ModelKind.Gru4Rec => new TorchGru4Rec(config, maxBatch, threads, device),
         _ => throw new ArgumentException($"--engine torchsharp: model {config.Kind.Name()} has no TorchSharp module yet (bert4rec has); use --engine native"),
     };
 

@@ -58,8 +58,9 @@ public abstract class TorchSequenceModel : ITrainableModel
 
     // ---------------------------------------------------------------- what a kind supplies
 
-    /// <summary>Final hidden states (B,N,d) of ids (B,N); <paramref name="pad"/> is ids == 0 (B,N).</summary>
-    protected abstract Tensor Encode(Tensor ids, Tensor pad, bool train);
+    /// <summary>Final hidden states (B,L,d) of ids (B,L), the last L columns of the rows (positions
+    /// <paramref name="firstPosition"/> .. N-1); <paramref name="pad"/> is ids == 0 (B,L).</summary>
+    protected abstract Tensor Encode(Tensor ids, Tensor pad, int firstPosition, bool train);
     /// <summary>z (M,d) from final hidden rows (M,d). Default: z = h.</summary>
     protected virtual Tensor Head(Tensor h) => h;
 
@@ -72,76 +73,145 @@ public abstract class TorchSequenceModel : ITrainableModel
         _flat.copy_(host);
     }
 
-    private Tensor Ids(ReadOnlySpan<int> inputIds, int batch)
+    /// <summary>Checks the rows (left-padded, ids in the vocabulary) and returns each row's number of real tokens.</summary>
+    private int[] RowLengths(ReadOnlySpan<int> inputIds, int batch)
     {
         if (batch < 1 || batch > MaxBatch) throw new ArgumentOutOfRangeException(nameof(batch), batch, $"batch must be in 1..{MaxBatch}");
         if (inputIds.Length != batch * _n) throw new ArgumentException($"inputIds has {inputIds.Length} ids; batch {batch} x length {_n} needs {batch * _n}");
-        if (_ids.Length < batch * _n) _ids = new long[MaxBatch * _n];
+        var lengths = new int[batch];
         for (int b = 0; b < batch; b++)
         {
-            bool real = false;
+            int first = -1;
             for (int t = 0; t < _n; t++)
             {
                 int id = inputIds[b * _n + t];
                 if (id == ModelConfig.PadId)
                 {
-                    if (real) throw new ArgumentException($"row {b}: [PAD] at position {t} after a real token (sequences must be left-padded)");
+                    if (first >= 0) throw new ArgumentException($"row {b}: [PAD] at position {t} after a real token (sequences must be left-padded)");
                 }
                 else if (id < 0 || id >= _vocab) throw new ArgumentException($"row {b}, position {t}: id {id} is outside the vocabulary 0..{_vocab - 1}");
-                else real = true;
-                _ids[b * _n + t] = id;
+                else if (first < 0) first = t;
             }
+            lengths[b] = first < 0 ? 0 : _n - first;
         }
-        return torch.tensor(_ids.AsMemory(0, batch * _n), [batch, _n], ScalarType.Int64).to(Device);
+        return lengths;
+    }
+
+    /// <summary>
+    /// The rows in groups of similar length, shortest first, each group cut to its longest row (at least one column): the
+    /// leading columns dropped are [PAD] in every row of the group, and [PAD]s change nothing for real tokens (masked keys;
+    /// a carried GRU state of 0), so the result is the full-width one while the work follows the real lengths.
+    /// </summary>
+    private List<(int[] Rows, int Width)> Groups(int[] lengths)
+    {
+        var order = Enumerable.Range(0, lengths.Length).OrderBy(b => lengths[b]).ThenBy(b => b).ToArray();
+        int groups = Math.Clamp(lengths.Length / MinGroupRows, 1, GroupCount);
+        var list = new List<(int[], int)>();
+        for (int g = 0; g < groups; g++)
+        {
+            int lo = g * order.Length / groups, hi = (g + 1) * order.Length / groups;
+            if (hi <= lo) continue;
+            var rows = order[lo..hi];
+            list.Add((rows, Math.Max(1, rows.Max(b => lengths[b]))));
+        }
+        return list;
+    }
+
+    /// <summary>Most groups per batch (length buckets), and the fewest rows a group may have: small groups cost more in
+    /// per-operation overhead than their trimmed columns save.</summary>
+    public int GroupCount { get; set; } = 4;
+    public int MinGroupRows { get; set; } = 64;
+
+    /// <summary>ids (rows, width) of the given rows' last <paramref name="width"/> columns, on the device.</summary>
+    private Tensor GroupIds(ReadOnlySpan<int> inputIds, int[] rows, int width)
+    {
+        if (_ids.Length < rows.Length * width) _ids = new long[MaxBatch * _n];
+        for (int r = 0; r < rows.Length; r++)
+            for (int c = 0; c < width; c++) _ids[r * width + c] = inputIds[rows[r] * _n + _n - width + c];
+        return torch.tensor(_ids.AsMemory(0, rows.Length * width), [rows.Length, width], ScalarType.Int64).to(Device);
     }
 
     public float TrainStep(ReadOnlySpan<int> inputIds, ReadOnlySpan<int> labels, int batch, ulong dropoutSeed)
     {
-        using var scope = torch.NewDisposeScope();
-        var ids = Ids(inputIds, batch);
+        var lengths = RowLengths(inputIds, batch);
         if (labels.Length != batch * _n) throw new ArgumentException($"labels has {labels.Length} entries; batch {batch} x length {_n} needs {batch * _n}");
-        var where = new List<long>();
-        var targets = new List<long>();
+        int M = 0;
         for (int b = 0; b < batch; b++)
             for (int t = 0; t < _n; t++)
             {
                 int y = labels[b * _n + t];
                 if (y == 0) continue;
                 if (y < 0 || y > _items) throw new ArgumentException($"label {y} at row {b}, position {t} is not an item index in 1..{_items}");
-                if (inputIds[b * _n + t] == ModelConfig.PadId) throw new ArgumentException($"label at row {b}, position {t} falls on a [PAD] position");
-                where.Add(b * _n + t);
-                targets.Add(y - 1);
+                if (t < _n - lengths[b]) throw new ArgumentException($"label at row {b}, position {t} falls on a [PAD] position");
+                M++;
             }
         Upload();
-        if (_flat.grad is { } g0) g0.zero_();
-        if (where.Count == 0) { Array.Clear(Gradients); return 0f; }
+        if (_flat.grad is { } g0) { g0.zero_(); g0.Dispose(); }
+        if (M == 0) { Array.Clear(Gradients); return 0f; }
         torch.manual_seed(unchecked((long)dropoutSeed));
         if (Device.type == DeviceType.CUDA) torch.cuda.manual_seed(unchecked((long)dropoutSeed));
-        var h = Encode(ids, ids.eq(0), train: true);
-        var rows = h.reshape(-1, _d).index_select(0, torch.tensor(where.ToArray(), ScalarType.Int64).to(Device));
-        var z = Head(rows);
-        var logits = z.matmul(P("tok_emb").narrow(0, 1, _items).t()).add(P("out_bias").narrow(0, 1, _items));
-        var loss = torch.nn.functional.cross_entropy(logits, torch.tensor(targets.ToArray(), ScalarType.Int64).to(Device));
-        loss.backward();
-        var grad = _flat.grad ?? throw new InvalidOperationException("autograd left no gradient");
-        using (var host = grad.cpu()) host.data<float>().CopyTo(Gradients, 0, 0);
-        return loss.item<float>();
+        double loss = 0;
+        // one forward/backward per length group; each adds its share (sum of its cross-entropies / M) into the one gradient
+        foreach (var (rows, width) in Groups(lengths))
+        {
+            var where = new List<long>();
+            var targets = new List<long>();
+            for (int r = 0; r < rows.Length; r++)
+                for (int c = 0; c < width; c++)
+                {
+                    int y = labels[rows[r] * _n + _n - width + c];
+                    if (y == 0) continue;
+                    where.Add(r * width + c);
+                    targets.Add(y - 1);
+                }
+            if (where.Count == 0) continue;
+            using var scope = torch.NewDisposeScope();
+            var ids = GroupIds(inputIds, rows, width);
+            var h = Encode(ids, ids.eq(0), _n - width, train: true);
+            var picked = h.reshape(-1, _d).index_select(0, torch.tensor(where.ToArray(), ScalarType.Int64).to(Device));
+            var z = Head(picked);
+            var logits = z.matmul(P("tok_emb").narrow(0, 1, _items).t()).add(P("out_bias").narrow(0, 1, _items));
+            var part = torch.nn.functional.cross_entropy(logits, torch.tensor(targets.ToArray(), ScalarType.Int64).to(Device),
+                reduction: nn.Reduction.Sum).div(M);
+            part.backward();
+            loss += part.item<float>();
+        }
+        using (var grad = _flat.grad ?? throw new InvalidOperationException("autograd left no gradient"))
+        using (var host = grad.cpu())
+            host.data<float>().CopyTo(Gradients, 0, 0);
+        return (float)loss;
     }
 
     public void PredictLast(ReadOnlySpan<int> inputIds, int batch, Span<float> z, Span<float> logits)
     {
+        var lengths = RowLengths(inputIds, batch);
         if (z.Length != batch * _d) throw new ArgumentException($"z has {z.Length} floats; needs batch {batch} x d {_d}");
         if (!logits.IsEmpty && logits.Length != (long)batch * _vocab) throw new ArgumentException($"logits has {logits.Length} floats; needs batch {batch} x V {_vocab}");
-        using var scope = torch.NewDisposeScope();
         using var _ = torch.no_grad();
-        var ids = Ids(inputIds, batch);
         Upload();
-        var h = Encode(ids, ids.eq(0), train: false);
-        var zt = Head(h.select(1, _n - 1).contiguous());
-        using (var host = zt.cpu()) host.data<float>().CopyTo(z, 0, 0);
-        if (logits.IsEmpty) return;
-        var lt = zt.matmul(P("tok_emb").t()).add(P("out_bias"));
-        using (var host = lt.cpu()) host.data<float>().CopyTo(logits, 0, 0);
+        float[] zBuf = new float[batch * _d];
+        float[] lBuf = logits.IsEmpty ? [] : new float[batch * _vocab];
+        foreach (var (rows, width) in Groups(lengths))
+        {
+            using var scope = torch.NewDisposeScope();
+            var ids = GroupIds(inputIds, rows, width);
+            var h = Encode(ids, ids.eq(0), _n - width, train: false);
+            var zt = Head(h.select(1, width - 1).contiguous());
+            using (var host = zt.cpu())
+            {
+                var acc = host.data<float>();
+                for (int r = 0; r < rows.Length; r++) acc.CopyTo(zBuf.AsSpan(rows[r] * _d, _d), 0, (long)r * _d);
+            }
+            if (logits.IsEmpty) continue;
+            var lt = zt.matmul(P("tok_emb").t()).add(P("out_bias"));
+            using (var host = lt.cpu())
+            {
+                var acc = host.data<float>();
+                for (int r = 0; r < rows.Length; r++) acc.CopyTo(lBuf.AsSpan(rows[r] * _vocab, _vocab), 0, (long)r * _vocab);
+            }
+        }
+        zBuf.CopyTo(z);
+        if (!logits.IsEmpty) lBuf.CopyTo(logits);
     }
 
     /// <summary>y = x @ W + b with the layout's (in,out) matrices.</summary>
