@@ -23,12 +23,12 @@ internal static class TrainBench
         float dropout = causal ? 0.2f : 0.1f;
         bool torch = a.Flag("torch");
         var engine = EngineChoice.Read(a);
-        int groups = a.Int("groups", 1, 1, 64);   // torchsharp: most length groups per step
+        int groups = a.Int("groups", 1, 1, 64);   // torchsharp: force G length groups per step (default: the engine's rule)
         a.EnsureAllUsed();
         var cfg = new ModelConfig { Kind = kind, ItemCount = items, Hidden = hidden, Heads = heads, Layers = layers, MaxLength = seq, HiddenDropout = dropout, AttentionDropout = dropout };
         var factory = engine.Factory(kind, w => Console.Error.WriteLine("bench train: warning: " + w)) ?? NativeModel.Create;
         using var model = factory(cfg, batch, threads);
-        if (model is TorchSequenceModel tm) tm.GroupCount = groups;
+        if (model is TorchSequenceModel tm && groups > 1) { tm.GroupCount = groups; tm.GroupBelowDensity = 1.01; }   // forced
         model.InitializeParameters(0);
         var opt = new AdamW(model.Layout);
         var rng = new Random(0);
@@ -73,7 +73,7 @@ internal static class TrainBench
         double secs = stepTimes.Sum() / 1000;
         double tps = tokens / secs;
         long peak = PeakRssBytes();
-        Console.WriteLine($"train (ours, {kind.Name()}, {engine.Label} engine): {steps} steps, batch {batch}x{seq}, d={hidden}, {layers} layers, {heads} heads, {items} items, {threads} threads" + (model is TorchSequenceModel ? $", up to {groups} length groups" : ""));
+        Console.WriteLine($"train (ours, {kind.Name()}, {engine.Label} engine): {steps} steps, batch {batch}x{seq}, d={hidden}, {layers} layers, {heads} heads, {items} items, {threads} threads" + (model is TorchSequenceModel && groups > 1 ? $", {groups} length groups forced" : ""));
         Console.WriteLine($"  {tps:N0} tokens/s, step p50 {Median(stepTimes):F1} ms, peak RSS {peak / 1048576.0:F0} MiB");
         var result = new Dictionary<string, object> { ["engine"] = kind.Name() + (engine.IsTorch ? "-" + engine.Label : "-csharp"), ["train_tokens_per_s"] = Math.Round(tps), ["step_ms_p50"] = Math.Round(Median(stepTimes), 1), ["peak_rss_mib"] = peak / 1048576 };
         if (torch)

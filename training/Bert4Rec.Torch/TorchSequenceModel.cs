@@ -21,7 +21,8 @@ public abstract class TorchSequenceModel : ITrainableModel
     public int Threads { get; }
 
     protected readonly int _d, _n, _items, _vocab;
-    private readonly Tensor _flat;
+    // one leaf tensor per named parameter: views of one flat leaf would make autograd materialise a zero-filled buffer of
+    // the whole layout for every view's gradient (14 MB per view and backward at Beauty's 54k items)
     private readonly Dictionary<string, Tensor> _views = new(StringComparer.Ordinal);
     private long[] _ids = [];
 
@@ -39,9 +40,8 @@ public abstract class TorchSequenceModel : ITrainableModel
         _d = config.Hidden; _n = config.MaxLength; _items = config.ItemCount; _vocab = config.VocabSize;
         TorchEngine.EnsureLoaded();
         torch.set_num_threads(Threads);
-        _flat = torch.zeros(Layout.TotalSize, ScalarType.Float32, device).requires_grad_(true);
         foreach (var t in Layout.Tensors)
-            _views[t.Name] = _flat.narrow(0, t.Offset, t.Size).view(t.Shape.Select(x => (long)x).ToArray());
+            _views[t.Name] = torch.zeros(t.Shape.Select(x => (long)x).ToArray(), ScalarType.Float32, device).requires_grad_(true);
     }
 
     /// <summary>The live view of a named parameter (shape as in the layout: matrices (in,out), so y = x @ W).</summary>
@@ -70,7 +70,9 @@ public abstract class TorchSequenceModel : ITrainableModel
     {
         using var _ = torch.no_grad();
         using var host = torch.tensor(Parameters);
-        _flat.copy_(host);
+        foreach (var t in Layout.Tensors)
+            using (var slice = host.narrow(0, t.Offset, t.Size))
+                _views[t.Name].copy_(slice.view(_views[t.Name].shape));
     }
 
     /// <summary>Checks the rows (left-padded, ids in the vocabulary) and returns each row's number of real tokens.</summary>
@@ -105,7 +107,9 @@ public abstract class TorchSequenceModel : ITrainableModel
     private List<(int[] Rows, int Width)> Groups(int[] lengths)
     {
         var order = Enumerable.Range(0, lengths.Length).OrderBy(b => lengths[b]).ThenBy(b => b).ToArray();
-        int groups = Math.Clamp(lengths.Length / MinGroupRows, 1, GroupCount);
+        int widest = Math.Max(1, lengths.Max());
+        double dense = lengths.Sum() / ((double)lengths.Length * widest);
+        int groups = dense < GroupBelowDensity ? Math.Clamp(lengths.Length / MinGroupRows, 1, GroupCount) : 1;
         var list = new List<(int[], int)>();
         for (int g = 0; g < groups; g++)
         {
@@ -117,11 +121,15 @@ public abstract class TorchSequenceModel : ITrainableModel
         return list;
     }
 
-    /// <summary>Most groups per batch (length buckets), and the fewest rows a group may have. Default 1 group (the batch cut
-    /// to its longest row): at batch 256 x 200 with lengths uniform in [50, 200] (`bench train --engine torchsharp --groups G`,
-    /// same load) 1, 2 and 4 groups gave 12.6k, 9.3k and 5.9k tokens/s, with peak RSS 2.1 GB, 1.4 GB and 0.84 GB: fewer
-    /// tokens computed, yet slower per step (varying shapes and one backward per group); so grouping is there for memory.</summary>
-    public int GroupCount { get; set; } = 1;
+    /// <summary>
+    /// Length groups, off by default: a batch whose real tokens fill less than <see cref="GroupBelowDensity"/> of batch x its
+    /// longest row would run as up to <see cref="GroupCount"/> groups of at least <see cref="MinGroupRows"/> rows. Measured
+    /// slower every time, because each group's backward pays the full output layer and embedding gradient again: batch 256 x
+    /// 200, lengths uniform in [50, 200] (`bench train --engine torchsharp --groups G`), 1, 2, 4 groups: 12.6k, 9.3k, 5.9k
+    /// tokens/s (peak RSS 2.1, 1.4, 0.84 GB); Amazon Beauty (N 50, 54k items, 8.8 items a user): 4 groups 401 real tokens/s.
+    /// </summary>
+    public int GroupCount { get; set; } = 4;
+    public double GroupBelowDensity { get; set; } = 0;
     public int MinGroupRows { get; set; } = 64;
 
     /// <summary>ids (rows, width) of the given rows' last <paramref name="width"/> columns, on the device.</summary>
@@ -148,7 +156,7 @@ public abstract class TorchSequenceModel : ITrainableModel
                 M++;
             }
         Upload();
-        if (_flat.grad is { } g0) { g0.zero_(); g0.Dispose(); }
+        foreach (var v in _views.Values) v.grad = null;
         if (M == 0) { Array.Clear(Gradients); return 0f; }
         torch.manual_seed(unchecked((long)dropoutSeed));
         if (Device.type == DeviceType.CUDA) torch.cuda.manual_seed(unchecked((long)dropoutSeed));
@@ -178,9 +186,13 @@ public abstract class TorchSequenceModel : ITrainableModel
             part.backward();
             loss += part.item<float>();
         }
-        using (var grad = _flat.grad ?? throw new InvalidOperationException("autograd left no gradient"))
-        using (var host = grad.cpu())
-            host.data<float>().CopyTo(Gradients, 0, 0);
+        foreach (var t in Layout.Tensors)
+        {
+            using var grad = _views[t.Name].grad;
+            if (grad is null) { Layout.Slice(Gradients, t.Name).Clear(); continue; }   // a parameter the step did not reach
+            using var host = grad.cpu().contiguous();
+            host.data<float>().CopyTo(Layout.Slice(Gradients, t.Name), 0, 0);
+        }
         return (float)loss;
     }
 
@@ -225,7 +237,6 @@ public abstract class TorchSequenceModel : ITrainableModel
     public virtual void Dispose()
     {
         foreach (var v in _views.Values) v.Dispose();
-        _flat.Dispose();
         GC.SuppressFinalize(this);
     }
 }
