@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything the project needs on a fresh machine, unattended and idempotent; quick when already done.
-#   1. Debian packages (libfaiss-dev, libopenblas-dev, liblapack-dev, g++, strace), only those missing;
+#   1. Debian packages (libfaiss-dev, libopenblas-dev, liblapack-dev, g++, strace, libjemalloc2), only those missing;
 #   2. the FAISS C shim (retrieval/native) compiled against Debian's static libfaiss.a into .native/ (git-ignored).
 # ONNX Runtime comes from NuGet (Microsoft.ML.OnnxRuntime, restored by dotnet build), not from here.
 # Re-run it any time; ./bert4rec runs it before every verb.
@@ -11,7 +11,9 @@ NATIVE="$ROOT/.native"
 SHIM_SRC="$ROOT/retrieval/native/faiss_shim.cpp"
 SHIM_HDR="$ROOT/retrieval/native/faiss_shim.h"
 SHIM_SO="$NATIVE/libbert4rec_faiss.so"
-APT_PACKAGES=(libfaiss-dev libopenblas-dev liblapack-dev g++ strace)   # strace: the kill-at-rename test (fault injection)
+# strace: the kill-at-rename test (fault injection). libjemalloc2: the allocator ./bert4rec preloads for the TorchSharp
+# engine (glibc malloc returns libtorch's large per-step activations to the kernel and faults them back in every step)
+APT_PACKAGES=(libfaiss-dev libopenblas-dev liblapack-dev g++ strace libjemalloc2)
 
 quiet=0
 [[ "${1:-}" == "--quiet" ]] && quiet=1

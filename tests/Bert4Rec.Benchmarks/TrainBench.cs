@@ -4,6 +4,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using Bert4Rec.Contracts;
+using Bert4Rec.Torch;
 using Bert4Rec.Training.Model;
 using Bert4Rec.Training.Optim;
 
@@ -26,9 +27,14 @@ internal static class TrainBench
         int negatives = a.Int("negatives", 1024, 1);
         if (loss is not ("ce" or "sampled-ce" or "gbce")) throw new UsageException($"--loss: '{loss}' is not one of ce, sampled-ce, gbce");
         if (torch && loss != "ce") throw new UsageException("--torch: the PyTorch references train with full cross-entropy; drop --loss");
+        var engine = EngineChoice.Read(a);
+        int groups = a.Int("groups", 1, 1, 64);   // torchsharp: force G length groups per step (default: the engine's rule)
+        if (engine.IsTorch && loss != "ce") throw new UsageException("--loss: the TorchSharp engine trains with full cross-entropy only; drop --loss or use --engine native");
         a.EnsureAllUsed();
         var cfg = new ModelConfig { Kind = kind, ItemCount = items, Hidden = hidden, Heads = heads, Layers = layers, MaxLength = seq, HiddenDropout = dropout, AttentionDropout = dropout };
-        using var model = SequenceModels.Create(cfg, batch, threads);
+        var factory = engine.Factory(kind, w => Console.Error.WriteLine("bench train: warning: " + w)) ?? NativeModel.Create;
+        using var model = factory(cfg, batch, threads);
+        if (model is TorchSequenceModel tm && groups > 1) { tm.GroupCount = groups; tm.GroupBelowDensity = 1.01; }   // forced
         model.InitializeParameters(0);
         var opt = new AdamW(model.Layout);
         var sampler = loss == "ce" ? null
@@ -76,9 +82,9 @@ internal static class TrainBench
         double secs = stepTimes.Sum() / 1000;
         double tps = tokens / secs;
         long peak = PeakRssBytes();
-        Console.WriteLine($"train (ours, {kind.Name()}, {(loss == "ce" ? "full CE" : $"{loss} over {negatives} negatives")}): {steps} steps, batch {batch}x{seq}, d={hidden}, {layers} layers, {heads} heads, {items} items, {threads} threads");
+        Console.WriteLine($"train (ours, {kind.Name()}, {engine.Label} engine, {(loss == "ce" ? "full CE" : $"{loss} over {negatives} negatives")}): {steps} steps, batch {batch}x{seq}, d={hidden}, {layers} layers, {heads} heads, {items} items, {threads} threads" + (model is TorchSequenceModel && groups > 1 ? $", {groups} length groups forced" : ""));
         Console.WriteLine($"  {tps:N0} tokens/s, step p50 {Median(stepTimes):F1} ms, peak RSS {peak / 1048576.0:F0} MiB");
-        var result = new Dictionary<string, object> { ["engine"] = kind.Name() + "-csharp", ["train_tokens_per_s"] = Math.Round(tps), ["step_ms_p50"] = Math.Round(Median(stepTimes), 1), ["peak_rss_mib"] = peak / 1048576, ["loss"] = loss, ["negatives"] = loss == "ce" ? items : negatives, ["items"] = items };
+        var result = new Dictionary<string, object> { ["engine"] = kind.Name() + (engine.IsTorch ? "-" + engine.Label : "-csharp"), ["train_tokens_per_s"] = Math.Round(tps), ["step_ms_p50"] = Math.Round(Median(stepTimes), 1), ["peak_rss_mib"] = peak / 1048576, ["loss"] = loss, ["negatives"] = loss == "ce" ? items : negatives, ["items"] = items };
         if (torch)
         {
             var torchResult = causal

@@ -2,6 +2,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using Bert4Rec.Contracts;
+using Bert4Rec.Torch;
 using Bert4Rec.Training.Data;
 using Bert4Rec.Training.Evaluation;
 using Bert4Rec.Training.Model;
@@ -22,6 +23,9 @@ internal sealed class TrainVerb : IVerb
           --eval-every EPOCHS | --eval-every-steps STEPS  --patience EVALUATIONS --val-users N
           --checkpoint-every STEPS --window-stride N --model bert4rec|sasrec|gru4rec
           --skip-test                     do not read the test split at the end (for tuning on validation)
+          --engine native|torchsharp      native (own C# kernels + OpenBLAS, default) or TorchSharp (libtorch autograd; bert4rec)
+          --device cpu|cuda|auto          torchsharp only: auto = CUDA where TorchSharp reports it, else the CPU with a warning
+        both engines write the same run folder and checkpoints; a run may be resumed with either engine
         run folder: config.json, metrics.jsonl, loss.svg, checkpoint.bin (full state, for --resume), best.bin (best weights),
         vocab.txt, metrics.json (test split, full and pop100, of the best weights)
         """;
@@ -36,6 +40,7 @@ internal sealed class TrainVerb : IVerb
         // (only the thread count may change, at the cost of bitwise equality)
         TrainingState? from = resume ? Checkpoint.Load(ckpt) : null;
         var cfg = TrainingConfig.FromCommandLine(a, out var given, from?.Config);
+        var engine = EngineChoice.Read(a);
         a.EnsureAllUsed();
         if (from != null)
         {
@@ -44,6 +49,8 @@ internal sealed class TrainVerb : IVerb
                 throw new UsageException($"--resume continues {ckpt} with its own hyperparameters; --{string.Join(", --", changed)} differ from the run's (drop them)");
         }
         else if (File.Exists(ckpt)) throw new UsageException($"{ckpt} exists: pass --resume to continue that run, or choose another --out");
+        // the engine is loaded (and the device resolved) before anything is written, so a refusal leaves no run folder behind
+        var factory = engine.Factory(cfg.Kind, w => Console.Error.WriteLine("bert4rec train: warning: " + w));
         var data = SequenceDataset.Load(dataDir);
         var split = LeaveOneOut.Split(data);
         Directory.CreateDirectory(outDir);
@@ -57,12 +64,13 @@ internal sealed class TrainVerb : IVerb
             try { data.Items.Save(probe); vocabSha = BundleManifests.Sha256(probe); }
             finally { File.Delete(probe); }
         }
-        Console.WriteLine($"training {cfg.Preset} on {dataDir}: {data.Statistics}");
+        Console.WriteLine($"training {cfg.Preset} on {dataDir} ({engine.Label} engine): {data.Statistics}");
         var clock = Stopwatch.StartNew();
         var progress = new ConsoleProgress();
         var state = new Trainer(cfg, split, outDir, line => { progress.Close(); Console.WriteLine(line); }, progress)
         {
             VocabularySha256 = vocabSha,
+            ModelFactory = factory,
         }.Run(from);
         progress.Close();
         double secs = clock.Elapsed.TotalSeconds;
@@ -71,7 +79,7 @@ internal sealed class TrainVerb : IVerb
             // tuning runs: choices are made on the validation split only; the test split stays unread
             var done = new Dictionary<string, object>
             {
-                ["model"] = cfg.Model, ["preset"] = cfg.Preset, ["epochs"] = state.Epoch, ["best_epoch"] = state.BestEpoch, ["seconds"] = Math.Round(secs, 1),
+                ["model"] = cfg.Model, ["engine"] = engine.Label, ["preset"] = cfg.Preset, ["epochs"] = state.Epoch, ["best_epoch"] = state.BestEpoch, ["seconds"] = Math.Round(secs, 1),
                 ["validation_ndcg@10"] = Math.Round(state.BestMetric, 5),
             };
             Console.WriteLine("RESULT " + JsonSerializer.Serialize(done));
@@ -85,7 +93,7 @@ internal sealed class TrainVerb : IVerb
         Console.WriteLine($"  {p100}");
         var facts = new Dictionary<string, object>
         {
-            ["model"] = cfg.Model, ["preset"] = cfg.Preset, ["epochs"] = state.Epoch, ["steps"] = state.GlobalStep, ["best_epoch"] = state.BestEpoch, ["best_step"] = state.BestStep, ["seconds"] = Math.Round(secs, 1),
+            ["model"] = cfg.Model, ["engine"] = engine.Label, ["preset"] = cfg.Preset, ["epochs"] = state.Epoch, ["steps"] = state.GlobalStep, ["best_epoch"] = state.BestEpoch, ["best_step"] = state.BestStep, ["seconds"] = Math.Round(secs, 1),
         };
         RunFolder.WriteTestMetrics(outDir, full, p100, facts);
         var result = new Dictionary<string, object>(facts) { ["full"] = full.ToDictionary(), ["pop100"] = p100.ToDictionary() };

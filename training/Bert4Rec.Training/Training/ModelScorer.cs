@@ -5,8 +5,10 @@ using Bert4Rec.Training.Model;
 
 namespace Bert4Rec.Training.Training;
 
-public sealed class ModelScorer(SequenceModel model) : IItemScorer
+public sealed class ModelScorer(ITrainableModel model) : IItemScorer
 {
+    public ModelScorer(SequenceModel model) : this(new NativeModel(model)) { }
+
     // reused between calls (the evaluator calls from one thread at a time): a batch's logits are tens of MB on large catalogs
     private int[] _ids = [];
     private float[] _z = [], _logits = [];

@@ -59,6 +59,8 @@ public sealed class Trainer
     public Action<long>? AfterStep { get; init; }
     /// <summary>Seconds between plain progress lines through the log, when no progress receiver is given.</summary>
     public double ProgressSeconds { get; init; } = 30;
+    /// <summary>Builds the model (config, max batch, threads): the engine. Null = the native engine.</summary>
+    public Func<ModelConfig, int, int, ITrainableModel>? ModelFactory { get; init; }
 
     /// <param name="log">Receives epoch summaries and notices (default: the console).</param>
     /// <param name="progress">Receives every optimizer step's <see cref="TrainingProgress"/> (a terminal display throttles and draws
@@ -119,7 +121,10 @@ public sealed class Trainer
         int n = _split.ItemCount, N = cfg.MaxLength;
         if (n < 1) throw new InvalidDataException("the dataset has no items");
         var mcfg = cfg.ToModelConfig(n);
-        using var model = SequenceModels.Create(mcfg, cfg.BatchSize, cfg.Threads);
+        using var model = (ModelFactory ?? NativeModel.Create)(mcfg, cfg.BatchSize, cfg.Threads);
+        if (!model.SupportsSampledLoss && cfg.ResolvedLoss(n) != "ce")
+            throw new UsageException($"--loss: this engine trains with full cross-entropy only, and the run's loss is {cfg.ResolvedLoss(n)}" +
+                                     (cfg.Loss == "auto" ? $" (auto, {n:N0} items)" : "") + "; give --loss ce or use --engine native");
         var opt = new AdamW(model.Layout, new AdamWSettings(WeightDecay: cfg.WeightDecay));
         TrainingState state;
         if (resume != null)

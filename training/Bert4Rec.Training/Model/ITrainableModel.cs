@@ -1,0 +1,49 @@
+// The surface the trainer, validation and the benchmarks use from a model: one flat parameter buffer and one flat gradient
+// buffer laid out by ParameterLayout (so AdamW, clipping, checkpoints and the exporter are shared by every engine), a training
+// step that fills the gradients and returns the loss, and the eval-mode prediction at the last position. The native engine
+// (SequenceModel, through NativeModel) and the TorchSharp engine (training/Bert4Rec.Torch) implement it.
+using Bert4Rec.Contracts;
+
+namespace Bert4Rec.Training.Model;
+
+public interface ITrainableModel : IDisposable
+{
+    ModelConfig Config { get; }
+    ParameterLayout Layout { get; }
+    /// <summary>All parameters, laid out by <see cref="Layout"/>; the optimizer updates this array in place between steps.</summary>
+    float[] Parameters { get; }
+    /// <summary>Gradients, same layout; overwritten by each <see cref="TrainStep"/>.</summary>
+    float[] Gradients { get; }
+    int MaxBatch { get; }
+    /// <summary>Fills <see cref="Parameters"/> with the family's initialisation (truncated normal 0.02, LayerNorm 1/0, biases 0).</summary>
+    void InitializeParameters(ulong seed);
+    /// <summary>Train-mode forward, mean cross-entropy at positions with labels &gt; 0, backward into <see cref="Gradients"/>.</summary>
+    float TrainStep(ReadOnlySpan<int> inputIds, ReadOnlySpan<int> labels, int batch, ulong dropoutSeed);
+    /// <summary><see cref="TrainStep(ReadOnlySpan{int}, ReadOnlySpan{int}, int, ulong)"/> with the loss over a sampled set of items
+    /// (null = cross-entropy over all items); <see cref="SupportsSampledLoss"/> says whether the engine has the sampled losses.</summary>
+    float TrainStep(ReadOnlySpan<int> inputIds, ReadOnlySpan<int> labels, int batch, ulong dropoutSeed, SampledObjective? sampled);
+    bool SupportsSampledLoss { get; }
+    /// <summary>Eval-mode z (B,d) at each row's last position and, unless <paramref name="logits"/> is empty, logits (B,V).</summary>
+    void PredictLast(ReadOnlySpan<int> inputIds, int batch, Span<float> z, Span<float> logits);
+}
+
+/// <summary>The native engine (<see cref="SequenceModel"/>) as an <see cref="ITrainableModel"/>; disposing it disposes the model.</summary>
+public sealed class NativeModel(SequenceModel model) : ITrainableModel
+{
+    public SequenceModel Model { get; } = model;
+    public ModelConfig Config => Model.Config;
+    public ParameterLayout Layout => Model.Layout;
+    public float[] Parameters => Model.Parameters;
+    public float[] Gradients => Model.Gradients;
+    public int MaxBatch => Model.MaxBatch;
+    public void InitializeParameters(ulong seed) => Model.InitializeParameters(seed);
+    public float TrainStep(ReadOnlySpan<int> inputIds, ReadOnlySpan<int> labels, int batch, ulong dropoutSeed) => Model.TrainStep(inputIds, labels, batch, dropoutSeed);
+    public float TrainStep(ReadOnlySpan<int> inputIds, ReadOnlySpan<int> labels, int batch, ulong dropoutSeed, SampledObjective? sampled) =>
+        Model.TrainStep(inputIds, labels, batch, dropoutSeed, sampled);
+    public bool SupportsSampledLoss => true;
+    public void PredictLast(ReadOnlySpan<int> inputIds, int batch, Span<float> z, Span<float> logits) => Model.PredictLast(inputIds, batch, z, logits);
+    public void Dispose() => Model.Dispose();
+
+    /// <summary>The native model of a config's kind (the default engine).</summary>
+    public static ITrainableModel Create(ModelConfig config, int maxBatch, int threads) => new NativeModel(SequenceModels.Create(config, maxBatch, threads));
+}
