@@ -151,17 +151,7 @@ public abstract class TorchSequenceModel : ITrainableModel
     public float TrainStep(ReadOnlySpan<int> inputIds, ReadOnlySpan<int> labels, int batch, ulong dropoutSeed)
     {
         var lengths = RowLengths(inputIds, batch);
-        if (labels.Length != batch * _n) throw new ArgumentException($"labels has {labels.Length} entries; batch {batch} x length {_n} needs {batch * _n}");
-        int M = 0;
-        for (int b = 0; b < batch; b++)
-            for (int t = 0; t < _n; t++)
-            {
-                int y = labels[b * _n + t];
-                if (y == 0) continue;
-                if (y < 0 || y > _items) throw new ArgumentException($"label {y} at row {b}, position {t} is not an item index in 1..{_items}");
-                if (t < _n - lengths[b]) throw new ArgumentException($"label at row {b}, position {t} falls on a [PAD] position");
-                M++;
-            }
+        int M = SequenceModel.CountLabels(labels, batch, _n, _items, lengths);
         Upload();
         foreach (var v in _views.Values) v.grad = null;
         if (M == 0) { Array.Clear(Gradients); return 0f; }

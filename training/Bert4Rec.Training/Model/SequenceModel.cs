@@ -280,17 +280,7 @@ public abstract unsafe class SequenceModel : IDisposable
     private float LossAndMaybeBackward(ReadOnlySpan<int> inputIds, ReadOnlySpan<int> labels, int batch, ulong seed, bool train, SampledObjective? sampled)
     {
         Pack(inputIds, batch);
-        if (labels.Length != batch * _n) throw new ArgumentException($"labels has {labels.Length} entries; batch {batch} x length {_n} needs {batch * _n}");
-        int M = 0;
-        for (int b = 0; b < batch; b++)
-            for (int t = 0; t < _n; t++)
-            {
-                int y = labels[b * _n + t];
-                if (y == 0) continue;
-                if (y < 0 || y > _items) throw new ArgumentException($"label {y} at row {b}, position {t} is not an item index in 1..{_items}");
-                if (t < _n - _rowLen[b]) throw new ArgumentException($"label at row {b}, position {t} falls on a [PAD] position");
-                M++;
-            }
+        int M = CountLabels(labels, batch, _n, _items, _rowLen);
         if (train) Array.Clear(Gradients);
         Forward(batch, train, seed);
         if (M == 0) return 0f;
@@ -443,6 +433,27 @@ public abstract unsafe class SequenceModel : IDisposable
             G[ob + y] += sp[m];
         }
         return loss;
+    }
+
+    /// <summary>
+    /// The number of labelled positions of a batch (labels (batch, n), 0 = none), refusing a label that is not an item index
+    /// in 1..items or that falls on a row's [PAD] positions (row b has <paramref name="rowLengths"/>[b] real tokens, right-aligned).
+    /// Every engine checks its labels with this one rule.
+    /// </summary>
+    public static int CountLabels(ReadOnlySpan<int> labels, int batch, int n, int items, ReadOnlySpan<int> rowLengths)
+    {
+        if (labels.Length != batch * n) throw new ArgumentException($"labels has {labels.Length} entries; batch {batch} x length {n} needs {batch * n}");
+        int M = 0;
+        for (int b = 0; b < batch; b++)
+            for (int t = 0; t < n; t++)
+            {
+                int y = labels[b * n + t];
+                if (y == 0) continue;
+                if (y < 0 || y > items) throw new ArgumentException($"label {y} at row {b}, position {t} is not an item index in 1..{items}");
+                if (t < n - rowLengths[b]) throw new ArgumentException($"label at row {b}, position {t} falls on a [PAD] position");
+                M++;
+            }
+        return M;
     }
 
     /// <summary>
