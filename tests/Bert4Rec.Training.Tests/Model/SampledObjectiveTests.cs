@@ -73,7 +73,7 @@ public class SampledObjectiveTests
         // candidates with a repeat (4 twice) and accidental hits (6, 7 and 2 are targets of some rows)
         var objective = new SampledObjective
         {
-            Kind = loss, Candidates = [4, 6, 4, 2, 7], Count = 5, Beta = loss == SampledLossKind.Gbce ? 0.6f : 1f,
+            Kind = loss, Candidates = [4, 6, 4, 2, 7], Beta = loss == SampledLossKind.Gbce ? 0.6f : 1f,
             LogQ = logQ ? [0f, -1.1f, 0.3f, -0.2f, 0.9f, -0.4f, 0.1f, 0.5f] : null,
         };
         var analytic = GradientCheck.AgainstCentralDifferences(m, ids, labels, 2, eps: 1e-3f, sampled: objective);
@@ -91,7 +91,7 @@ public class SampledObjectiveTests
         m.InitializeParameters(3);
         int[] ids = [0, 0, 3, 6, 5, 2, 7, 4, 1, 3];
         int[] labels = [0, 0, 6, 5, 1, 7, 4, 1, 3, 2];
-        var all = new SampledObjective { Kind = SampledLossKind.SampledCe, Candidates = [1, 2, 3, 4, 5, 6, 7], Count = 7 };
+        var all = new SampledObjective { Kind = SampledLossKind.SampledCe, Candidates = [1, 2, 3, 4, 5, 6, 7] };
         Assert.Equal(m.EvalLoss(ids, labels, 2), m.EvalLoss(ids, labels, 2, all), 5);
         m.TrainStep(ids, labels, 2, 0);
         var full = (float[])m.Gradients.Clone();
@@ -106,7 +106,7 @@ public class SampledObjectiveTests
         int[][] seqs = [[1, 1, 1, 1, 1, 1, 1, 1, 1]];
         var s = new NegativeSampler(4, 2000, popularity: true, SampledLossKind.SampledCe, 0.75f, seqs);
         var o = s.Draw(11);
-        double share1 = o.Candidates.Take(o.Count).Count(c => c == 1) / 2000.0;
+        double share1 = o.Candidates.Count(c => c == 1) / 2000.0;
         Assert.InRange(share1, 10 / 13.0 - 0.03, 10 / 13.0 + 0.03);
         Assert.All(o.Candidates, c => Assert.InRange(c, 1, 4));
         Assert.Equal(Math.Log(2000 * 10 / 13.0), o.LogQ![1], 4);

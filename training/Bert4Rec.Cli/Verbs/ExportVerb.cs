@@ -35,8 +35,7 @@ internal sealed class ExportVerb : IVerb
         string? tritonName = a.String("triton-name");
         int tritonMaxBatch = a.Int("triton-max-batch", 64, 1, 1 << 20);
         if (triton == null && (tritonName != null || a.Has("triton-max-batch"))) throw new UsageException("--triton-name and --triton-max-batch go with --triton DIR");
-        if (tritonName != null && !TritonRepository.IsValidName(tritonName))
-            throw new UsageException($"--triton-name: '{tritonName}' is not a model name (letters, digits, '_', '-', '.'; not starting with '.')");
+        if (tritonName != null) TritonRepository.CheckName(tritonName);      // before the bundle is written
         a.EnsureAllUsed();
         var (cfg, weights) = Checkpoint.LoadWeights(ckpt);
         RunFolder.CheckVocabulary(ckpt, vocabPath);

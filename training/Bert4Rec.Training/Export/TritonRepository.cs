@@ -8,9 +8,13 @@ namespace Bert4Rec.Training.Export;
 
 public static class TritonRepository
 {
-    /// <summary>Model names Triton accepts as folder names here: letters, digits, '_', '-', '.', not starting with '.'.</summary>
-    public static bool IsValidName(string name) =>
-        name.Length is > 0 and <= 128 && name[0] != '.' && name.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-' or '.');
+    /// <summary>Refuses, naming --triton-name, a model name Triton cannot take as a folder name here (allowed: letters,
+    /// digits, '_', '-', '.', at most 128, not starting with '.').</summary>
+    public static void CheckName(string name)
+    {
+        bool ok = name.Length is > 0 and <= 128 && name[0] != '.' && name.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-' or '.');
+        if (!ok) throw new UsageException($"--triton-name: '{name}' is not a model name (letters, digits, '_', '-', '.'; not starting with '.')");
+    }
 
     /// <summary>
     /// The config.pbtxt of the serving graph: inputs item_ids INT64 [N] and candidate_ids INT64 [-1], outputs scores FP32 [-1]
@@ -41,7 +45,7 @@ public static class TritonRepository
     /// folder and puts it at <paramref name="repositoryDir"/> without that path ever missing.</summary>
     public static void Write(string repositoryDir, string name, ModelConfig cfg, string onnxPath, int maxBatch = 64)
     {
-        if (!IsValidName(name)) throw new UsageException($"--triton-name: '{name}' is not a model name (letters, digits, '_', '-', '.'; not starting with '.')");
+        CheckName(name);
         if (maxBatch < 1) throw new UsageException($"--triton-max-batch: {maxBatch} must be >= 1");
         string full = Path.GetFullPath(repositoryDir).TrimEnd('/');
         string tmp = AtomicFile.TempFolderFor(full);

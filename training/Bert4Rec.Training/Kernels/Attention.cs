@@ -39,7 +39,7 @@ public static unsafe class Attention
                     float* A = P;
                     if (pd != null)
                     {
-                        ApplyDropout(Ps, pd.AsSpan(0, L * L), (long)h * L * L, p, dropKey);
+                        Elementwise.DropoutInto(Ps, pd.AsSpan(0, L * L), dropKey, (long)h * L * L, p);
                         fixed (float* ppd = pd) Blas.Sgemm(false, false, L, D, L, 1f, ppd, L, pq + 2 * C + h * D, C3, 0f, po + h * D, C);
                     }
                     else Blas.Sgemm(false, false, L, D, L, 1f, A, L, pq + 2 * C + h * D, C3, 0f, po + h * D, C);
@@ -69,7 +69,7 @@ public static unsafe class Attention
                     Blas.Sgemm(false, true, L, L, D, 1f, pdo + h * D, C, pq + 2 * C + h * D, C3, 0f, pdp, L);
                     if (pd != null)
                     {
-                        ApplyDropout(Ps, pd.AsSpan(0, L * L), (long)h * L * L, p, dropKey);
+                        Elementwise.DropoutInto(Ps, pd.AsSpan(0, L * L), dropKey, (long)h * L * L, p);
                         fixed (float* ppd = pd) Blas.Sgemm(true, false, L, D, L, 1f, ppd, L, pdo + h * D, C, 1f, pg + 2 * C + h * D, C3);
                         var dps = dp.AsSpan(0, L * L);
                         Elementwise.DropoutInto(dps, dps, dropKey, (long)h * L * L, p);
@@ -95,11 +95,6 @@ public static unsafe class Attention
             ArrayPool<float>.Shared.Return(dp);
             if (pd != null) ArrayPool<float>.Shared.Return(pd);
         }
-    }
-
-    private static void ApplyDropout(ReadOnlySpan<float> P, Span<float> dst, long baseIndex, float p, ulong key)
-    {
-        Elementwise.DropoutInto(P, dst, key, baseIndex, p);
     }
 
     /// <summary>

@@ -353,8 +353,9 @@ public abstract unsafe class SequenceModel : IDisposable
         BackwardEncoder(batch, seed);
     }
 
-    // sampled output layer: candidate embeddings (K,d), logits (M,K), positive logits (M)
-    private float[] _ec = [], _sl = [], _sp = [];
+    // sampled output layer, kept between steps (K and M are about the same every step): candidate embeddings (K,d) and their
+    // gradient, logits (M,K), positive logits (M), per-candidate bias-minus-log-Q and bias gradient (K)
+    private float[] _ec = [], _dec = [], _sl = [], _sp = [], _colTerm = [], _dbc = [];
 
     /// <summary>
     /// The loss over the sampled candidates and, when training, its gradients: dz into _dz, and the output layer's
@@ -363,9 +364,9 @@ public abstract unsafe class SequenceModel : IDisposable
     /// </summary>
     private double SampledLossAndGradient(int M, SampledObjective o, bool train)
     {
-        int d = _d, K = o.Count, tok = _tokOff, ob = _biasOff;
-        if (K < 1 || K > o.Candidates.Length) throw new ArgumentException($"sampled objective: count {K} must be in 1..{o.Candidates.Length}");
-        if (_ec.Length < K * d) _ec = new float[K * d];
+        int d = _d, K = o.Candidates.Length, tok = _tokOff, ob = _biasOff;
+        if (K < 1) throw new ArgumentException("sampled objective: no candidates");
+        if (_ec.Length < K * d) { _ec = new float[K * d]; _dec = new float[K * d]; _colTerm = new float[K]; _dbc = new float[K]; }
         if (_sl.Length < (long)M * K) _sl = new float[checked(Math.Max(M, 16) * K)];
         if (_sp.Length < M) _sp = new float[Math.Max(M, 16)];
         float[] P = Parameters, ec = _ec, sl = _sl, sp = _sp, z = _z;
@@ -380,7 +381,7 @@ public abstract unsafe class SequenceModel : IDisposable
         fixed (float* pz = z) fixed (float* pe = ec) fixed (float* pl = sl)
             Blas.Sgemm(false, true, M, K, d, 1f, pz, d, pe, d, 0f, pl, K);
         // candidate column terms: bias minus the log-Q correction
-        var colTerm = new float[K];
+        float[] colTerm = _colTerm;
         for (int j = 0; j < K; j++) colTerm[j] = P[ob + cand[j]] - (logQ != null ? logQ[cand[j]] : 0f);
         double[] partial = new double[(M + 63) / 64];
         float scale = 1f / M;
@@ -389,15 +390,15 @@ public abstract unsafe class SequenceModel : IDisposable
             for (int m = m0; m < m1; m++)
             {
                 var row = sl.AsSpan(m * K, K);
-                TensorPrimitives.Add(row, colTerm, row);
+                TensorPrimitives.Add(row, colTerm.AsSpan(0, K), row);
                 int y = tg[m];
                 sp[m] = TensorPrimitives.Dot(z.AsSpan(m * d, d), P.AsSpan(tok + y * d, d)) + P[ob + y] - (logQ != null ? logQ[y] : 0f);
             }
             var pos = sp.AsSpan(m0, m1 - m0);
             var neg = sl.AsSpan(m0 * K, (m1 - m0) * K);
             partial[m0 / 64] = o.Kind == SampledLossKind.Gbce
-                ? SampledLoss.Gbce(pos, neg, cand.AsSpan(0, K), tg.AsSpan(m0, m1 - m0), m1 - m0, K, o.Beta, scale)
-                : SampledLoss.CrossEntropy(pos, neg, cand.AsSpan(0, K), tg.AsSpan(m0, m1 - m0), m1 - m0, K, scale);
+                ? SampledLoss.Gbce(pos, neg, cand, tg.AsSpan(m0, m1 - m0), m1 - m0, K, o.Beta, scale)
+                : SampledLoss.CrossEntropy(pos, neg, cand, tg.AsSpan(m0, m1 - m0), m1 - m0, K, scale);
         });
         double loss = 0;
         foreach (var x in partial) loss += x;
@@ -409,13 +410,14 @@ public abstract unsafe class SequenceModel : IDisposable
             var dz = _dz.AsSpan(m * d, d);
             TensorPrimitives.Multiply(P.AsSpan(tok + tg[m] * d, d), sp[m], dz);
         }
-        var dEc = new float[K * d];
+        float[] dEc = _dec;
         fixed (float* pl = sl) fixed (float* pe = ec) fixed (float* pdz = _dz) fixed (float* pz = z) fixed (float* pd = dEc)
         {
             Blas.Sgemm(false, false, M, d, K, 1f, pl, K, pe, d, 1f, pdz, d);
             Blas.Sgemm(true, false, K, d, M, 1f, pl, K, pz, d, 0f, pd, d);                        // dEc = dneg^T z
         }
-        var dbc = new float[K];
+        var dbc = _dbc.AsSpan(0, K);
+        dbc.Clear();
         Elementwise.BiasBackward(dbc, sl.AsSpan(0, M * K), M, K);
         // scatter in a fixed order (candidates may repeat; targets repeat)
         for (int j = 0; j < K; j++)
@@ -501,7 +503,7 @@ public static class SequenceModels
 public enum SampledLossKind { SampledCe, Gbce }
 
 /// <summary>
-/// One step's sampled set of items for the loss (issue 16): <see cref="Count"/> candidates shared by every prediction row of
+/// One step's sampled set of items for the loss (issue 16): the <see cref="Candidates"/>, shared by every prediction row of
 /// the batch, drawn by the trainer; <see cref="LogQ"/> (indexed by item, 1..n) is subtracted from every logit of sampled-CE
 /// (log of the expected count of the item in the draw; null when uniform, where it is a constant); <see cref="Beta"/> is gBCE's.
 /// </summary>
@@ -509,7 +511,6 @@ public sealed class SampledObjective
 {
     public required SampledLossKind Kind { get; init; }
     public required int[] Candidates { get; init; }
-    public int Count { get; set; }
     public float[]? LogQ { get; init; }
     public float Beta { get; init; } = 1f;
 }

@@ -1,5 +1,6 @@
 // The negatives of the sampled objectives (issue 16): K items per optimizer step, shared by every prediction of the batch,
 // drawn with replacement uniformly or by training-set popularity, seeded by the step so a resumed run draws the same.
+using Bert4Rec.Training.Data;
 using Bert4Rec.Training.Kernels;
 using Bert4Rec.Training.Model;
 
@@ -23,26 +24,24 @@ public sealed class NegativeSampler
         float[]? logQ = null;
         if (popularity)
         {
-            var counts = new double[items + 1];
-            foreach (var s in trainSequences) foreach (int i in s) if (i >= 1 && i <= items) counts[i]++;
+            var counts = SequenceDataset.Popularity(trainSequences, items);
             double total = 0;
             for (int i = 1; i <= items; i++) total += counts[i] + 1;
             _cumulative = new double[items];
-            logQ = new float[items + 1];
+            if (kind == SampledLossKind.SampledCe) logQ = new float[items + 1];     // gBCE calibrates by beta, not by log-Q
             double acc = 0;
             for (int i = 1; i <= items; i++)
             {
-                double q = (counts[i] + 1) / total;
+                double q = (counts[i] + 1.0) / total;
                 acc += q;
                 _cumulative[i - 1] = acc;
-                logQ[i] = kind == SampledLossKind.SampledCe ? (float)Math.Log(k * q) : 0f;
+                if (logQ != null) logQ[i] = (float)Math.Log(k * q);
             }
             _cumulative[items - 1] = 1.0;
-            if (kind != SampledLossKind.SampledCe) logQ = null;     // gBCE calibrates by beta, not by log-Q
         }
         _objective = new SampledObjective
         {
-            Kind = kind, Candidates = new int[k], Count = k, LogQ = logQ,
+            Kind = kind, Candidates = new int[k], LogQ = logQ,
             Beta = kind == SampledLossKind.Gbce ? SampledLoss.GbceBeta(k, items, gbceT) : 1f,
         };
     }

@@ -82,9 +82,9 @@ public sealed class Trainer
     public static int OrderSeed(int seed, int epoch) => StreamSeed(seed, OrderStream, epoch, 0);
     /// <summary>Seed of the masks of the sample at <paramref name="position"/> of epoch <paramref name="epoch"/>'s order.</summary>
     public static int MaskSeed(int seed, int epoch, int position) => StreamSeed(seed, MaskStream, epoch, position);
-    /// <summary>Dropout seed of optimizer step <paramref name="step"/> (counted over the whole run).</summary>
     /// <summary>Seed of the sampled negatives of optimizer step <paramref name="step"/>.</summary>
     public static int NegativeSeed(int seed, long step) => StreamSeed(seed, NegativeStream, (int)(step >> 31), (int)(step & int.MaxValue));
+    /// <summary>Dropout seed of optimizer step <paramref name="step"/> (counted over the whole run).</summary>
     public static ulong DropoutSeed(int seed, long step) =>
         (ulong)(uint)StreamSeed(seed, DropoutStream, (int)(step >> 31), (int)(step & int.MaxValue)) << 32 | (uint)StreamSeed(seed, DropoutStream, (int)(step & int.MaxValue), -1);
 
@@ -122,8 +122,9 @@ public sealed class Trainer
         if (n < 1) throw new InvalidDataException("the dataset has no items");
         var mcfg = cfg.ToModelConfig(n);
         using var model = (ModelFactory ?? NativeModel.Create)(mcfg, cfg.BatchSize, cfg.Threads);
-        if (!model.SupportsSampledLoss && cfg.ResolvedLoss(n) != "ce")
-            throw new UsageException($"--loss: this engine trains with full cross-entropy only, and the run's loss is {cfg.ResolvedLoss(n)}" +
+        string lossName = cfg.ResolvedLoss(n);
+        if (!model.SupportsSampledLoss && lossName != "ce")
+            throw new UsageException($"--loss: this engine trains with full cross-entropy only, and the run's loss is {lossName}" +
                                      (cfg.Loss == "auto" ? $" (auto, {n:N0} items)" : "") + "; give --loss ce or use --engine native");
         var opt = new AdamW(model.Layout, new AdamWSettings(WeightDecay: cfg.WeightDecay));
         TrainingState state;
@@ -154,7 +155,6 @@ public sealed class Trainer
         }
         if (_runDir != null) PrepareRunFolder(state.Epoch, resume != null);
         var validation = ValidationSubset();
-        string lossName = cfg.ResolvedLoss(n);
         var sampler = lossName == "ce" ? null
             : new NegativeSampler(n, cfg.Negatives, cfg.NegativeSampling == "popularity", lossName == "gbce" ? SampledLossKind.Gbce : SampledLossKind.SampledCe,
                                   cfg.GbceT, _split.TrainSequences);
