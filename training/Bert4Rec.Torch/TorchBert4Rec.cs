@@ -13,19 +13,16 @@ namespace Bert4Rec.Torch;
 
 public sealed class TorchBert4Rec : TorchSequenceModel
 {
-    private readonly int _heads;
-
     public TorchBert4Rec(ModelConfig config, int maxBatch, int threads, Device device) : base(config, maxBatch, threads, device)
     {
         if (config.Kind != ModelKind.Bert4Rec) throw new ArgumentException($"TorchBert4Rec needs a bert4rec config, got {config.Kind.Name()}");
-        _heads = config.Heads;
     }
 
     protected override Tensor Encode(Tensor ids, Tensor pad, int firstPosition, bool train)
     {
         var cfg = Config;
         long B = ids.shape[0], N = ids.shape[1];
-        int d = _d, H = _heads, dh = d / H;
+        int d = _d, H = cfg.Heads, dh = d / H;
         double hp = train ? cfg.HiddenDropout : 0, ap = train ? cfg.AttentionDropout : 0;
         var x = P("tok_emb").index_select(0, ids.reshape(-1)).view(B, N, d).add(P("pos_emb").narrow(0, firstPosition, N));
         x = torch.nn.functional.dropout(LayerNorm(x, "ln_emb.g", "ln_emb.b"), hp, train);

@@ -13,19 +13,16 @@ namespace Bert4Rec.Torch;
 
 public sealed class TorchSasRec : TorchSequenceModel
 {
-    private readonly int _heads;
-
     public TorchSasRec(ModelConfig config, int maxBatch, int threads, Device device) : base(config, maxBatch, threads, device)
     {
         if (config.Kind != ModelKind.SasRec) throw new ArgumentException($"TorchSasRec needs a sasrec config, got {config.Kind.Name()}");
-        _heads = config.Heads;
     }
 
     protected override Tensor Encode(Tensor ids, Tensor pad, int firstPosition, bool train)
     {
         var cfg = Config;
         long B = ids.shape[0], N = ids.shape[1];
-        int d = _d, H = _heads, dh = d / H;
+        int d = _d, H = cfg.Heads, dh = d / H;
         double hp = train ? cfg.HiddenDropout : 0, ap = train ? cfg.AttentionDropout : 0;
         var nonpad = pad.logical_not().to(ScalarType.Float32).unsqueeze(-1);                  // (B,N,1)
         var x = P("tok_emb").index_select(0, ids.reshape(-1)).view(B, N, d).mul(MathF.Sqrt(d)).add(P("pos_emb").narrow(0, firstPosition, N));
