@@ -8,7 +8,7 @@ using Bert4Rec.Service;
 
 const string usage = "usage: bert4rec serve (--bundle DIR | --model-root DIR [--version NAME] [--poll 10s] [--canary NAME [--canary-share 0.1]]) [--urls http://127.0.0.1:8080] [--grpc-urls http://127.0.0.1:8081 (\"\" = off)] " +
     "[--admin-urls http://127.0.0.1:8082 (\"\" = off)] [--admin-token-file FILE (or env BERT4REC_ADMIN_TOKEN)] [--max-history 2000] [--max-k 1000] [--max-candidates 10000] [--max-batch 256] [--max-body-bytes 1048576] " +
-    "[--max-concurrent 64] [--request-timeout 10s] [--drain-delay 2s (default: none)] [--grace 10s] [--provider cpu|cuda|auto] [--threads 1] [--log info|warning] [--log-format json|text] [--access-log]";
+    "[--max-concurrent 64] [--request-timeout 10s] [--drain-delay 2s (default: none)] [--grace 10s] [--provider cpu|cuda|auto] [--threads 1] [--log info|warning] [--log-format json|text] [--access-log] [--otlp-endpoint URL (traces; default: none) [--otlp-protocol grpc|http]]";
 try
 {
     var a = new CommandLine(args);
@@ -36,6 +36,8 @@ try
         IntraOpThreads = a.Int("threads", 1, 0), LogLevel = a.Choice("log", Microsoft.Extensions.Logging.LogLevel.Information,
             ("info", Microsoft.Extensions.Logging.LogLevel.Information), ("warning", Microsoft.Extensions.Logging.LogLevel.Warning)),
         JsonLogs = a.Choice("log-format", true, ("json", true), ("text", false)), AccessLog = a.Flag("access-log"),
+        OtlpEndpoint = a.String("otlp-endpoint") is string otlp ? (Uri.TryCreate(otlp, UriKind.Absolute, out var u) && u.Scheme is "http" or "https" ? u : throw new UsageException($"--otlp-endpoint: '{otlp}' is not an http(s) URL")) : null,
+        OtlpProtocol = a.Choice("otlp-protocol", OpenTelemetry.Exporter.OtlpExportProtocol.Grpc, ("grpc", OpenTelemetry.Exporter.OtlpExportProtocol.Grpc), ("http", OpenTelemetry.Exporter.OtlpExportProtocol.HttpProtobuf)),
     };
     a.EnsureAllUsed();
     await using var svc = await ServiceHost.StartAsync(o);

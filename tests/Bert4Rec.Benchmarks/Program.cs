@@ -31,7 +31,7 @@ var usage = new Dictionary<string, string>
     ["serve"] = """
           loopback load on the service with a hot reload (throughput, p50/p99, errors)
           --protocol http|grpc|both (both)   --format json|protobuf|both (both)   --concurrency C (8)   --duration S (60)
-          --bundle DIR (default: a generated one)   --items n (3416)   --seq N (200)   --history H (50)
+          --bundle DIR (default: a generated one)   --items n (3416)   --seq N (200)   --history H (50)   --metrics on|off (on)
         """,
 };
 bool WantsHelp(IEnumerable<string> a) => a.Any(x => x is "--help" or "-h");

@@ -1,6 +1,7 @@
 // `bert4rec bench serve`: a bounded load generator against the service on loopback (fixed duration and concurrency; HTTP
 // with binary protobuf and/or JSON, and/or gRPC) with a hot reload in the middle of each protocol's run; throughput,
-// p50/p99/p999 latency and errors per protocol.
+// p50/p99/p999 latency and errors per protocol. --metrics off serves without recording request metrics, to measure what
+// recording them costs (run it once each way: the target is under 3 % throughput).
 using System.Diagnostics;
 using System.Net.Http.Headers;
 using System.Text;
@@ -22,6 +23,7 @@ internal static class ServeBench
     {
         int duration = a.Int("duration", 60, 1, 600), concurrency = a.Int("concurrency", 8, 1, 256), historyLen = a.Int("history", 50, 1);
         string format = a.String("format", "both"), protocol = a.String("protocol", "both");
+        bool metrics = a.Choice("metrics", true, ("on", true), ("off", false));
         string? bundleArg = a.String("bundle");
         int items = a.Int("items", 3416, 10), seq = a.Int("seq", 200, 2);
         a.EnsureAllUsed();
@@ -32,7 +34,7 @@ internal static class ServeBench
         {
             string b1 = bundleArg ?? MakeBundle(Path.Combine(tmp, "b1"), items, seq, 1);
             string b2 = bundleArg ?? MakeBundle(Path.Combine(tmp, "b2"), items, seq, 2);
-            return RunAsync(b1, b2, duration, concurrency, historyLen, format, protocol).GetAwaiter().GetResult();
+            return RunAsync(b1, b2, duration, concurrency, historyLen, format, protocol, metrics).GetAwaiter().GetResult();
         }
         finally { Directory.Delete(tmp, true); }
     }
@@ -49,7 +51,7 @@ internal static class ServeBench
 
     private sealed record Phase(string Protocol, double Rps, double P50, double P99, double P999, long Errors, int Requests, double Seconds, bool ReloadOk, long ReloadMs, string? FirstError);
 
-    private static async Task<int> RunAsync(string b1, string b2, int duration, int concurrency, int historyLen, string format, string protocol)
+    private static async Task<int> RunAsync(string b1, string b2, int duration, int concurrency, int historyLen, string format, string protocol, bool metrics)
     {
         // the two bundles are versions under one model root (their common folder); reload names a version
         string token = Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
@@ -57,7 +59,7 @@ internal static class ServeBench
         {
             ModelRoot = Path.GetDirectoryName(Path.GetFullPath(b1).TrimEnd('/')), Version = Path.GetFileName(Path.GetFullPath(b1).TrimEnd('/')),
             Urls = "http://127.0.0.1:0", GrpcUrls = "http://127.0.0.1:0", AdminUrls = "http://127.0.0.1:0", AdminToken = token,
-            MaxConcurrent = Math.Max(64, concurrency * 2),
+            MaxConcurrent = Math.Max(64, concurrency * 2), Metrics = metrics,
         });
         using var admin = new HttpClient { BaseAddress = new Uri(svc.AdminAddress!) };
         admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
@@ -68,7 +70,7 @@ internal static class ServeBench
         var grpc = new Ranking.RankingClient(channel);
         var protocols = protocol == "both" ? new[] { "http", "grpc" } : new[] { protocol };
         Console.WriteLine($"serve bench: HTTP {svc.Address}, gRPC {svc.GrpcAddress}, {n} items, {duration}s per protocol ({string.Join(" then ", protocols)}), " +
-                          $"concurrency {concurrency}, HTTP format {format}, history {historyLen}, a hot reload at half time of each");
+                          $"concurrency {concurrency}, HTTP format {format}, history {historyLen}, metrics {(metrics ? "on" : "off")}, a hot reload at half time of each");
         var phases = new List<Phase>();
         string next = b2;
         foreach (var p in protocols)
@@ -80,9 +82,10 @@ internal static class ServeBench
                               $"errors {ph.Errors}" + (ph.FirstError != null ? $" (first: {ph.FirstError})" : "") +
                               $"; hot reload {(ph.ReloadOk ? "accepted" : "REFUSED")} in {ph.ReloadMs} ms");
         }
-        Console.WriteLine($"  service counted {svc.Metrics.Count("recommend"):N0} HTTP requests ({svc.Metrics.Errors("recommend")} errors), " +
-                          $"{svc.Metrics.Count("grpc_recommend"):N0} gRPC calls ({svc.Metrics.Errors("grpc_recommend")} errors)");
-        var result = new Dictionary<string, object> { ["protocol"] = protocol, ["concurrency"] = concurrency, ["format"] = format, ["errors"] = phases.Sum(x => x.Errors) };
+        if (metrics)
+            Console.WriteLine($"  service counted {svc.Metrics.Count("recommend") - svc.Metrics.Count("recommend", RequestMetrics.Grpc):N0} HTTP requests ({svc.Metrics.Errors("recommend") - svc.Metrics.Errors("recommend", RequestMetrics.Grpc)} errors), " +
+                              $"{svc.Metrics.Count("recommend", RequestMetrics.Grpc):N0} gRPC calls ({svc.Metrics.Errors("recommend", RequestMetrics.Grpc)} errors)");
+        var result = new Dictionary<string, object> { ["protocol"] = protocol, ["concurrency"] = concurrency, ["format"] = format, ["metrics"] = metrics ? "on" : "off", ["errors"] = phases.Sum(x => x.Errors) };
         foreach (var ph in phases)
             result[ph.Protocol] = new
             {

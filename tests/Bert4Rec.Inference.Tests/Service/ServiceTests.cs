@@ -94,7 +94,9 @@ public class ServiceTests(BundleFixture fx) : IClassFixture<BundleFixture>
         Assert.Equal("Flat", info.IndexFactory);
         Assert.Equal("ok\n", await http.GetStringAsync("/healthz"));
         Assert.Equal("ready\n", await http.GetStringAsync("/readyz"));
-        Assert.Contains("bert4rec_requests_total{endpoint=\"recommend\"} 2", await http.GetStringAsync("/metrics"));
+        string scrape = await http.GetStringAsync("/metrics");
+        Assert.Contains("bert4rec_requests_total{endpoint=\"recommend\",protocol=\"http-json\",status=\"200\",arm=\"primary\"} 1\n", scrape);
+        Assert.Contains("bert4rec_requests_total{endpoint=\"recommend\",protocol=\"http-protobuf\",status=\"200\",arm=\"primary\"} 1\n", scrape);
     }
 
     [Theory]
