@@ -96,12 +96,7 @@ public class ItemIndexTests : IDisposable
         for (int q = 0; q < nq; q++)
         {
             hits += b[q].Select(x => x.Id).Intersect(a[q].Select(x => x.Id)).Count();
-            foreach (var nb in b[q])
-            {
-                double dot = 0;
-                for (int j = 0; j < dim; j++) dot += v[(nb.Id - 1) * dim + j] * queries[q * dim + j];
-                Assert.True(Math.Abs(dot - nb.Score) <= 1e-3 * Math.Max(1, Math.Abs(dot)), $"id {nb.Id}: score {nb.Score} vs dot {dot}");
-            }
+            AssertScoresAreDotProducts(v, dim, queries.AsSpan(q * dim, dim), b[q]);
         }
         double recall = hits / (nq * k);
         Assert.True(recall >= 0.9, $"HNSW32 recall@{k} = {recall:F3} for out-of-distribution queries");
@@ -198,6 +193,17 @@ public class ItemIndexTests : IDisposable
         Assert.Contains("not found", Assert.Throws<IndexFileException>(() => ItemIndex.Load(Path.Combine(_dir.FullName, "none"), d, digest)).Message);
     }
 
+    /// <summary>Each neighbour's score is the inner product of the query with its vector (ids are 1-based rows of v).</summary>
+    private static void AssertScoresAreDotProducts(float[] v, int dim, ReadOnlySpan<float> query, Neighbor[] found)
+    {
+        foreach (var nb in found)
+        {
+            double dot = 0;
+            for (int j = 0; j < dim; j++) dot += v[(nb.Id - 1) * dim + j] * query[j];
+            Assert.True(Math.Abs(dot - nb.Score) <= 1e-3 * Math.Max(1, Math.Abs(dot)), $"id {nb.Id}: score {nb.Score} vs dot {dot}");
+        }
+    }
+
     private static IndexFileDigest DigestOf(byte[] bytes) => new(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(bytes)), bytes.Length);
 
     [Fact]
@@ -233,13 +239,7 @@ public class ItemIndexTests : IDisposable
         var serial = settings.Select(p => Enumerable.Range(0, nq).Select(q => index.Search(queries.AsSpan(q * dim, dim), 1, k, p)[0]).ToArray()).ToArray();
         Assert.NotEqual(serial[0].SelectMany(r => r.Select(x => x.Id)), serial[1].SelectMany(r => r.Select(x => x.Id)));
         for (int s = 0; s < 2; s++)
-            for (int q = 0; q < nq; q++)
-                foreach (var nb in serial[s][q])
-                {
-                    double dot = 0;
-                    for (int j = 0; j < dim; j++) dot += v[(nb.Id - 1) * dim + j] * queries[q * dim + j];
-                    Assert.True(Math.Abs(dot - nb.Score) <= 1e-3 * Math.Max(1, Math.Abs(dot)), $"id {nb.Id}: score {nb.Score} vs dot {dot}");
-                }
+            for (int q = 0; q < nq; q++) AssertScoresAreDotProducts(v, dim, queries.AsSpan(q * dim, dim), serial[s][q]);
         Parallel.For(0, nq * 2 * 4, new ParallelOptions { MaxDegreeOfParallelism = 8 }, i =>
         {
             int s = i % 2, q = i / 2 % nq;
