@@ -24,9 +24,10 @@ var usage = new Dictionary<string, string>
           --iterations I (2000)   --torch (the PyTorch reference beside it)
         """,
     ["retrieval"] = """
-          FAISS recall@k and latency against exact search
-          --sizes N1,N2 (100000,1000000)   --dim D (65)   --k K (100)   --queries Q (500)   --factory F (HNSW32)
-          --ef-construction E (200)   --ef-search E1,E2,... (128,256,512)
+          FAISS recall@k, single-query latency, build time, file size and peak RSS against exact search
+          --items N1,N2 (100000,1000000; 10000000 for the large case)   --dim D (65)   --k K (100)   --queries Q (500)
+          --factory F (auto)   --ef-construction E (200)   --ef-search E1,... (128,256,512, HNSW)   --nprobe P1,... (16,32,64, IVF)
+          --refine-factor F1,... (4, RFlat)   --train T (200000, IVF/PQ training vectors)   --clusters C (4096)   --spread S (0.7)
         """,
     ["serve"] = """
           loopback load on the service with a hot reload (throughput, p50/p99, errors)
