@@ -14,14 +14,16 @@ namespace Bert4Rec.Cli;
 internal sealed class TrainVerb : IVerb
 {
     public string Name => "train";
-    public string Summary => "train a sequential model (bert4rec, sasrec, gru4rec) on a prepared dataset";
+    public string Summary => "train a model (bert4rec, sasrec, gru4rec; neumf) on a prepared dataset";
     public string Usage => """
           --data DIR --out RUN_DIR [--preset ml-1m|ml-20m|beauty|steam|synthetic | --preset-file FILE] [--resume]
           --preset-file FILE              a whole config as JSON (tune's preset.json, a run's config.json); flags override it
           --epochs --batch --lr --warmup --hidden --heads --layers --max-len --mask-prob --max-predictions
           --mask-token-rate --dropout --attn-dropout --weight-decay --clip --seed --threads
           --eval-every EPOCHS | --eval-every-steps STEPS  --patience EVALUATIONS --val-users N
-          --checkpoint-every STEPS --window-stride N --model bert4rec|sasrec|gru4rec
+          --checkpoint-every STEPS --window-stride N --model bert4rec|sasrec|gru4rec|neumf
+          --features on|off               neumf: embed the dataset's user and item feature fields (default on); --negatives K
+                                          are its sampled negatives per positive (preset 4), --hidden its predictive factors
           --skip-test                     do not read the test split at the end (for tuning on validation)
           --engine native|torchsharp      native (own C# kernels + OpenBLAS, default) or TorchSharp (libtorch autograd; bert4rec)
           --device cpu|cuda|auto          torchsharp only: auto = CUDA where TorchSharp reports it, else the CPU with a warning
@@ -85,12 +87,16 @@ internal sealed class TrainVerb : IVerb
             Console.WriteLine("RESULT " + JsonSerializer.Serialize(done));
             return 0;
         }
-        using var model = SequenceModels.Create(cfg.ToModelConfig(split.ItemCount), 256, cfg.Threads);
+        using var model = ModelComparison.OpenModel(cfg, split, 256);
         (state.BestParameters ?? state.Parameters).CopyTo(model.Parameters, 0);
-        var (full, p100) = RunFolder.EvaluateTest(new ModelScorer(model), split);
+        var scorer = ModelComparison.Scorer(model);
+        var (full, p100) = RunFolder.EvaluateTest(scorer, split);
         Console.WriteLine($"test (best weights, epoch {state.BestEpoch}):");
         Console.WriteLine($"  {full}");
         Console.WriteLine($"  {p100}");
+        // the NCF paper's protocol beside the project's two (He et al. 2017: 100 uniformly drawn negatives)
+        if (cfg.Kind == ModelKind.NeuMf)
+            Console.WriteLine($"  {Evaluator.Evaluate(scorer, split.Test, new EvaluationOptions { Protocol = EvaluationProtocol.Uniform100 })}");
         var facts = new Dictionary<string, object>
         {
             ["model"] = cfg.Model, ["engine"] = engine.Label, ["preset"] = cfg.Preset, ["epochs"] = state.Epoch, ["steps"] = state.GlobalStep, ["best_epoch"] = state.BestEpoch, ["best_step"] = state.BestStep, ["seconds"] = Math.Round(secs, 1),
