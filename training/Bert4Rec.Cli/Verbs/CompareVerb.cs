@@ -20,6 +20,8 @@ internal sealed class CompareVerb : IVerb
           --seed S                   trainings, pop100 negatives and bootstrap (default 42)
           --resamples N              bootstrap and sign-flip resamples (default 10000)
           --threads N
+          --refit on|off             test every model after a refit on the validation items too (trained models for their
+                                     best validation's step count; baselines count them); default: each preset's own setting
         prints one table (full and pop100), each model against the best other one (paired NDCG@10 difference, 95 % CI,
         p-value), and a RESULT line
         """;
@@ -33,6 +35,7 @@ internal sealed class CompareVerb : IVerb
         var files = (a.String("preset-file") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         string outDir = a.String("out", Path.Combine("runs", "compare"));
         int seed = a.Int("seed", 42), resamples = a.Int("resamples", 10_000, 1, 10_000_000), threads = a.Int("threads", 0, 0, 256);
+        bool? refit = a.Choice<bool?>("refit", null, ("on", true), ("off", false));
         a.EnsureAllUsed();
         if (preset != null) TrainingConfig.FromPreset(preset);   // an unknown name fails before the data loads
         var configs = files.Select(TrainingConfig.FromFile).ToList();
@@ -41,7 +44,7 @@ internal sealed class CompareVerb : IVerb
         var report = ModelComparison.Run(data, new ComparisonOptions
         {
             Models = models, Budget = budget, Seed = seed, Preset = preset, Configs = configs, Threads = threads, OutDir = outDir,
-            Resamples = resamples, DataName = Path.GetFileName(Path.GetFullPath(dataDir).TrimEnd('/')),
+            Resamples = resamples, Refit = refit, DataName = Path.GetFileName(Path.GetFullPath(dataDir).TrimEnd('/')),
         });
         Console.WriteLine();
         Console.Write(report.Table());

@@ -25,11 +25,14 @@ internal sealed class TrainVerb : IVerb
           --features on|off               neumf: embed the dataset's user and item feature fields (default on); --negatives K
                                           are its sampled negatives per positive (preset 4), --hidden its predictive factors
           --skip-test                     do not read the test split at the end (for tuning on validation)
+          --refit on|off                  after training, train again from the start on the validation items too, for the best
+                                          validation's step count; test and hand on those weights (final.bin)
           --engine native|torchsharp      native (own C# kernels + OpenBLAS, default) or TorchSharp (libtorch autograd; bert4rec)
           --device cpu|cuda|auto          torchsharp only: auto = CUDA where TorchSharp reports it, else the CPU with a warning
         both engines write the same run folder and checkpoints; a run may be resumed with either engine
         run folder: config.json, metrics.jsonl, loss.svg, checkpoint.bin (full state, for --resume), best.bin (best weights),
-        vocab.txt, metrics.json (test split, full and pop100, of the best weights)
+        vocab.txt, final.bin (the refit's weights, with --refit on), metrics.json (test split, full and pop100, of the weights
+        the run hands on: final.bin, else best.bin)
         """;
 
     public int Run(CommandLine a)
@@ -87,11 +90,16 @@ internal sealed class TrainVerb : IVerb
             Console.WriteLine("RESULT " + JsonSerializer.Serialize(done));
             return 0;
         }
+        var weights = state.BestParameters ?? state.Parameters;
+        bool refit = cfg.Refit && state.BestStep > 0;
+        if (refit)
+            weights = Refit.Run(cfg, split, state.BestStep, null, Console.WriteLine, factory, Path.Combine(outDir, RunLayout.FinalWeights), vocabSha);
+        secs = clock.Elapsed.TotalSeconds;
         using var model = ModelComparison.OpenModel(cfg, split, 256);
-        (state.BestParameters ?? state.Parameters).CopyTo(model.Parameters, 0);
+        weights.CopyTo(model.Parameters, 0);
         var scorer = ModelComparison.Scorer(model);
         var (full, p100) = RunFolder.EvaluateTest(scorer, split);
-        Console.WriteLine($"test (best weights, epoch {state.BestEpoch}):");
+        Console.WriteLine(refit ? $"test (refit weights, {state.BestStep:N0} steps on train + validation items):" : $"test (best weights, epoch {state.BestEpoch}):");
         Console.WriteLine($"  {full}");
         Console.WriteLine($"  {p100}");
         // the NCF paper's protocol beside the project's two (He et al. 2017: 100 uniformly drawn negatives)
@@ -100,6 +108,7 @@ internal sealed class TrainVerb : IVerb
         var facts = new Dictionary<string, object>
         {
             ["model"] = cfg.Model, ["engine"] = engine.Label, ["preset"] = cfg.Preset, ["epochs"] = state.Epoch, ["steps"] = state.GlobalStep, ["best_epoch"] = state.BestEpoch, ["best_step"] = state.BestStep, ["seconds"] = Math.Round(secs, 1),
+            ["refit"] = refit,
         };
         RunFolder.WriteTestMetrics(outDir, full, p100, facts);
         var result = new Dictionary<string, object>(facts) { ["full"] = full.ToDictionary(), ["pop100"] = p100.ToDictionary() };
