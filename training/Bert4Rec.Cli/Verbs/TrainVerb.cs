@@ -14,14 +14,16 @@ namespace Bert4Rec.Cli;
 internal sealed class TrainVerb : IVerb
 {
     public string Name => "train";
-    public string Summary => "train a sequential model (bert4rec, sasrec, gru4rec) on a prepared dataset";
+    public string Summary => "train a model (bert4rec, sasrec, gru4rec; neumf) on a prepared dataset";
     public string Usage => """
           --data DIR --out RUN_DIR [--preset ml-1m|ml-20m|beauty|steam|synthetic | --preset-file FILE] [--resume]
           --preset-file FILE              a whole config as JSON (tune's preset.json, a run's config.json); flags override it
           --epochs --batch --lr --warmup --hidden --heads --layers --max-len --mask-prob --max-predictions
           --mask-token-rate --dropout --attn-dropout --weight-decay --clip --seed --threads
           --eval-every EPOCHS | --eval-every-steps STEPS  --patience EVALUATIONS --val-users N
-          --checkpoint-every STEPS --window-stride N --model bert4rec|sasrec|gru4rec
+          --checkpoint-every STEPS --window-stride N --model bert4rec|sasrec|gru4rec|neumf
+          --features on|off               neumf: embed the dataset's user and item feature fields (default on); --negatives K
+                                          are its sampled negatives per positive (preset 4), --hidden its predictive factors
           --skip-test                     do not read the test split at the end (for tuning on validation)
           --refit on|off                  after training, train again from the start on the validation items too, for the best
                                           validation's step count; test and hand on those weights (final.bin)
@@ -93,12 +95,16 @@ internal sealed class TrainVerb : IVerb
         if (refit)
             weights = Refit.Run(cfg, split, state.BestStep, null, Console.WriteLine, factory, Path.Combine(outDir, RunLayout.FinalWeights), vocabSha);
         secs = clock.Elapsed.TotalSeconds;
-        using var model = SequenceModels.Create(cfg.ToModelConfig(split.ItemCount), 256, cfg.Threads);
+        using var model = ModelComparison.OpenModel(cfg, split, 256);
         weights.CopyTo(model.Parameters, 0);
-        var (full, p100) = RunFolder.EvaluateTest(new ModelScorer(model), split);
+        var scorer = ModelComparison.Scorer(model);
+        var (full, p100) = RunFolder.EvaluateTest(scorer, split);
         Console.WriteLine(refit ? $"test (refit weights, {state.BestStep:N0} steps on train + validation items):" : $"test (best weights, epoch {state.BestEpoch}):");
         Console.WriteLine($"  {full}");
         Console.WriteLine($"  {p100}");
+        // the NCF paper's protocol beside the project's two (He et al. 2017: 100 uniformly drawn negatives)
+        if (cfg.Kind == ModelKind.NeuMf)
+            Console.WriteLine($"  {Evaluator.Evaluate(scorer, split.Test, new EvaluationOptions { Protocol = EvaluationProtocol.Uniform100 })}");
         var facts = new Dictionary<string, object>
         {
             ["model"] = cfg.Model, ["engine"] = engine.Label, ["preset"] = cfg.Preset, ["epochs"] = state.Epoch, ["steps"] = state.GlobalStep, ["best_epoch"] = state.BestEpoch, ["best_step"] = state.BestStep, ["seconds"] = Math.Round(secs, 1),

@@ -71,7 +71,7 @@ public static class ModelComparison
         foreach (var m in names.Where(m => m is not (Pop or Markov)))
         {
             var cfg = ConfigFor(ModelKinds.Parse(m), data.Statistics, o);
-            try { using var probe = SequenceModels.Create(cfg.ToModelConfig(n), 1, 1); }
+            try { using var probe = OpenModel(cfg, split, 1); }
             catch (NotSupportedException e) { throw new UsageException($"--models: {m}: {e.Message}"); }
             configs[m] = cfg;
         }
@@ -191,9 +191,22 @@ public static class ModelComparison
         };
         return new Fitted(result, () =>
         {
-            var model = SequenceModels.Create(cfg.ToModelConfig(split.ItemCount), 256, cfg.Threads);
+            var model = OpenModel(cfg, split, 256);
             weights.CopyTo(model.Parameters, 0);
-            return new OpenedScorer(new ModelScorer(model), model);
+            return new OpenedScorer(Scorer(model), model);
         });
     }
+
+    /// <summary>An untrained model of a config's kind over the split (a pointwise model needs its users and features).</summary>
+    public static IParameterModel OpenModel(TrainingConfig cfg, LeaveOneOutSplit split, int maxBatch) => cfg.Kind.IsSequential()
+        ? new NativeModel(SequenceModels.Create(cfg.ToModelConfig(split.ItemCount), maxBatch, cfg.Threads))
+        : PointwiseModels.Create(PointwiseModels.Config(cfg, split), split, maxBatch, cfg.Threads);
+
+    /// <summary>The evaluation scorer of a model of any kind.</summary>
+    public static IItemScorer Scorer(IParameterModel model) => model switch
+    {
+        ITrainableModel m => new ModelScorer(m),
+        IPointwiseModel p => new PointwiseScorer(p),
+        _ => throw new ArgumentException($"no scorer for {model.GetType().Name}"),
+    };
 }
