@@ -39,16 +39,16 @@ public sealed class BundleFixture : IDisposable
 
 public class ServiceTests(BundleFixture fx) : IClassFixture<BundleFixture>
 {
-    private static StringContent Json(IMessage m) => new(JsonFormatter.Default.Format(m), Encoding.UTF8, "application/json");
+    internal static StringContent Json(IMessage m) => new(JsonFormatter.Default.Format(m), Encoding.UTF8, "application/json");
 
-    private static ByteArrayContent Proto(IMessage m)
+    internal static ByteArrayContent Proto(IMessage m)
     {
         var c = new ByteArrayContent(m.ToByteArray());
         c.Headers.ContentType = new MediaTypeHeaderValue(ServiceHost.Protobuf);
         return c;
     }
 
-    private static RecommendRequest Req(int k, params string[] history)
+    internal static RecommendRequest Req(int k, params string[] history)
     {
         var r = new RecommendRequest { K = k };
         r.History.AddRange(history);
