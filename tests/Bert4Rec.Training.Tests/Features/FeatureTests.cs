@@ -75,6 +75,7 @@ public class FeatureTests : IDisposable
         Assert.Equal(FeatureField.Oov, x.Encode(" "));
         Assert.Throws<FormatException>(() => x.Encode("abc"));
         Assert.Equal(1995.5, FeatureReader.ParseNumber("02-Jul-1995")!.Value, 2);
+        Assert.Equal(1971.09, FeatureReader.ParseNumber("4-Feb-1971")!.Value, 2);   // u.item writes some days with one digit
     }
 
     [Fact]

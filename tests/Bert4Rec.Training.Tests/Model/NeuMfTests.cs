@@ -43,24 +43,8 @@ public class NeuMfTests
     {
         using var m = Build(features);
         m.TrainStep(Users, Items, Labels, Users.Length);
-        var analytic = (float[])m.Gradients.Clone();
-        const float eps = 5e-4f;   // small enough that no ReLU of the tower changes side
-        int bad = 0, checkedCount = 0;
-        var report = new List<string>();
-        foreach (var t in m.Layout.Tensors)
-            for (int k = 0; k < t.Size; k++)
-            {
-                int i = (int)t.Offset + k;
-                float keep = m.Parameters[i];
-                m.Parameters[i] = keep + eps; double lp = m.EvalLoss(Users, Items, Labels, Users.Length);
-                m.Parameters[i] = keep - eps; double lm = m.EvalLoss(Users, Items, Labels, Users.Length);
-                m.Parameters[i] = keep;
-                double num = (lp - lm) / (2 * eps);
-                double err = Math.Abs(num - analytic[i]) / Math.Max(Math.Abs(num) + Math.Abs(analytic[i]), 1e-2);
-                checkedCount++;
-                if (err > 0.05) { bad++; if (report.Count < 10) report.Add($"{t.Name}[{k}] analytic {analytic[i]:G5} numeric {num:G5}"); }
-            }
-        Assert.True(bad == 0, $"{bad} of {checkedCount} gradients differ:\n" + string.Join("\n", report));
+        // eps small enough that no ReLU of the tower changes side
+        var analytic = GradientCheck.AgainstCentralDifferences(m.Layout, m.Parameters, m.Gradients, () => m.EvalLoss(Users, Items, Labels, Users.Length), eps: 5e-4f);
         // the rows no example touched get no gradient; the ones it did, some
         var gu = m.Layout.Slice(analytic, "gmf.item").ToArray();
         Assert.All(gu[..4], g => Assert.Equal(0f, g));   // item row 0 (pad)

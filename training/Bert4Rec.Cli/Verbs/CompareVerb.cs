@@ -12,7 +12,7 @@ internal sealed class CompareVerb : IVerb
     public string Summary => "train several models within a budget and compare them on the same test users, with significance";
     public string Usage => """
           --data DIR                 a prepared dataset
-          --models LIST              comma-separated: pop, markov, bert4rec, sasrec, gru4rec (default: all five)
+          --models LIST              comma-separated: pop, markov, bert4rec, sasrec, gru4rec, neumf (default: the first five)
           --budget TIME              wall-clock training budget per trained model: 90s, 30m, 1h (default: none)
           --preset NAME              preset for every trained model (default: beauty for short sequences, ml-1m for long ones)
           --preset-file F1[,F2]      whole configs (tune's preset.json, a run's config.json), each for its own model kind

@@ -103,8 +103,8 @@ internal sealed class TrainVerb : IVerb
         Console.WriteLine($"  {full}");
         Console.WriteLine($"  {p100}");
         // the NCF paper's protocol beside the project's two (He et al. 2017: 100 uniformly drawn negatives)
-        if (cfg.Kind == ModelKind.NeuMf)
-            Console.WriteLine($"  {Evaluator.Evaluate(scorer, split.Test, new EvaluationOptions { Protocol = EvaluationProtocol.Uniform100 })}");
+        var uniform = cfg.Kind == ModelKind.NeuMf ? Evaluator.Evaluate(scorer, split.Test, new EvaluationOptions { Protocol = EvaluationProtocol.Uniform100 }) : null;
+        if (uniform != null) Console.WriteLine($"  {uniform}");
         var facts = new Dictionary<string, object>
         {
             ["model"] = cfg.Model, ["engine"] = engine.Label, ["preset"] = cfg.Preset, ["epochs"] = state.Epoch, ["steps"] = state.GlobalStep, ["best_epoch"] = state.BestEpoch, ["best_step"] = state.BestStep, ["seconds"] = Math.Round(secs, 1),
@@ -112,6 +112,7 @@ internal sealed class TrainVerb : IVerb
         };
         RunFolder.WriteTestMetrics(outDir, full, p100, facts);
         var result = new Dictionary<string, object>(facts) { ["full"] = full.ToDictionary(), ["pop100"] = p100.ToDictionary() };
+        if (uniform != null) result["uniform100"] = uniform.ToDictionary();
         Console.WriteLine("RESULT " + JsonSerializer.Serialize(result));
         return 0;
     }

@@ -16,7 +16,7 @@ public sealed record FeatureReadReport(int RowsRead, int RowsMatched, int RowsUn
 
 public static class FeatureReader
 {
-    private static readonly string[] DateFormats = ["dd-MMM-yyyy", "yyyy-MM-dd", "yyyy-MM-ddTHH:mm:ss", "yyyy"];
+    private static readonly string[] DateFormats = ["d-MMM-yyyy", "yyyy-MM-dd", "yyyy-MM-ddTHH:mm:ss", "yyyy"];
 
     /// <summary>A number, or a date read as a fractional year (1995-07-02 -> 1995.5); null when it is neither.</summary>
     public static double? ParseNumber(string s)
