@@ -21,7 +21,7 @@ public static class RunLayout
 {
     public const string Config = "config.json";
     public const string History = "metrics.jsonl";
-    public const string Chart = "loss.svg";
+    public const string Chart = "loss.png";
     public const string Checkpoint = "checkpoint.bin";
     public const string BestWeights = "best.bin";
     public const string Vocabulary = "vocab.txt";

@@ -2,6 +2,7 @@
 // build time, index size, single-query latency on one thread, batched throughput, and recall@K against exact search.
 using System.Diagnostics;
 using System.Text.Json;
+using System.CommandLine;
 using Bert4Rec.Contracts;
 using Bert4Rec.Retrieval;
 
@@ -9,14 +10,42 @@ namespace Bert4Rec.Benchmarks;
 
 internal static class RetrievalBench
 {
-    public static int Run(CommandLine a)
+    public static Command Build()
     {
-        var sizes = a.String("sizes", "100000,1000000").Split(',').Select(s => int.Parse(s, System.Globalization.CultureInfo.InvariantCulture)).ToArray();
-        int dim = a.Int("dim", 65, 2), k = a.Int("k", 100, 1), queries = a.Int("queries", 500, 10);
-        string factory = a.String("factory", "HNSW32");
-        var efs = a.String("ef-search", "128,256,512").Split(',').Select(int.Parse).ToArray();
-        int efc = a.Int("ef-construction", 200, 8);
-        a.EnsureAllUsed();
+        var sizesOpt = IntList("--sizes", "catalog sizes", "100000,1000000", 1000);
+        var dimOpt = Flags.Int("--dim", "vector dimension (d + 1)", 65, 2);
+        var kOpt = Flags.Int("--k", "neighbours per query", 100, 1);
+        var queriesOpt = Flags.Int("--queries", "queries per setting", 500, 10);
+        var factoryOpt = Flags.String("--factory", "the approximate index (FAISS factory string)", "HNSW32", "FACTORY");
+        var efsOpt = IntList("--ef-search", "HNSW search breadths (IVF: nprobe) to measure", "128,256,512", 1);
+        var efcOpt = Flags.Int("--ef-construction", "HNSW build breadth", 200, 8);
+        var c = new Command("retrieval", "FAISS recall@k and latency against exact search") { sizesOpt, dimOpt, kOpt, queriesOpt, factoryOpt, efsOpt, efcOpt };
+        c.SetAction(a => Run(a.GetValue(sizesOpt)!, a.GetValue(dimOpt), a.GetValue(kOpt), a.GetValue(queriesOpt), a.GetValue(factoryOpt)!, a.GetValue(efsOpt)!, a.GetValue(efcOpt)));
+        return c;
+    }
+
+    /// <summary>A comma-separated list of integers, each at least <paramref name="min"/>; a bad entry is refused naming the flag.</summary>
+    private static Option<int[]> IntList(string name, string description, string fallback, int min) => new(name)
+    {
+        Description = description, HelpName = "N1,N2,...", DefaultValueFactory = _ => fallback.Split(',').Select(int.Parse).ToArray(),
+        CustomParser = r =>
+        {
+            var values = new List<int>();
+            foreach (var s in r.Tokens[0].Value.Split(','))
+            {
+                if (!int.TryParse(s, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out int v) || v < min)
+                {
+                    r.AddError($"{name}: '{s}' is not an integer >= {min}");
+                    return [];
+                }
+                values.Add(v);
+            }
+            return values.ToArray();
+        },
+    };
+
+    private static int Run(int[] sizes, int dim, int k, int queries, string factory, int[] efs, int efc)
+    {
         var rows = new List<Dictionary<string, object>>();
         Console.WriteLine($"{"items",9} {"index",-10} {"setting",-14} {"recall@" + k,10} {"p50 ms",8} {"p99 ms",8} {"batch q/s",10} {"build s",8} {"size MiB",9}");
         foreach (int n in sizes)

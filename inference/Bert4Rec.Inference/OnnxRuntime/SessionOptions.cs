@@ -23,10 +23,9 @@ public sealed record SessionOptions
     public Action<string>? Log { get; init; }
 
     /// <summary>The `--provider cpu|cuda|auto` flag every ONNX Runtime verb takes (serve, recommend, evaluate --onnx, bench infer).</summary>
-    public const string ProviderUsage = "--provider cpu|cuda|auto";
-
-    public static ExecutionProvider ProviderFlag(Bert4Rec.Contracts.CommandLine a) =>
-        a.Choice("provider", ExecutionProvider.Cpu, ("cpu", ExecutionProvider.Cpu), ("cuda", ExecutionProvider.Cuda), ("auto", ExecutionProvider.Auto));
+    public static System.CommandLine.Option<ExecutionProvider> ProviderOption() => Bert4Rec.Contracts.Flags.Choice("--provider",
+        "ONNX Runtime's execution provider: cpu, cuda, or auto (CUDA where it starts, else the CPU after one warning)", ExecutionProvider.Cpu,
+        ("cpu", ExecutionProvider.Cpu), ("cuda", ExecutionProvider.Cuda), ("auto", ExecutionProvider.Auto));
 
     public static ExecutionProvider ParseProvider(string text) => text.ToLowerInvariant() switch
     {

@@ -1,4 +1,5 @@
 // `bert4rec prepare`: interaction log (or the synthetic generator) -> a prepared dataset folder.
+using System.CommandLine;
 using System.Diagnostics;
 using Bert4Rec.Contracts;
 using Bert4Rec.Training.Data;
@@ -7,50 +8,55 @@ namespace Bert4Rec.Cli;
 
 internal sealed class PrepareVerb : IVerb
 {
-    public string Name => "prepare";
-    public string Summary => "read interaction logs, filter, split and save a prepared dataset";
-    public string Usage => """
-          --input FILE          interaction log
-          --format F            movielens (u::i::r::t) | ml100k (tab) | csv | tsv | pairs (`user item`, file order = time)
-          --user-col/--item-col/--time-col NAME   csv/tsv header columns (defaults user_id, item_id, timestamp)
-          --min-user K --min-item K               k-core thresholds (default 5 / 5; 0 disables)
-          --kcore-fixed-point                     repeat the filter until nothing changes (default: one pass, as SASRec)
-          --synthetic [--users N --items N --seed S]   generate the synthetic dataset instead of reading a file
-          --out DIR             output folder (written to a temporary folder, then renamed)
-        """;
-
-    public int Run(CommandLine a)
+    public Command Build()
     {
-        string outDir = a.Required("out");
-        var clock = Stopwatch.StartNew();
-        SequenceDataset data;
-        if (a.Flag("synthetic"))
+        var input = Flags.String("--input", "interaction log", helpName: "FILE");
+        var format = Flags.Choice("--format", "movielens (u::i::r::t), ml100k (tab), csv, tsv, or pairs (`user item`, file order = time)", "pairs", "movielens", "ml100k", "csv", "tsv", "pairs");
+        var userCol = Flags.String("--user-col", "csv/tsv: the user column's header", "user_id", "NAME");
+        var itemCol = Flags.String("--item-col", "csv/tsv: the item column's header", "item_id", "NAME");
+        var timeCol = Flags.String("--time-col", "csv/tsv: the time column's header", "timestamp", "NAME");
+        var minUser = Flags.Int("--min-user", "k-core: users with fewer interactions are dropped (0 disables)", 5, 0);
+        var minItem = Flags.Int("--min-item", "k-core: items with fewer interactions are dropped (0 disables)", 5, 0);
+        var fixedPoint = Flags.Flag("--kcore-fixed-point", "repeat the filter until nothing changes (default: one pass, as SASRec)");
+        var synthetic = Flags.Flag("--synthetic", "generate the synthetic dataset instead of reading a file");
+        var users = Flags.Int("--users", "--synthetic: users", 2000, 10);
+        var items = Flags.Int("--items", "--synthetic: items", 500, 20);
+        var seed = Flags.Int("--seed", "--synthetic: generator seed", 42);
+        var outDir = Flags.Required("--out", "output folder (written to a temporary folder, then renamed)", "DIR");
+        var c = new Command("prepare", "read interaction logs, filter, split and save a prepared dataset")
+            { input, format, userCol, itemCol, timeCol, minUser, minItem, fixedPoint, synthetic, users, items, seed, outDir };
+        c.SetAction(r =>
         {
-            var o = new SyntheticOptions { Users = a.Int("users", 2000, 10), Items = a.Int("items", 500, 20), Seed = a.Int("seed", 42) };
-            a.EnsureAllUsed();
-            data = SyntheticDataset.Generate(o);
-        }
-        else
-        {
-            string input = a.Required("input");
-            var format = InteractionLog.ParseFormat(a.String("format", "pairs"));
-            var opts = new LogReadOptions
+            var clock = Stopwatch.StartNew();
+            SequenceDataset data;
+            if (r.GetValue(synthetic))
             {
-                Format = format, UserColumn = a.String("user-col", "user_id"), ItemColumn = a.String("item-col", "item_id"),
-                TimeColumn = a.String("time-col", "timestamp"), Progress = Progress,
-            };
-            int minUser = a.Int("min-user", 5, 0), minItem = a.Int("min-item", 5, 0);
-            bool fixedPoint = a.Flag("kcore-fixed-point");
-            a.EnsureAllUsed();
-            var log = InteractionLog.Read(input, opts);
-            Console.WriteLine($"read {log.Count:N0} interactions from {input} in {clock.Elapsed.TotalSeconds:F2}s");
-            data = log.ToDataset(minUser, minItem, fixedPoint);
-        }
-        data.Save(outDir);
-        Console.WriteLine($"dataset: {data.Statistics}");
-        Console.WriteLine($"saved to {outDir} in {clock.Elapsed.TotalSeconds:F2}s");
-        Console.WriteLine("RESULT " + System.Text.Json.JsonSerializer.Serialize(new { data.Statistics.Users, data.Statistics.Items, data.Statistics.Interactions, seconds = Math.Round(clock.Elapsed.TotalSeconds, 2) }));
-        return 0;
+                foreach (var o in new Option[] { input, format, userCol, itemCol, timeCol, minUser, minItem, fixedPoint })
+                    if (r.Given(o)) throw new UsageException($"{o.Name}: reads a log, which --synthetic does not");
+                data = SyntheticDataset.Generate(new SyntheticOptions { Users = r.GetValue(users), Items = r.GetValue(items), Seed = r.GetValue(seed) });
+            }
+            else
+            {
+                foreach (var o in new Option[] { users, items, seed })
+                    if (r.Given(o)) throw new UsageException($"{o.Name}: goes with --synthetic");
+                string path = r.GetValue(input) ?? throw new UsageException("missing required flag --input (or --synthetic)");
+                var opts = new LogReadOptions
+                {
+                    Format = InteractionLog.ParseFormat(r.GetValue(format)!), UserColumn = r.GetValue(userCol)!, ItemColumn = r.GetValue(itemCol)!,
+                    TimeColumn = r.GetValue(timeCol)!, Progress = Progress,
+                };
+                var log = InteractionLog.Read(path, opts);
+                Console.WriteLine($"read {log.Count:N0} interactions from {path} in {clock.Elapsed.TotalSeconds:F2}s");
+                data = log.ToDataset(r.GetValue(minUser), r.GetValue(minItem), r.GetValue(fixedPoint));
+            }
+            string dir = r.GetValue(outDir)!;
+            data.Save(dir);
+            Console.WriteLine($"dataset: {data.Statistics}");
+            Console.WriteLine($"saved to {dir} in {clock.Elapsed.TotalSeconds:F2}s");
+            Console.WriteLine("RESULT " + System.Text.Json.JsonSerializer.Serialize(new { data.Statistics.Users, data.Statistics.Items, data.Statistics.Interactions, seconds = Math.Round(clock.Elapsed.TotalSeconds, 2) }));
+            return 0;
+        });
+        return c;
     }
 
     private static void Progress(long done, long total)
