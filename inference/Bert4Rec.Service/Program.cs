@@ -46,9 +46,8 @@ namespace Bert4Rec.Service
             var graceOpt = Flags.Duration("--grace", "how long requests in flight may finish at shutdown (default 10s)");
             var providerOpt = SessionOptions.ProviderOption();
             var threadsOpt = Flags.Int("--threads", "ONNX Runtime intra-op threads (0 = one per core)", 1, 0);
-            var logOpt = Flags.Choice("--log", "log level", Microsoft.Extensions.Logging.LogLevel.Information,
-                ("info", Microsoft.Extensions.Logging.LogLevel.Information), ("warning", Microsoft.Extensions.Logging.LogLevel.Warning));
-            var logFormatOpt = Flags.Choice("--log-format", "log lines as JSON or text", true, ("json", true), ("text", false));
+            var logOpt = Flags.Choice("--log", "log level", "info", "info", "warning");
+            var logFormatOpt = Flags.Choice("--log-format", "log lines as JSON or text", "json", "json", "text");
             var accessLogOpt = Flags.Flag("--access-log", "one log line per request");
             foreach (var opt in new Option[] { bundleOpt, rootOpt, versionOpt, pollOpt, canaryOpt, shareOpt, urlsOpt, grpcUrlsOpt, adminUrlsOpt, tokenFileOpt, maxHistoryOpt,
                          maxKOpt, maxCandidatesOpt, maxBatchOpt, maxBodyOpt, maxConcurrentOpt, timeoutOpt, drainOpt, graceOpt, providerOpt, threadsOpt, logOpt, logFormatOpt, accessLogOpt })
@@ -72,7 +71,9 @@ namespace Bert4Rec.Service
                     MaxBodyBytes = a.GetValue(maxBodyOpt), MaxConcurrent = a.GetValue(maxConcurrentOpt),
                     RequestTimeout = a.GetValue(timeoutOpt) ?? TimeSpan.FromSeconds(10), ShutdownGrace = a.GetValue(graceOpt) ?? TimeSpan.FromSeconds(10),
                     DrainDelay = a.GetValue(drainOpt) ?? TimeSpan.Zero,
-                    Provider = a.GetValue(providerOpt), IntraOpThreads = a.GetValue(threadsOpt), LogLevel = a.GetValue(logOpt), JsonLogs = a.GetValue(logFormatOpt),
+                    Provider = SessionOptions.ParseProvider(a.GetValue(providerOpt)!), IntraOpThreads = a.GetValue(threadsOpt),
+                    LogLevel = a.GetValue(logOpt) == "warning" ? Microsoft.Extensions.Logging.LogLevel.Warning : Microsoft.Extensions.Logging.LogLevel.Information,
+                    JsonLogs = a.GetValue(logFormatOpt) == "json",
                     AccessLog = a.GetValue(accessLogOpt),
                 };
                 return await RunAsync(o);

@@ -95,16 +95,19 @@ public static class Flags
     private static Option<T> Number<T>(string name, string description, T fallback, T min, T max, string what, Func<string, T?> parse)
         where T : struct, IComparable<T> => new(name)
     {
-        Description = description, DefaultValueFactory = _ => fallback,
+        Description = description, HelpName = HelpName<T>(), DefaultValueFactory = _ => fallback,
         CustomParser = r => r.Tokens.Count == 0 ? fallback : Check(r, name, min, max, what, parse) ?? fallback,
     };
 
     private static Option<T?> Optional<T>(string name, string description, T min, T max, string what, Func<string, T?> parse)
         where T : struct, IComparable<T> => new(name)
     {
-        Description = description,
+        Description = description, HelpName = HelpName<T>(),
         CustomParser = r => r.Tokens.Count == 0 ? null : Check(r, name, min, max, what, parse),
     };
+
+    /// <summary>What --help shows as a number flag's value: N for integers, X for real numbers.</summary>
+    private static string HelpName<T>() => typeof(T) == typeof(double) ? "X" : "N";
 
     private static T? Check<T>(ArgumentResult r, string name, T min, T max, string what, Func<string, T?> parse) where T : struct, IComparable<T>
     {

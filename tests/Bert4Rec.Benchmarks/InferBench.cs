@@ -26,7 +26,7 @@ internal static class InferBench
         var c = new Command("infer", "ONNX Runtime latency of one recommend request (p50/p99) and batch throughput")
             { itemsOpt, seqOpt, candsOpt, itersOpt, hiddenOpt, layersOpt, headsOpt, torchOpt, providerOpt };
         c.SetAction(a => Run(a.GetValue(itemsOpt), a.GetValue(seqOpt), a.GetValue(candsOpt), a.GetValue(itersOpt), a.GetValue(hiddenOpt), a.GetValue(layersOpt),
-            a.GetValue(headsOpt), a.GetValue(torchOpt), a.GetValue(providerOpt)));
+            a.GetValue(headsOpt), a.GetValue(torchOpt), SessionOptions.ParseProvider(a.GetValue(providerOpt)!)));
         return c;
     }
 

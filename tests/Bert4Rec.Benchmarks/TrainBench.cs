@@ -15,7 +15,7 @@ internal static class TrainBench
 {
     public static Command Build()
     {
-        var modelOpt = Flags.Choice("--model", "the model kind", ModelKind.Bert4Rec, ModelKinds.All.Select(k => (k.Name(), k)).ToArray());
+        var modelOpt = Flags.Choice("--model", "the model kind", "bert4rec", ModelKinds.All.Select(k => k.Name()).ToArray());
         var stepsOpt = Flags.Int("--steps", "timed optimizer steps (after 2 warm-up steps)", 20, 1);
         var batchOpt = Flags.OptionalInt("--batch", "sequences per step (default 256; 128 for sasrec/gru4rec)", 1);
         var seqOpt = Flags.Int("--seq", "sequence length N", 200, 2);
@@ -36,7 +36,7 @@ internal static class TrainBench
         engineFlags.AddTo(c);
         c.SetAction(a =>
         {
-            var kind = a.GetValue(modelOpt);
+            var kind = ModelKinds.Parse(a.GetValue(modelOpt)!);
             bool causal = kind != ModelKind.Bert4Rec;
             // SASRec's reference config: batch 128, one head, dropout 0.2 (DESIGN.md)
             int batch = a.GetValue(batchOpt) ?? (causal ? 128 : 256), layers = a.GetValue(layersOpt) ?? (kind == ModelKind.Gru4Rec ? 1 : 2), heads = a.GetValue(headsOpt) ?? (causal ? 1 : 2);

@@ -35,7 +35,7 @@ internal sealed class EvaluateVerb : IVerb
             if (onnx == null && a.Given(providerOpt)) throw new UsageException("--provider: applies to --onnx only");
             if ((baseline != null ? 1 : 0) + (run != null ? 1 : 0) + (ckpt != null ? 1 : 0) + (onnx != null ? 1 : 0) != 1)
                 throw new UsageException("give exactly one of --baseline, --run, --checkpoint or --onnx");
-            return Run(SequenceDataset.Load(a.GetValue(dataOpt)!), baseline, run, ckpt, onnx, a.GetValue(providerOpt), a.GetValue(splitOpt)!,
+            return Run(SequenceDataset.Load(a.GetValue(dataOpt)!), baseline, run, ckpt, onnx, Inference.OnnxRuntime.SessionOptions.ParseProvider(a.GetValue(providerOpt)!), a.GetValue(splitOpt)!,
                 a.GetValue(keepSeenOpt), a.GetValue(seedOpt), a.GetValue(threadsOpt));
         });
         return c;

@@ -22,7 +22,7 @@ internal sealed class RecommendVerb : IVerb
         var c = new Command("recommend", "recommend for one history from a bundle, no server needed")
             { bundleOpt, historyOpt, kOpt, candsOpt, seenOpt, rerankOpt, providerOpt, threadsOpt };
         c.SetAction(a => Run(a.GetValue(bundleOpt)!, Ids(a.GetValue(historyOpt)!), a.GetValue(kOpt), a.GetValue(candsOpt), a.GetValue(seenOpt),
-            a.GetValue(rerankOpt) is { } r ? Ids(r) : null, a.GetValue(providerOpt), a.GetValue(threadsOpt)));
+            a.GetValue(rerankOpt) is { } r ? Ids(r) : null, SessionOptions.ParseProvider(a.GetValue(providerOpt)!), a.GetValue(threadsOpt)));
         return c;
     }
 
