@@ -24,6 +24,8 @@ public static class RunLayout
     public const string Chart = "loss.png";
     public const string Checkpoint = "checkpoint.bin";
     public const string BestWeights = "best.bin";
+    /// <summary>The refit's weights (trained on the validation items too; see TrainingConfig.Refit): what a refit run hands on.</summary>
+    public const string FinalWeights = "final.bin";
     public const string Vocabulary = "vocab.txt";
     /// <summary>The test-split metrics of the best weights (<c>{"full": {...}, "pop100": {...}, ...}</c>).</summary>
     public const string TestMetrics = "metrics.json";

@@ -74,9 +74,9 @@ public class CommandTreeTests
     [InlineData("prepare", "--input --format --user-col --item-col --time-col --min-user --min-item --kcore-fixed-point --synthetic --users --items --seed --out")]
     [InlineData("train", "--data --out --preset --preset-file --resume --epochs --batch --lr --warmup --hidden --heads --layers --max-len --mask-prob "
         + "--max-predictions --mask-token-rate --dropout --attn-dropout --weight-decay --clip --seed --threads --eval-every --eval-every-steps --patience "
-        + "--val-users --checkpoint-every --window-stride --model --skip-test --engine --device --loss --negatives --negative-sampling --gbce-t")]
+        + "--val-users --checkpoint-every --window-stride --model --skip-test --engine --device --loss --negatives --negative-sampling --gbce-t --refit")]
     [InlineData("evaluate", "--data --baseline --run --checkpoint --onnx --provider --split --keep-seen --seed --threads")]
-    [InlineData("compare", "--data --models --budget --preset --preset-file --out --seed --resamples --threads")]
+    [InlineData("compare", "--data --models --budget --preset --preset-file --out --seed --resamples --threads --refit")]
     [InlineData("tune", "--data --out --preset --model --preset-file --budget --trials --seed --threads --resume")]
     [InlineData("export", "--checkpoint --run --vocab --out --full-catalog --triton --triton-name --triton-max-batch")]
     [InlineData("index", "--bundle --factory --ef-search --nprobe --ef-construction")]

@@ -54,15 +54,19 @@ internal static class Terminal
 {
     public static bool Interactive => !Console.IsOutputRedirected && AnsiConsole.Profile.Capabilities.Interactive;
 
-    /// <summary>Ranking metrics as a table: one row per (label, metrics, seconds), the six metrics right-aligned.</summary>
-    public static void MetricsTable(string title, IEnumerable<(string Label, Bert4Rec.Contracts.RankingMetrics M, double? Seconds)> rows)
+    /// <summary>Ranking metrics as a table: one row per (protocol, metrics, seconds), the six metrics right-aligned (fits 80 columns).</summary>
+    public static void MetricsTable(string title, IReadOnlyList<(string Label, Bert4Rec.Contracts.RankingMetrics M, double? Seconds)> rows)
     {
-        var t = new Table { Title = new TableTitle(Markup.Escape(title)), Border = TableBorder.Rounded };
-        t.AddColumn("model / protocol");
-        foreach (var c in new[] { "users", "HR@1", "HR@5", "HR@10", "NDCG@5", "NDCG@10", "MRR", "s" }) t.AddColumn(new TableColumn(c).RightAligned());
+        var t = new Table { Title = new TableTitle(Markup.Escape($"{title}, {rows[0].M.Users:N0} users")), Border = TableBorder.Rounded };
+        t.AddColumn("protocol");
+        foreach (var c in new[] { "HR@1", "HR@5", "HR@10", "NDCG@5", "NDCG@10", "MRR" }) t.AddColumn(new TableColumn(c).RightAligned());
+        if (rows.Any(r => r.Seconds != null)) t.AddColumn(new TableColumn("s").RightAligned());
         foreach (var (label, m, secs) in rows)
-            t.AddRow(Markup.Escape(label), $"{m.Users:N0}", $"{m.Hr1:F4}", $"{m.Hr5:F4}", $"{m.Hr10:F4}", $"{m.Ndcg5:F4}", $"[bold]{m.Ndcg10:F4}[/]", $"{m.Mrr:F4}",
-                secs is { } s ? $"{s:F2}" : "");
+        {
+            var cells = new List<string> { Markup.Escape(label), $"{m.Hr1:F4}", $"{m.Hr5:F4}", $"{m.Hr10:F4}", $"{m.Ndcg5:F4}", $"[bold]{m.Ndcg10:F4}[/]", $"{m.Mrr:F4}" };
+            if (rows.Any(r => r.Seconds != null)) cells.Add(secs is { } s ? $"{s:F2}" : "");
+            t.AddRow(cells.ToArray());
+        }
         AnsiConsole.Write(t);
     }
 }

@@ -22,13 +22,15 @@ internal sealed class CompareVerb : IVerb
         var seedOpt = Flags.Int("--seed", "trainings, pop100 negatives and bootstrap", 42);
         var resamplesOpt = Flags.Int("--resamples", "bootstrap and sign-flip resamples", 10_000, 1, 10_000_000);
         var threadsOpt = Flags.Int("--threads", "compute threads (0 = one per core)", 0, 0, 256);
+        var refitOpt = Flags.Choice<bool?>("--refit", "test every model after a refit on the validation items too (trained models for their best "
+            + "validation's step count; baselines count them); default: each preset's own setting", null, ("on", true), ("off", false));
         var c = new Command("compare", """
             train several models within a budget and compare them on the same test users, with significance
             prints one table (full and pop100), each model against the best other one (paired NDCG@10 difference, 95 % CI,
             p-value), and a RESULT line
-            """) { dataOpt, modelsOpt, budgetOpt, presetOpt, filesOpt, outOpt, seedOpt, resamplesOpt, threadsOpt };
+            """) { dataOpt, modelsOpt, budgetOpt, presetOpt, filesOpt, outOpt, seedOpt, resamplesOpt, threadsOpt, refitOpt };
         c.SetAction(a => Run(a.GetValue(dataOpt)!, Split(a.GetValue(modelsOpt)), a.GetValue(budgetOpt), a.GetValue(presetOpt), Split(a.GetValue(filesOpt)),
-            a.GetValue(outOpt)!, a.GetValue(seedOpt), a.GetValue(resamplesOpt), a.GetValue(threadsOpt)));
+            a.GetValue(outOpt)!, a.GetValue(seedOpt), a.GetValue(resamplesOpt), a.GetValue(threadsOpt), a.GetValue(refitOpt)));
         return c;
     }
 
@@ -47,7 +49,7 @@ internal sealed class CompareVerb : IVerb
 
     private static string[] Split(string? list) => (list ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 
-    private static int Run(string dataDir, string[] models, TimeSpan? budget, string? preset, string[] files, string outDir, int seed, int resamples, int threads)
+    private static int Run(string dataDir, string[] models, TimeSpan? budget, string? preset, string[] files, string outDir, int seed, int resamples, int threads, bool? refit)
     {
         if (preset != null) TrainingConfig.FromPreset(preset);   // an unknown name fails before the data loads
         var configs = files.Select(TrainingConfig.FromFile).ToList();
@@ -56,7 +58,7 @@ internal sealed class CompareVerb : IVerb
         var report = ModelComparison.Run(data, new ComparisonOptions
         {
             Models = models, Budget = budget, Seed = seed, Preset = preset, Configs = configs, Threads = threads, OutDir = outDir,
-            Resamples = resamples, DataName = Path.GetFileName(Path.GetFullPath(dataDir).TrimEnd('/')),
+            Resamples = resamples, Refit = refit, DataName = Path.GetFileName(Path.GetFullPath(dataDir).TrimEnd('/')),
         });
         Console.WriteLine();
         if (Terminal.Interactive) PrintTable(report);

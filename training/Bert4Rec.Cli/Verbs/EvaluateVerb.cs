@@ -70,8 +70,8 @@ internal sealed class EvaluateVerb : IVerb
         }
         else
         {
-            // a run folder: its best weights (best.bin), or the checkpoint of a run that has not validated yet
-            string path = ckpt ?? RunFolder.WeightsPath(run!);
+            // a run folder: the weights it hands on (RunFolder.WeightsPath; never the refit's for the validation split)
+            string path = ckpt ?? RunFolder.WeightsPath(run!, forValidation: splitName == "validation");
             var (cfg, weights) = Checkpoint.LoadWeights(path);
             if (cfg.ItemCount != split.ItemCount) throw new InvalidDataException($"{path}: model has {cfg.ItemCount} items, dataset {split.ItemCount}");
             model = SequenceModels.Create(cfg, 256, threads);

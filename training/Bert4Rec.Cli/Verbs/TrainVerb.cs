@@ -26,7 +26,8 @@ internal sealed class TrainVerb : IVerb
             train a sequential model (bert4rec, sasrec, gru4rec) on a prepared dataset
             both engines write the same run folder and checkpoints; a run may be resumed with either engine
             run folder: config.json, metrics.jsonl, loss.png, checkpoint.bin (full state, for --resume), best.bin (best weights),
-            vocab.txt, metrics.json (test split, full and pop100, of the best weights)
+            vocab.txt, final.bin (the refit's weights, with --refit on), metrics.json (test split, full and pop100, of the weights
+            the run hands on: final.bin, else best.bin)
             """) { data, outDir, resume, skipTest };
         hyper.AddTo(c);
         engineFlags.AddTo(c);
@@ -83,19 +84,26 @@ internal sealed class TrainVerb : IVerb
             Console.WriteLine("RESULT " + JsonSerializer.Serialize(done));
             return 0;
         }
+        var weights = state.BestParameters ?? state.Parameters;
+        bool refit = cfg.Refit && state.BestStep > 0;
+        if (refit)
+            weights = Refit.Run(cfg, split, state.BestStep, null, Console.WriteLine, factory, Path.Combine(outDir, RunLayout.FinalWeights), vocabSha);
+        secs = clock.Elapsed.TotalSeconds;
         using var model = SequenceModels.Create(cfg.ToModelConfig(split.ItemCount), 256, cfg.Threads);
-        (state.BestParameters ?? state.Parameters).CopyTo(model.Parameters, 0);
+        weights.CopyTo(model.Parameters, 0);
         var (full, p100) = RunFolder.EvaluateTest(new ModelScorer(model), split);
-        if (Terminal.Interactive) Terminal.MetricsTable($"test (best weights, epoch {state.BestEpoch})", [(full.Protocol, full, null), (p100.Protocol, p100, null)]);
+        string title = refit ? $"test (refit weights, {state.BestStep:N0} steps on train + validation items)" : $"test (best weights, epoch {state.BestEpoch})";
+        if (Terminal.Interactive) Terminal.MetricsTable(title, [(full.Protocol, full, null), (p100.Protocol, p100, null)]);
         else
         {
-            Console.WriteLine($"test (best weights, epoch {state.BestEpoch}):");
+            Console.WriteLine(title + ":");
             Console.WriteLine($"  {full}");
             Console.WriteLine($"  {p100}");
         }
         var facts = new Dictionary<string, object>
         {
             ["model"] = cfg.Model, ["engine"] = engine.Label, ["preset"] = cfg.Preset, ["epochs"] = state.Epoch, ["steps"] = state.GlobalStep, ["best_epoch"] = state.BestEpoch, ["best_step"] = state.BestStep, ["seconds"] = Math.Round(secs, 1),
+            ["refit"] = refit,
         };
         RunFolder.WriteTestMetrics(outDir, full, p100, facts);
         var result = new Dictionary<string, object>(facts) { ["full"] = full.ToDictionary(), ["pop100"] = p100.ToDictionary() };

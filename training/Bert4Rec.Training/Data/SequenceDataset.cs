@@ -156,4 +156,16 @@ public static class LeaveOneOut
         }
         return new LeaveOneOutSplit { ItemCount = d.Items.Count, TrainSequences = train, Validation = val, Test = test };
     }
+
+    /// <summary>
+    /// The split a refit trains on: every item before the test item (a test user's train part is its test history, so the
+    /// validation item becomes training data), no validation cases, and the same test cases. Used after every choice has
+    /// been made on <paramref name="split"/>'s validation split, so nothing is chosen on the refit's data.
+    /// </summary>
+    public static LeaveOneOutSplit WithValidationItems(LeaveOneOutSplit split)
+    {
+        var train = (int[][])split.TrainSequences.Clone();
+        foreach (var c in split.Test) train[c.User] = c.History;
+        return new LeaveOneOutSplit { ItemCount = split.ItemCount, TrainSequences = train, Validation = [], Test = split.Test };
+    }
 }

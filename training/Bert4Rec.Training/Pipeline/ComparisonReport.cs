@@ -32,6 +32,9 @@ public sealed record ComparedModel
     public double? ValidationNdcg10 { get; init; }
     /// <summary>Why training ended: budget, early stop, epochs; null for baselines.</summary>
     public string? Stop { get; init; }
+    /// <summary>True when the tested model was refit on the validation items too (trained models: for the best validation's
+    /// step count; baselines: counted over them).</summary>
+    public bool Refit { get; init; }
     public IReadOnlyList<CurvePoint> Curve { get; init; } = [];
 }
 
@@ -85,6 +88,7 @@ public sealed record ComparisonReport
                 ["full"] = m.Full.ToDictionary().ToDictionary(kv => kv.Key, kv => R(kv.Value)),
                 ["pop100"] = m.Pop100.ToDictionary().ToDictionary(kv => kv.Key, kv => R(kv.Value)),
                 ["train_s"] = Math.Round(m.TrainSeconds, 1), ["best_validation_s"] = m.BestValidationSeconds is { } b ? Math.Round(b, 1) : null,
+                ["refit"] = m.Refit,
             }),
             ["significance"] = Significance.Select(s => new Dictionary<string, object>
             {
@@ -126,10 +130,14 @@ public sealed record ComparisonReport
         sb.Append(BudgetSeconds is { } b ? string.Create(CultureInfo.InvariantCulture, $"training budget {b:F0} s per model.\n\n") : "no training budget.\n\n");
         sb.Append("Protocols: `full` ranks the target among all items (the user's own items excluded); `pop100` among 100 negatives ");
         sb.Append("sampled by popularity from items the user never touched. Training chose its weights on the validation split only; ");
-        sb.Append("the test split was read once, after every model had trained.\n\n");
+        sb.Append("the test split was read once, after every model had trained.");
+        if (Models.Any(m => m.Refit))
+            sb.Append(" Models marked refit were tested after training again on the validation items too (for the step count ")
+              .Append("validation chose; baselines counted them), so every refit model saw the same items before the test item.");
+        sb.Append("\n\n");
         sb.Append(Table()).Append('\n');
         foreach (var m in Models.Where(m => m.Preset != null))
-            sb.Append(CultureInfo.InvariantCulture, $"- {m.Name}: preset `{m.Preset}`, best validation NDCG@10 {m.ValidationNdcg10:F4} at epoch {m.BestEpoch}, stopped by {m.Stop}\n");
+            sb.Append(CultureInfo.InvariantCulture, $"- {m.Name}: preset `{m.Preset}`, best validation NDCG@10 {m.ValidationNdcg10:F4} at epoch {m.BestEpoch}, stopped by {m.Stop}{(m.Refit ? ", then refit" : "")}\n");
         if (Significance.Count > 0)
         {
             sb.Append("\n## Paired differences in NDCG@10 against the best other model\n\n");

@@ -25,6 +25,10 @@ public sealed record ComparisonOptions
     /// <summary>Where report.md, report.json, chart.png and runs/MODEL go; null writes nothing.</summary>
     public string? OutDir { get; init; }
     public int Resamples { get; init; } = 10_000;
+    /// <summary>Refit every model before the test (see <see cref="TrainingConfig.Refit"/>): trained models train again on the
+    /// validation items too, for their best validation's step count, and the baselines count them; null = each config's own
+    /// setting, with the baselines refit when any trained model is.</summary>
+    public bool? Refit { get; init; }
     /// <summary>How the report names the data (its folder).</summary>
     public string DataName { get; init; } = "data";
     public Action<string>? Log { get; init; }
@@ -44,7 +48,7 @@ public static class ModelComparison
     {
         var cfg = o.Configs.LastOrDefault(c => c.Kind == kind)
                   ?? TrainingConfig.FromPreset(o.Preset ?? TrainingConfig.PresetFor(kind, stats), kind.Name());
-        cfg = cfg with { Seed = o.Seed, Threads = o.Threads };
+        cfg = cfg with { Seed = o.Seed, Threads = o.Threads, Refit = o.Refit ?? cfg.Refit };
         cfg.Validate();
         return cfg;
     }
@@ -72,12 +76,13 @@ public static class ModelComparison
             configs[m] = cfg;
         }
 
-        // training: the validation split only
+        // training: the validation split only (a refit then trains on the validation items with what validation chose)
+        bool refitBaselines = o.Refit ?? configs.Values.Any(c => c.Refit);
         var fitted = new List<Fitted>();
         foreach (var m in names)
         {
             log($"== {m}");
-            fitted.Add(configs.TryGetValue(m, out var cfg) ? Train(m, cfg, split, o, log) : Baseline(m, split));
+            fitted.Add(configs.TryGetValue(m, out var cfg) ? Train(m, cfg, split, o, log) : Baseline(m, split, refitBaselines));
         }
 
         // the test split, read once, on the same users for every model
@@ -147,14 +152,19 @@ public static class ModelComparison
 
     private static readonly RankingMetrics NotYet = new("", 0, 0, 0, 0, 0, 0, 0);
 
-    private static Fitted Baseline(string name, LeaveOneOutSplit split)
+    /// <summary>A counted baseline: validated on counts of the train split; tested on counts that include the validation
+    /// items when <paramref name="refit"/>, as the refit trained models are.</summary>
+    private static Fitted Baseline(string name, LeaveOneOutSplit split, bool refit)
     {
         var clock = Stopwatch.StartNew();
-        IItemScorer scorer = name == Pop ? new PopularityScorer(split.TrainSequences, split.ItemCount) : new MarkovScorer(split.TrainSequences, split.ItemCount);
+        IItemScorer Count(int[][] sequences) =>
+            name == Pop ? new PopularityScorer(sequences, split.ItemCount) : new MarkovScorer(sequences, split.ItemCount);
+        var scorer = Count(split.TrainSequences);
+        var testScorer = refit ? Count(LeaveOneOut.WithValidationItems(split).TrainSequences) : scorer;
         double secs = clock.Elapsed.TotalSeconds;
         var val = Evaluator.Evaluate(scorer, split.Validation, new EvaluationOptions { Protocol = EvaluationProtocol.Full });
-        return new Fitted(new ComparedModel { Name = name, Full = NotYet, Pop100 = NotYet, TrainSeconds = secs, ValidationNdcg10 = val.Ndcg10 },
-            () => new OpenedScorer(scorer, null));
+        return new Fitted(new ComparedModel { Name = name, Full = NotYet, Pop100 = NotYet, TrainSeconds = secs, ValidationNdcg10 = val.Ndcg10, Refit = refit },
+            () => new OpenedScorer(testScorer, null));
     }
 
     /// <summary>Trains one model kind (the one line that knows about trainers); its run folder is OutDir/runs/NAME.</summary>
@@ -165,14 +175,18 @@ public static class ModelComparison
         var trainer = new Trainer(cfg, split, runDir, line => log($"[{name}] {line}")) { TimeBudget = o.Budget };
         var clock = Stopwatch.StartNew();
         var state = trainer.Run();
-        double secs = clock.Elapsed.TotalSeconds;
         var weights = state.BestParameters ?? state.Parameters;
+        if (cfg.Refit && state.BestStep > 0)
+            weights = Refit.Run(cfg, split, state.BestStep, o.Budget, line => log($"[{name}] {line}"),
+                                weightsPath: runDir == null ? null : Path.Combine(runDir, RunLayout.FinalWeights));
+        double secs = clock.Elapsed.TotalSeconds;
         string stop = trainer.BudgetSpent ? "budget" : cfg.Patience > 0 && state.BadEvaluations >= cfg.Patience ? "early stop" : "epochs";
         var result = new ComparedModel
         {
             Name = name, Preset = cfg.Preset, Full = NotYet, Pop100 = NotYet, TrainSeconds = secs,
             BestValidationSeconds = trainer.Validations.FirstOrDefault(v => v.Step == state.BestStep)?.Seconds,
             BestEpoch = state.BestEpoch, ValidationNdcg10 = double.IsFinite(state.BestMetric) ? state.BestMetric : null, Stop = stop,
+            Refit = cfg.Refit && state.BestStep > 0,
             Curve = trainer.Validations.Select(v => new CurvePoint(v.Seconds, v.Epoch, v.Step, v.Metrics.Ndcg10)).ToList(),
         };
         return new Fitted(result, () =>

@@ -11,9 +11,13 @@ namespace Bert4Rec.Training.Pipeline;
 
 public static class RunFolder
 {
-    /// <summary>The weights a run hands on: its best weights (best.bin), or the checkpoint of a run that has not validated yet.</summary>
-    public static string WeightsPath(string runDir)
+    /// <summary>The weights a run hands on: its refit's weights (final.bin) when it refit, else its best weights (best.bin), else
+    /// the checkpoint of a run that has not validated yet. <paramref name="forValidation"/> skips final.bin, which was trained
+    /// on the validation items.</summary>
+    public static string WeightsPath(string runDir, bool forValidation = false)
     {
+        string final = Path.Combine(runDir, RunLayout.FinalWeights);
+        if (!forValidation && File.Exists(final)) return final;
         string best = Path.Combine(runDir, RunLayout.BestWeights);
         return File.Exists(best) ? best : Path.Combine(runDir, RunLayout.Checkpoint);
     }

@@ -59,6 +59,9 @@ public sealed class Trainer
     public Action<long>? AfterStep { get; init; }
     /// <summary>Seconds between plain progress lines through the log, when no progress receiver is given.</summary>
     public double ProgressSeconds { get; init; } = 30;
+    /// <summary>Ends the run once this many optimizer steps are done (the learning-rate schedule still spans the config's
+    /// epochs): a refit replays the validated run's length. Null = no such limit.</summary>
+    public long? StopAtStep { get; init; }
     /// <summary>Builds the model (config, max batch, threads): the engine. Null = the native engine.</summary>
     public Func<ModelConfig, int, int, ITrainableModel>? ModelFactory { get; init; }
 
@@ -234,6 +237,7 @@ public sealed class Trainer
                 if (cfg.CheckpointEvery > 0 && state.GlobalStep % cfg.CheckpointEvery == 0 && _runDir != null)
                     Checkpoint.Save(Path.Combine(_runDir, CheckpointFile), state);
                 AfterStep?.Invoke(state.GlobalStep);
+                if (StopAtStep is { } stop && state.GlobalStep >= stop) state.Finished = true;
                 if (TimeBudget is { } budget && runClock.Elapsed >= budget && !state.Finished)
                 {
                     _log($"time budget of {budget.TotalSeconds:F0}s spent at epoch {epoch + 1}, step {state.GlobalStep}");

@@ -52,6 +52,10 @@ public sealed record TrainingConfig
     public string NegativeSampling { get; init; } = "uniform";
     /// <summary>gBCE's calibration t in [0, 1] (0 = plain BCE, 1 = calibrated to the full softmax).</summary>
     public float GbceT { get; init; } = 0.75f;
+    /// <summary>After training, train once more from the start on every item before the test item (the validation items too)
+    /// for the best validation's step count, and test and hand on those weights (final.bin). The validation split chose every
+    /// hyperparameter and the length; the refit adds each user's most recent transition, which validation held out.</summary>
+    public bool Refit { get; init; }
 
     public static readonly string[] LossNames = ["ce", "sampled-ce", "gbce", "auto"];
     public static readonly string[] SamplingNames = ["uniform", "popularity"];
@@ -153,6 +157,7 @@ public sealed record TrainingConfig
         C(a.ValidationUsers != b.ValidationUsers, "val-users"); C(a.CheckpointEvery != b.CheckpointEvery, "checkpoint-every");
         C(a.WindowStride != b.WindowStride, "window-stride"); C(a.Model != b.Model, "model");
         C(a.Loss != b.Loss, "loss"); C(a.Negatives != b.Negatives, "negatives"); C(a.NegativeSampling != b.NegativeSampling, "negative-sampling"); C(a.GbceT != b.GbceT, "gbce-t");
+        C(a.Refit != b.Refit, "refit");
         return changed;
     }
 
@@ -168,7 +173,9 @@ public sealed record TrainingConfig
                 // ML-100k: lr 2e-3 reached validation NDCG@10 0.0987 at epoch 27 against 0.0841 at epoch 17 for 1e-3
                 "ml-1m" => new TrainingConfig { Hidden = 64, Heads = 2, Layers = 2, MaxLength = 200, MaskProbability = 0.2f, MaxPredictions = 40, HiddenDropout = 0.2f, AttentionDropout = 0.2f, BatchSize = 64, LearningRate = 2e-3f, Patience = 10, Epochs = 200 },
                 "ml-20m" => new TrainingConfig { Hidden = 64, Heads = 2, Layers = 2, MaxLength = 200, MaskProbability = 0.2f, MaxPredictions = 20, HiddenDropout = 0.1f, AttentionDropout = 0.1f, Epochs = 50 },
-                "beauty" => new TrainingConfig { Hidden = 64, Heads = 2, Layers = 2, MaxLength = 50, MaskProbability = 0.6f, MaxPredictions = 30, HiddenDropout = 0.5f, AttentionDropout = 0.2f, Epochs = 200 },
+                // Beauty, 6 epochs each (validation NDCG@10 at the end): batch 256 / lr 1e-3 / dropout 0.5 0.0122; batch 128 / lr 2e-3
+                // 0.0169 in the same wall time; with dropout 0.3 0.0180; lr 3e-3 0.0144; batch 64 0.0172 but 20 % slower epochs
+                "beauty" => new TrainingConfig { Hidden = 64, Heads = 2, Layers = 2, MaxLength = 50, MaskProbability = 0.6f, MaxPredictions = 30, HiddenDropout = 0.3f, AttentionDropout = 0.2f, BatchSize = 128, LearningRate = 2e-3f, Epochs = 200 },
                 "steam" => new TrainingConfig { Hidden = 256, Heads = 8, Layers = 2, MaxLength = 50, MaskProbability = 0.4f, MaxPredictions = 20, HiddenDropout = 0.2f, AttentionDropout = 0.2f, Epochs = 100 },
                 _ => new TrainingConfig { Hidden = 64, Heads = 2, Layers = 2, MaxLength = 50, MaskProbability = 0.3f, MaxPredictions = 20, HiddenDropout = 0.1f, AttentionDropout = 0.1f, Epochs = 10, BatchSize = 128, LearningRate = 2e-3f, WarmupSteps = 20, Patience = 3 },
             },
@@ -192,6 +199,8 @@ public sealed record TrainingConfig
         };
         // every preset: full CE where the catalog is small enough to afford it, else 2,048 negatives drawn by popularity with
         // the log-Q correction (on Beauty's 54,542 items: epochs ~4.5x faster, validation NDCG@10 0.0382 against full CE's 0.0364)
-        return c with { Model = kind.Name(), Preset = shape, Loss = "auto", Negatives = 2048, NegativeSampling = "popularity" };
+        // every real-data preset refits on the validation items before the test (and hands those weights on): the model then
+        // has seen each user's most recent item, as a deployed model would; the demo's synthetic preset skips the second run
+        return c with { Model = kind.Name(), Preset = shape, Loss = "auto", Negatives = 2048, NegativeSampling = "popularity", Refit = shape != "synthetic" };
     }
 }

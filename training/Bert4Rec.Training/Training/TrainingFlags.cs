@@ -37,6 +37,8 @@ public sealed class TrainingFlags
     private readonly Option<int?> _negatives = Flags.OptionalInt("--negatives", "sampled losses: negatives per step", 1, 1_000_000);
     private readonly Option<string?> _negativeSampling = Flags.String("--negative-sampling", "sampled losses: uniform or popularity (log-Q corrected)", helpName: "HOW");
     private readonly Option<double?> _gbceT = Flags.OptionalDouble("--gbce-t", "gbce: calibration t", 0, 1);
+    private readonly Option<bool?> _refit = Flags.Choice<bool?>("--refit", "after training, train again from the start on the validation items too, for the "
+        + "best validation's step count; test and hand on those weights (final.bin); default: the preset's", null, ("on", true), ("off", false));
 
     public TrainingFlags()
     {
@@ -50,7 +52,7 @@ public sealed class TrainingFlags
     [
         _epochs, _batch, _lr, _warmup, _hidden, _heads, _layers, _maxLen, _maskProb, _maxPredictions, _maskTokenRate, _dropout, _attnDropout,
         _weightDecay, _clip, _seed, _threads, _evalEvery, _evalEverySteps, _patience, _valUsers, _checkpointEvery, _windowStride,
-        _loss, _negatives, _negativeSampling, _gbceT,
+        _loss, _negatives, _negativeSampling, _gbceT, _refit,
     ];
 
     /// <summary>Adds --preset, --preset-file, --model and every hyperparameter flag to <paramref name="command"/>.</summary>
@@ -104,6 +106,7 @@ public sealed class TrainingFlags
             WindowStride = r.GetValue(_windowStride) ?? cfg.WindowStride,
             Loss = r.GetValue(_loss)?.ToLowerInvariant() ?? cfg.Loss, Negatives = r.GetValue(_negatives) ?? cfg.Negatives,
             NegativeSampling = r.GetValue(_negativeSampling)?.ToLowerInvariant() ?? cfg.NegativeSampling, GbceT = (float?)r.GetValue(_gbceT) ?? cfg.GbceT,
+            Refit = r.GetValue(_refit) ?? cfg.Refit,
         };
         cfg.Validate();
         return cfg;
