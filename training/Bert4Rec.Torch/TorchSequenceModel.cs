@@ -141,14 +141,48 @@ public abstract class TorchSequenceModel : ITrainableModel
         return torch.tensor(_ids.AsMemory(0, rows.Length * width), [rows.Length, width], ScalarType.Int64).to(Device);
     }
 
-    /// <summary>The sampled losses (sampled-CE, gBCE) are the native engine's only for now.</summary>
-    public bool SupportsSampledLoss => false;
+    public float TrainStep(ReadOnlySpan<int> inputIds, ReadOnlySpan<int> labels, int batch, ulong dropoutSeed) =>
+        TrainStep(inputIds, labels, batch, dropoutSeed, null);
 
-    public float TrainStep(ReadOnlySpan<int> inputIds, ReadOnlySpan<int> labels, int batch, ulong dropoutSeed, SampledObjective? sampled) =>
-        sampled == null ? TrainStep(inputIds, labels, batch, dropoutSeed)
-            : throw new NotSupportedException("the TorchSharp engine trains with full cross-entropy only (--loss ce)");
+    /// <summary>
+    /// The summed loss of prediction rows z (m,d) with 1-based targets: full cross-entropy over items 1..n, or the sampled
+    /// objective's loss over its candidates (shared by the rows; log-Q subtracted from every logit when given; a candidate
+    /// equal to a row's target takes no part in that row), the same sums as the native engine's kernels.
+    /// </summary>
+    private Tensor SummedLoss(Tensor z, long[] targets, SampledObjective? o)
+    {
+        var emb = P("tok_emb");
+        var bias = P("out_bias");
+        if (o == null)
+        {
+            var logits = z.matmul(emb.narrow(0, 1, _items).t()).add(bias.narrow(0, 1, _items));
+            var zeroBased = torch.tensor(targets.Select(t => t - 1).ToArray(), ScalarType.Int64).to(Device);
+            return torch.nn.functional.cross_entropy(logits, zeroBased, reduction: nn.Reduction.Sum);
+        }
+        foreach (int c in o.Candidates)
+            if (c < 1 || c > _items) throw new ArgumentException($"sampled objective: candidate {c} is not an item index in 1..{_items}");
+        var cand = torch.tensor(o.Candidates.Select(c => (long)c).ToArray(), ScalarType.Int64).to(Device);
+        var tg = torch.tensor(targets, ScalarType.Int64).to(Device);
+        var pos = z.mul(emb.index_select(0, tg)).sum(1).add(bias.index_select(0, tg));             // (m)
+        var neg = z.matmul(emb.index_select(0, cand).t()).add(bias.index_select(0, cand));         // (m,K)
+        if (o.LogQ != null)
+        {
+            var logQ = torch.tensor(o.LogQ).to(Device);
+            pos = pos.sub(logQ.index_select(0, tg));
+            neg = neg.sub(logQ.index_select(0, cand));
+        }
+        var hit = tg.unsqueeze(1).eq(cand.unsqueeze(0));
+        if (o.Kind == SampledLossKind.Gbce)
+        {
+            // -beta log sigma(pos) - sum over the row's other candidates of log(1 - sigma(neg)), as softplus terms
+            var positives = torch.nn.functional.softplus(pos.neg()).sum().mul(o.Beta);
+            return positives.add(torch.nn.functional.softplus(neg).masked_fill(hit, 0).sum());
+        }
+        var all = torch.cat([pos.unsqueeze(1), neg.masked_fill(hit, float.NegativeInfinity)], 1);
+        return all.logsumexp(1).sub(pos).sum();
+    }
 
-    public float TrainStep(ReadOnlySpan<int> inputIds, ReadOnlySpan<int> labels, int batch, ulong dropoutSeed)
+    public float TrainStep(ReadOnlySpan<int> inputIds, ReadOnlySpan<int> labels, int batch, ulong dropoutSeed, SampledObjective? sampled)
     {
         var lengths = RowLengths(inputIds, batch);
         int M = SequenceModel.CountLabels(labels, batch, _n, _items, lengths);
@@ -169,17 +203,14 @@ public abstract class TorchSequenceModel : ITrainableModel
                     int y = labels[rows[r] * _n + _n - width + c];
                     if (y == 0) continue;
                     where.Add(r * width + c);
-                    targets.Add(y - 1);
+                    targets.Add(y);
                 }
             if (where.Count == 0) continue;
             using var scope = torch.NewDisposeScope();
             var ids = GroupIds(inputIds, rows, width);
             var h = Encode(ids, ids.eq(0), _n - width, train: true);
             var picked = h.reshape(-1, _d).index_select(0, torch.tensor(where.ToArray(), ScalarType.Int64).to(Device));
-            var z = Head(picked);
-            var logits = z.matmul(P("tok_emb").narrow(0, 1, _items).t()).add(P("out_bias").narrow(0, 1, _items));
-            var part = torch.nn.functional.cross_entropy(logits, torch.tensor(targets.ToArray(), ScalarType.Int64).to(Device),
-                reduction: nn.Reduction.Sum).div(M);
+            var part = SummedLoss(Head(picked), targets.ToArray(), sampled).div(M);
             part.backward();
             loss += part.item<float>();
         }

@@ -20,9 +20,8 @@ public interface ITrainableModel : IDisposable
     /// <summary>Train-mode forward, mean cross-entropy at positions with labels &gt; 0, backward into <see cref="Gradients"/>.</summary>
     float TrainStep(ReadOnlySpan<int> inputIds, ReadOnlySpan<int> labels, int batch, ulong dropoutSeed);
     /// <summary><see cref="TrainStep(ReadOnlySpan{int}, ReadOnlySpan{int}, int, ulong)"/> with the loss over a sampled set of items
-    /// (null = cross-entropy over all items); <see cref="SupportsSampledLoss"/> says whether the engine has the sampled losses.</summary>
+    /// (null = cross-entropy over all items).</summary>
     float TrainStep(ReadOnlySpan<int> inputIds, ReadOnlySpan<int> labels, int batch, ulong dropoutSeed, SampledObjective? sampled);
-    bool SupportsSampledLoss { get; }
     /// <summary>Eval-mode z (B,d) at each row's last position and, unless <paramref name="logits"/> is empty, logits (B,V).</summary>
     void PredictLast(ReadOnlySpan<int> inputIds, int batch, Span<float> z, Span<float> logits);
 }
@@ -40,7 +39,6 @@ public sealed class NativeModel(SequenceModel model) : ITrainableModel
     public float TrainStep(ReadOnlySpan<int> inputIds, ReadOnlySpan<int> labels, int batch, ulong dropoutSeed) => Model.TrainStep(inputIds, labels, batch, dropoutSeed);
     public float TrainStep(ReadOnlySpan<int> inputIds, ReadOnlySpan<int> labels, int batch, ulong dropoutSeed, SampledObjective? sampled) =>
         Model.TrainStep(inputIds, labels, batch, dropoutSeed, sampled);
-    public bool SupportsSampledLoss => true;
     public void PredictLast(ReadOnlySpan<int> inputIds, int batch, Span<float> z, Span<float> logits) => Model.PredictLast(inputIds, batch, z, logits);
     public void Dispose() => Model.Dispose();
 

@@ -126,9 +126,6 @@ public sealed class Trainer
         var mcfg = cfg.ToModelConfig(n);
         using var model = (ModelFactory ?? NativeModel.Create)(mcfg, cfg.BatchSize, cfg.Threads);
         string lossName = cfg.ResolvedLoss(n);
-        if (!model.SupportsSampledLoss && lossName != "ce")
-            throw new UsageException($"--loss: this engine trains with full cross-entropy only, and the run's loss is {lossName}" +
-                                     (cfg.Loss == "auto" ? $" (auto, {n:N0} items)" : "") + "; give --loss ce or use --engine native");
         var opt = new AdamW(model.Layout, new AdamWSettings(WeightDecay: cfg.WeightDecay));
         TrainingState state;
         if (resume != null)
