@@ -44,7 +44,6 @@ internal static class TrainBench
             bool torch = a.GetValue(torchOpt);
             if (torch && loss != "ce") throw new UsageException("--torch: the PyTorch references train with full cross-entropy; drop --loss");
             var engine = engineFlags.Read(a);
-            if (engine.IsTorch && loss != "ce") throw new UsageException("--loss: the TorchSharp engine trains with full cross-entropy only; drop --loss or use --engine native");
             return Run(kind, a.GetValue(stepsOpt), batch, a.GetValue(seqOpt), a.GetValue(itemsOpt), a.GetValue(hiddenOpt), layers, heads, a.GetValue(threadsOpt),
                 a.GetValue(maskOpt), torch, loss, a.GetValue(negativesOpt), engine, a.GetValue(groupsOpt));
         });
