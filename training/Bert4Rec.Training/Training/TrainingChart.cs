@@ -16,10 +16,13 @@ public static class PngChart
     {
         // SkiaSharp's dependency-free Linux build reads fonts from /usr/share/fonts; with none there ScottPlot draws every
         // line and not one letter, so that is refused here with the fix (scripts/setup.sh installs fonts-dejavu-core)
-        var families = SkiaSharp.SKFontManager.Default.FontFamilies.ToList();
-        if (families.Count == 0)
+        // (Skia then lists one family with an empty name whose typeface has no glyphs)
+        var families = SkiaSharp.SKFontManager.Default.FontFamilies.Where(f => !string.IsNullOrWhiteSpace(f)).ToList();
+        string? name = families.FirstOrDefault(f => f == "DejaVu Sans") ?? families.FirstOrDefault(f => f.Contains("Sans", StringComparison.Ordinal)) ?? families.FirstOrDefault();
+        using var typeface = name == null ? null : SkiaSharp.SKTypeface.FromFamilyName(name);
+        if (typeface == null || typeface.GlyphCount == 0)
             throw new InvalidOperationException("no font found under /usr/share/fonts for chart text: install fonts-dejavu-core (scripts/setup.sh does)");
-        return families.FirstOrDefault(f => f == "DejaVu Sans") ?? families.FirstOrDefault(f => f.Contains("Sans", StringComparison.Ordinal)) ?? families[0];
+        return name!;
     });
 
     /// <summary>An empty plot with the project's font on every label.</summary>
