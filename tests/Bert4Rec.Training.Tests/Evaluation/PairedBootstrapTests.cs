@@ -97,4 +97,12 @@ public class PairedBootstrapTests
             Assert.Equal(RankingMetrics.FromRanks("x", ranks).Ndcg10, PairedBootstrap.Ndcg(ranks).Average(), 12);
         }
     }
+
+    [Theory]
+    [InlineData(0.12, 10_000, "0.120")]
+    [InlineData(0.0007, 10_000, "0.0007")]             // a small p is printed as it is, not as a bound
+    [InlineData(1.0 / 10_001, 10_000, "<= 0.0001")]    // the floor of a sign-flip test with 10,000 resamples is a bound
+    [InlineData(1.0 / 501, 500, "<= 0.0020")]
+    public void P_values_are_printed_as_computed_and_the_tests_floor_as_a_bound(double p, int resamples, string text) =>
+        Assert.Equal(text, PairedDifference.FormatP(p, resamples));
 }

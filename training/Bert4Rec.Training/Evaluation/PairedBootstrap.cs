@@ -13,9 +13,12 @@ public sealed record PairedDifference(int Users, double MeanA, double MeanB, dou
     public bool Significant(double alpha = 0.05) => PValue < alpha;
 
     public override string ToString() =>
-        $"{Difference:+0.0000;-0.0000;0.0000} [{Low:+0.0000;-0.0000;0.0000}, {High:+0.0000;-0.0000;0.0000}] ({Level:P0} CI), p {FormatP(PValue)}, {Users:N0} users";
+        $"{Difference:+0.0000;-0.0000;0.0000} [{Low:+0.0000;-0.0000;0.0000}, {High:+0.0000;-0.0000;0.0000}] ({Level:P0} CI), p {FormatP(PValue, Resamples)}, {Users:N0} users";
 
-    public static string FormatP(double p) => p < 1e-3 ? $"< {Math.Max(p, 1e-4):0.0000}" : $"{p:0.000}";
+    /// <summary>Three decimals, four below 0.001 ("p 0.0007" was printed as "p &lt; 0.0007"); the smallest a sign-flip test
+    /// can give, 1 / (1 + resamples), is itself an upper bound of the p-value, and reads as such: "p &lt;= 0.0001".</summary>
+    public static string FormatP(double p, int resamples = 0) =>
+        resamples > 0 && p <= 1.0 / (1 + resamples) + 1e-12 ? $"<= {p:0.0000}" : p < 1e-3 ? $"{p:0.0000}" : $"{p:0.000}";
 }
 
 public static class PairedBootstrap
