@@ -82,6 +82,15 @@ public sealed partial class BundleHolder : IDisposable
     /// <summary>The share of user keys the canary answers (0 without a canary).</summary>
     public double CanaryShare => Volatile.Read(ref _state) is { Canary: not null } st ? st.Share : 0;
 
+    /// <summary>The versions served now: (arm, version folder, model version) of the primary and the canary if any.</summary>
+    public IReadOnlyList<(string Arm, string Version, string ModelVersion)> Served()
+    {
+        var st = Volatile.Read(ref _state);
+        if (st == null) return [];
+        var primary = (PrimaryArm, st.Primary.Name, st.Primary.Bundle.Version);
+        return st.Canary is { } c ? [primary, (CanaryArm, c.Name, c.Bundle.Version)] : [primary];
+    }
+
     /// <summary>
     /// Where a user key falls in [0, 1): the first 8 bytes of SHA-256 over its UTF-8 bytes, big-endian, over 2^64. Stable
     /// across processes, machines and versions; a key is in the canary when its point is below the share, so raising the

@@ -49,8 +49,12 @@ namespace Bert4Rec.Service
             var logOpt = Flags.Choice("--log", "log level", "info", "info", "warning");
             var logFormatOpt = Flags.Choice("--log-format", "log lines as JSON or text", "json", "json", "text");
             var accessLogOpt = Flags.Flag("--access-log", "one log line per request");
+            var otlpEndpointOpt = Flags.String("--otlp-endpoint", "export traces by OTLP to this http(s) URL (default: none)", helpName: "URL");
+            var otlpProtocolOpt = Flags.Choice("--otlp-protocol", "--otlp-endpoint: the OTLP transport", OpenTelemetry.Exporter.OtlpExportProtocol.Grpc,
+                ("grpc", OpenTelemetry.Exporter.OtlpExportProtocol.Grpc), ("http", OpenTelemetry.Exporter.OtlpExportProtocol.HttpProtobuf));
             foreach (var opt in new Option[] { bundleOpt, rootOpt, versionOpt, pollOpt, canaryOpt, shareOpt, urlsOpt, grpcUrlsOpt, adminUrlsOpt, tokenFileOpt, maxHistoryOpt,
-                         maxKOpt, maxCandidatesOpt, maxBatchOpt, maxBodyOpt, maxConcurrentOpt, timeoutOpt, drainOpt, graceOpt, providerOpt, threadsOpt, logOpt, logFormatOpt, accessLogOpt })
+                         maxKOpt, maxCandidatesOpt, maxBatchOpt, maxBodyOpt, maxConcurrentOpt, timeoutOpt, drainOpt, graceOpt, providerOpt, threadsOpt, logOpt, logFormatOpt, accessLogOpt,
+                         otlpEndpointOpt, otlpProtocolOpt })
                 serve.Options.Add(opt);
             serve.SetAction(async (a, _) =>
             {
@@ -75,6 +79,10 @@ namespace Bert4Rec.Service
                     LogLevel = a.GetValue(logOpt) == "warning" ? Microsoft.Extensions.Logging.LogLevel.Warning : Microsoft.Extensions.Logging.LogLevel.Information,
                     JsonLogs = a.GetValue(logFormatOpt) == "json",
                     AccessLog = a.GetValue(accessLogOpt),
+                    OtlpEndpoint = a.GetValue(otlpEndpointOpt) is string otlp
+                        ? (Uri.TryCreate(otlp, UriKind.Absolute, out var u) && u.Scheme is "http" or "https" ? u : throw new UsageException($"--otlp-endpoint: '{otlp}' is not an http(s) URL"))
+                        : null,
+                    OtlpProtocol = a.GetValue(otlpProtocolOpt),
                 };
                 return await RunAsync(o);
             });

@@ -1,5 +1,6 @@
 // The gRPC face of the ranking service (service Ranking in service.proto): the same requests, limits and errors as the
-// HTTP endpoints, errors as status codes (INVALID_ARGUMENT with the field in the message and in the `field` trailer).
+// HTTP endpoints, errors as status codes (INVALID_ARGUMENT with the field in the message and in the `field` trailer);
+// metrics count a call under the same endpoint name as HTTP, with protocol "grpc".
 using System.Diagnostics;
 using Bert4Rec.Contracts.Service;
 using Grpc.Core;
@@ -14,28 +15,27 @@ internal sealed class RankingGrpcService(BundleHolder holder, ServiceOptions opt
     public const string FieldTrailer = "field";
 
     public override Task<RecommendResponse> Recommend(RecommendRequest request, ServerCallContext context) =>
-        Handle("grpc_recommend", () => RankingRequests.Recommend(request, holder, options, metrics, Caller("grpc_recommend", context)));
+        Handle("recommend", context, c => RankingRequests.Recommend(request, holder, options, metrics, c));
 
     public override Task<BatchRecommendResponse> RecommendBatch(BatchRecommendRequest request, ServerCallContext context) =>
-        Handle("grpc_recommend_batch", () => RankingRequests.RecommendBatch(request, holder, options, metrics, Caller("grpc_recommend_batch", context)));
+        Handle("recommend_batch", context, c => RankingRequests.RecommendBatch(request, holder, options, metrics, c));
 
     public override Task<RerankResponse> Rerank(RerankRequest request, ServerCallContext context) =>
-        Handle("grpc_rerank", () => RankingRequests.Rerank(request, holder, options, metrics, Caller("grpc_rerank", context)));
+        Handle("rerank", context, c => RankingRequests.Rerank(request, holder, options, metrics, c));
 
     public override Task<ModelInfo> GetModel(GetModelRequest request, ServerCallContext context) =>
-        Handle("grpc_model", () => RankingRequests.Model(holder));
-
-    /// <summary>The user key from the call's metadata (x-user-key), used when the message's user_key is empty.</summary>
-    private static Caller Caller(string endpoint, ServerCallContext context) =>
-        new(endpoint, context.RequestHeaders.GetValue(UserKeyMetadata), UserKeyMetadata);
+        Handle("model", context, _ => RankingRequests.Model(holder));
 
     public const string UserKeyMetadata = "x-user-key";
 
-    private Task<T> Handle<T>(string endpoint, Func<T> body)
+    /// <summary>Runs the call for a caller whose user key is the call's metadata x-user-key (used when the message's user_key is empty).</summary>
+    private Task<T> Handle<T>(string endpoint, ServerCallContext context, Func<Caller, T> body)
     {
         long t0 = Stopwatch.GetTimestamp();
         int status = 200;
-        try { return Task.FromResult(body()); }
+        var caller = new Caller(endpoint, RequestMetrics.Grpc, context.RequestHeaders.GetValue(UserKeyMetadata), UserKeyMetadata);
+        using var span = ServiceTracing.Start(caller, context.GetHttpContext().TraceIdentifier);
+        try { return Task.FromResult(body(caller)); }
         catch (ServiceError e)
         {
             status = e.HttpStatus;
@@ -48,6 +48,10 @@ internal sealed class RankingGrpcService(BundleHolder holder, ServiceOptions opt
             log.LogError(e, "{Endpoint} failed", endpoint);
             throw new RpcException(new Status(StatusCode.Internal, "internal error; the service log has the details"));
         }
-        finally { metrics.Record(endpoint, status, Stopwatch.GetElapsedTime(t0).TotalMilliseconds); }
+        finally
+        {
+            metrics.Record(endpoint, RequestMetrics.Grpc, status, caller.Arm, Stopwatch.GetElapsedTime(t0).TotalSeconds);
+            ServiceTracing.End(span, caller, status);
+        }
     }
 }

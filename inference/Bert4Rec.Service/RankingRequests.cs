@@ -42,8 +42,29 @@ public sealed class Overloaded()
 public sealed class DeadlineExceeded()
     : ServiceError(504, Grpc.Core.StatusCode.DeadlineExceeded, "DEADLINE_EXCEEDED", "", "the request ran past its deadline");
 
-/// <summary>Who is calling: the endpoint's metrics name and the user key given outside the message (HTTP header or gRPC metadata).</summary>
-internal readonly record struct Caller(string Endpoint, string? UserKey = null, string UserKeySource = RankingRequests.UserKeyHeader);
+/// <summary>
+/// Who is calling: the endpoint's metrics name, the protocol, and the user key given outside the message (HTTP header or
+/// gRPC metadata); the request fills in the arm that answered (for the metrics and the trace).
+/// </summary>
+internal sealed class Caller(string endpoint, string protocol, string? userKey = null, string userKeySource = RankingRequests.UserKeyHeader)
+{
+    public string Endpoint { get; } = endpoint;
+    public string Protocol { get; } = protocol;
+    public string? UserKey { get; } = userKey;
+    public string UserKeySource { get; } = userKeySource;
+    /// <summary>primary, canary, mixed (a batch answered by both), or empty until a version answers.</summary>
+    public string Arm { get; private set; } = "";
+    /// <summary>The version folder that answered (the last one, for a batch answered by both arms).</summary>
+    public string Version { get; private set; } = "";
+
+    /// <summary>One answer by <paramref name="arm"/> of <paramref name="version"/>: counted, and the caller's arm set.</summary>
+    public void Answered(RequestMetrics metrics, string arm, string version)
+    {
+        metrics.RecordArm(Endpoint, Protocol, arm, version);
+        Arm = Arm.Length == 0 || Arm == arm ? arm : "mixed";
+        Version = version;
+    }
+}
 
 internal static class RankingRequests
 {
@@ -70,7 +91,7 @@ internal static class RankingRequests
         var q = Check(req, o, "");
         using var lease = holder.Acquire(UserKey(req.UserKey, "", caller));
         var resp = Response(lease.Recommender.RecommendBatch([q])[0], lease);
-        metrics.RecordArm(caller.Endpoint, lease.Arm, lease.Name);
+        caller.Answered(metrics, lease.Arm, lease.Name);
         return resp;
     }
 
@@ -106,7 +127,7 @@ internal static class RankingRequests
             }
             var batch = new BatchRecommendResponse();
             batch.Responses.AddRange(resp);
-            for (int i = 0; i < resp.Length; i++) metrics.RecordArm(caller.Endpoint, arms[i].Arm, arms[i].Name);
+            for (int i = 0; i < resp.Length; i++) caller.Answered(metrics, arms[i].Arm, arms[i].Name);
             return batch;
         }
         finally { foreach (var l in leases) l.Dispose(); }
@@ -126,7 +147,7 @@ internal static class RankingRequests
         resp.Items.AddRange(r.Items.Select(i => new ScoredItem { ItemId = i.ItemId, Score = i.Score }));
         resp.UnknownIds.AddRange(r.UnknownIds);
         resp.UnknownCandidateIds.AddRange(r.UnknownCandidateIds);
-        metrics.RecordArm(caller.Endpoint, lease.Arm, lease.Name);
+        caller.Answered(metrics, lease.Arm, lease.Name);
         return resp;
     }
 

@@ -1,7 +1,7 @@
 // The online ranking service: ASP.NET Core on Kestrel with JSON or binary-protobuf endpoints over HTTP/1.1 and the same
 // operations as a gRPC service over HTTP/2 on its own port (with the standard grpc.health.v1 service), limits, request
-// metrics, health and readiness, and hot reload. StartAsync runs it in-process (the CLI, the demo, the bench and the
-// tests use it).
+// metrics (Prometheus at /metrics), traces (OpenTelemetry over OTLP when configured), an OpenAPI document, health and
+// readiness, and hot reload. StartAsync runs it in-process (the CLI, the demo, the bench and the tests use it).
 using System.Diagnostics;
 using System.Net;
 using System.Text;
@@ -13,11 +13,13 @@ using Google.Protobuf;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Routing;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Logging;
 using Microsoft.Net.Http.Headers;
+using Prometheus;
 
 namespace Bert4Rec.Service;
 
@@ -64,6 +66,12 @@ public sealed record ServiceOptions
     public bool AccessLog { get; init; }
     /// <summary>Structured JSON log lines (one object per event) instead of single-line text.</summary>
     public bool JsonLogs { get; init; }
+    /// <summary>Request metrics recorded and served at /metrics (off: nothing recorded, no /metrics; the bench compares the two).</summary>
+    public bool Metrics { get; init; } = true;
+    /// <summary>Where traces (and OpenTelemetry metrics) are exported over OTLP, e.g. http://127.0.0.1:4317; null = no export (the default).</summary>
+    public Uri? OtlpEndpoint { get; init; }
+    /// <summary>OTLP over gRPC (the default, port 4317 by convention) or HTTP/protobuf (4318; /v1/traces and /v1/metrics are appended).</summary>
+    public OpenTelemetry.Exporter.OtlpExportProtocol OtlpProtocol { get; init; } = OpenTelemetry.Exporter.OtlpExportProtocol.Grpc;
 }
 
 public sealed class RunningService : IAsyncDisposable
@@ -113,6 +121,7 @@ public sealed class RunningService : IAsyncDisposable
         await StopAsync();
         await App.DisposeAsync();
         Holder.Dispose();
+        Metrics.Dispose();
     }
 }
 
@@ -160,8 +169,10 @@ public static class ServiceHost
             foreach (var ep in grpcEndpoints) k.Listen(ep, l => { l.Protocols = HttpProtocols.Http2; grpcListen.Add(l); });
             foreach (var ep in adminEndpoints) k.Listen(ep, l => { l.Protocols = HttpProtocols.Http1; adminListen.Add(l); });
         });
-        var metrics = new RequestMetrics();
+        int inFlight = 0;
+        var metrics = new RequestMetrics(o.Metrics, holder.Served, () => Volatile.Read(ref inFlight));
         builder.Services.AddSingleton(holder).AddSingleton(o).AddSingleton(metrics);
+        if (o.OtlpEndpoint != null) ServiceTracing.AddOtlpExport(builder.Services, o.OtlpEndpoint, o.OtlpProtocol);
         builder.Services.AddGrpc(g =>
         {
             g.MaxReceiveMessageSize = (int)Math.Min(int.MaxValue, o.MaxBodyBytes);
@@ -172,7 +183,6 @@ public static class ServiceHost
         var app = builder.Build();
         var log = app.Logger;
         app.Lifetime.ApplicationStopping.Register(holder.StartDraining);
-        int inFlight = 0;
         // each port serves its own protocol: gRPC calls only on the gRPC port, admin only on the admin port, the HTTP API on the rest
         int[]? grpcPorts = null, adminPorts = null;
         app.Use(async (ctx, next) =>
@@ -195,7 +205,7 @@ public static class ServiceHost
             if (Interlocked.Increment(ref inFlight) > o.MaxConcurrent)
             {
                 Interlocked.Decrement(ref inFlight);
-                metrics.Record("overloaded", 429, 0);
+                metrics.Record(EndpointOf(ctx.Request.Path), isGrpc ? RequestMetrics.Grpc : RequestMetrics.HttpJson, 429, "", 0);
                 ctx.Response.Headers.RetryAfter = "1";
                 if (isGrpc)
                 {
@@ -236,6 +246,16 @@ public static class ServiceHost
 
     private const string DeadlineKey = "bert4rec.deadline";
 
+    /// <summary>An endpoint's metrics name from a request path (HTTP route or gRPC method); "other" for anything else.</summary>
+    internal static string EndpointOf(PathString path) => path.Value switch
+    {
+        "/v1/recommend" or "/bert4rec.v1.Ranking/Recommend" => "recommend",
+        "/v1/recommend:batch" or "/bert4rec.v1.Ranking/RecommendBatch" => "recommend_batch",
+        "/v1/rerank" or "/bert4rec.v1.Ranking/Rerank" => "rerank",
+        "/v1/model" or "/bert4rec.v1.Ranking/GetModel" => "model",
+        _ => "other",
+    };
+
     private static string RequestId(HttpContext ctx)
     {
         string given = ctx.Request.Headers["X-Request-Id"].ToString();
@@ -258,13 +278,13 @@ public static class ServiceHost
                 try
                 {
                     await holder.ReloadAsync(newest);
-                    Interlocked.Increment(ref metrics.Reloads);
+                    metrics.Reloaded();
                     log.LogWarning("serving version {Version} (found under the model root)", newest);
                 }
                 catch (Exception e) when (e is BundleException or ServiceError or IOException)
                 {
                     refused.Add(newest);
-                    Interlocked.Increment(ref metrics.FailedReloads);
+                    metrics.ReloadFailed();
                     log.LogError("version {Version} refused, {Current} keeps serving: {Message}", newest, holder.CurrentName, e.Message);
                 }
             }
@@ -294,31 +314,36 @@ public static class ServiceHost
         return result;
     }
 
+    /// <summary>The errors a ranking request may answer besides 500.</summary>
+    private static readonly int[] RankingErrors = [400, 406, 415, 429, 503, 504];
+
     private static void Map(WebApplication app, ServiceOptions o, BundleHolder holder, RequestMetrics metrics, ILogger log)
     {
-        Caller Caller(HttpContext ctx, string endpoint) => new(endpoint, ctx.Request.Headers[RankingRequests.UserKeyHeader].ToString());
-        app.MapPost("/v1/recommend", (RequestDelegate)(ctx => Handle(ctx, "recommend", o, metrics, log, async () =>
+        app.MapPost("/v1/recommend", (RequestDelegate)(ctx => Handle(ctx, "recommend", o, metrics, log, async c =>
         {
-            var r = RankingRequests.Recommend(await Read(ctx, RecommendRequest.Parser, log), holder, o, metrics, Caller(ctx, "recommend"));
+            var r = RankingRequests.Recommend(await Read(ctx, RecommendRequest.Parser, log), holder, o, metrics, c);
             ctx.Response.Headers[RankingRequests.ArmHeader] = r.Arm;
             return r;
-        })));
-        app.MapPost("/v1/recommend:batch", (RequestDelegate)(ctx => Handle(ctx, "recommend_batch", o, metrics, log, async () =>
+        }))).WithName("recommend").WithMetadata(new ApiOperation("Recommends k items for a history: FAISS candidates, then the model's exact scores",
+            RecommendRequest.Descriptor, RecommendResponse.Descriptor, RankingErrors));
+        app.MapPost("/v1/recommend:batch", (RequestDelegate)(ctx => Handle(ctx, "recommend_batch", o, metrics, log, async c =>
         {
-            var r = RankingRequests.RecommendBatch(await Read(ctx, BatchRecommendRequest.Parser, log), holder, o, metrics, Caller(ctx, "recommend_batch"));
+            var r = RankingRequests.RecommendBatch(await Read(ctx, BatchRecommendRequest.Parser, log), holder, o, metrics, c);
             // the header names the arm when every item had the same one; each item's `arm` field always does
             var arms = r.Responses.Select(x => x.Arm).Distinct().ToArray();
             if (arms.Length == 1) ctx.Response.Headers[RankingRequests.ArmHeader] = arms[0];
             return r;
-        })));
-        app.MapPost("/v1/rerank", (RequestDelegate)(ctx => Handle(ctx, "rerank", o, metrics, log, async () =>
+        }))).WithName("recommend_batch").WithMetadata(new ApiOperation("Recommends for many histories at once (one model run per arm); each answer names its arm",
+            BatchRecommendRequest.Descriptor, BatchRecommendResponse.Descriptor, RankingErrors));
+        app.MapPost("/v1/rerank", (RequestDelegate)(ctx => Handle(ctx, "rerank", o, metrics, log, async c =>
         {
-            var r = RankingRequests.Rerank(await Read(ctx, RerankRequest.Parser, log), holder, o, metrics, Caller(ctx, "rerank"));
+            var r = RankingRequests.Rerank(await Read(ctx, RerankRequest.Parser, log), holder, o, metrics, c);
             ctx.Response.Headers[RankingRequests.ArmHeader] = r.Arm;
             return r;
-        })));
-        app.MapGet("/v1/model", (RequestDelegate)(ctx => Handle(ctx, "model", o, metrics, log, () => Task.FromResult<IMessage>(RankingRequests.Model(holder)))));
-        app.MapPost("/admin/reload", (RequestDelegate)(ctx => Handle(ctx, "reload", o, metrics, log, async () =>
+        }))).WithName("rerank").WithMetadata(new ApiOperation("Scores the caller's candidates with the model, best first", RerankRequest.Descriptor, RerankResponse.Descriptor, RankingErrors));
+        app.MapGet("/v1/model", (RequestDelegate)(ctx => Handle(ctx, "model", o, metrics, log, _ => Task.FromResult<IMessage>(RankingRequests.Model(holder)))))
+            .WithName("model").WithMetadata(new ApiOperation("The version served, its model and index settings, the versions under the model root and the canary", null, ModelInfo.Descriptor, [406, 429, 503, 504]));
+        app.MapPost("/admin/reload", (RequestDelegate)(ctx => Handle(ctx, "reload", o, metrics, log, async _ =>
         {
             Authorize(ctx, o, log);
             // a body is read whatever its framing (Content-Length or chunked); none at all means "the newest version"
@@ -331,19 +356,20 @@ public static class ServiceHost
             {
                 var (b, name) = await holder.ReloadAsync(version.Length > 0 ? version : null, field);
                 log.LogWarning("reloaded: serving version {Name} ({Version})", name, b.Version);
-                Interlocked.Increment(ref metrics.Reloads);
+                metrics.Reloaded();
                 var info = new ModelInfo { ModelVersion = b.Version, ItemCount = b.Config.ItemCount, Version = name, CanaryVersion = holder.CanaryName ?? "", CanaryShare = holder.CanaryShare };
                 info.Versions.AddRange(holder.Versions());
                 return info;
             }
             catch (Exception e) when (e is BundleException or IOException or UnauthorizedAccessException)
             {
-                Interlocked.Increment(ref metrics.FailedReloads);
+                metrics.ReloadFailed();
                 log.LogError("reload of {Version} refused ({RequestId}), {Current} keeps serving: {Message}", version, ctx.Response.Headers["X-Request-Id"].ToString(), holder.CurrentName, e.Message);
                 throw e is BundleException be ? new VersionRefused(be.FileName, be.Reason) : new VersionRefused("", "the version could not be read");
             }
-        })));
-        app.MapPost("/admin/canary", (RequestDelegate)(ctx => Handle(ctx, "canary", o, metrics, log, async () =>
+        }))).WithName("reload").WithMetadata(new ApiOperation("Loads a version (verified and smoke-tested beside the serving one) and swaps it in; no body or no version = the newest complete one",
+            ReloadRequest.Descriptor, ModelInfo.Descriptor, [400, 401, 404, 406, 409, 415, 503], Admin: true, RequestOptional: true));
+        app.MapPost("/admin/canary", (RequestDelegate)(ctx => Handle(ctx, "canary", o, metrics, log, async _ =>
         {
             Authorize(ctx, o, log);
             // an empty body is the empty message (no version: the canary ends), as protobuf encodes it
@@ -357,19 +383,24 @@ public static class ServiceHost
             }
             catch (Exception e) when (e is BundleException or IOException or UnauthorizedAccessException)
             {
-                Interlocked.Increment(ref metrics.FailedReloads);
+                metrics.ReloadFailed();
                 log.LogError("canary {Version} refused ({RequestId}), {Current} keeps serving: {Message}", req.Version, ctx.Response.Headers["X-Request-Id"].ToString(), holder.CanaryName ?? holder.CurrentName, e.Message);
                 throw e is BundleException be ? new VersionRefused(be.FileName, be.Reason) : new VersionRefused("", "the version could not be read");
             }
-        })));
+        }))).WithName("canary").WithMetadata(new ApiOperation("Serves a second version to a share of the user keys (no version: the canary ends); answers the model info",
+            CanaryRequest.Descriptor, ModelInfo.Descriptor, [400, 401, 404, 406, 409, 415, 503], Admin: true, RequestOptional: true));
         foreach (var (path, ok) in new[] { ("/healthz", (Func<bool>)(() => true)), ("/readyz", () => holder.Ready) })
             app.MapMethods(path, ["GET", "HEAD"], (HttpContext ctx) =>
             {
                 bool up = ok();
                 ctx.Response.Headers.CacheControl = "no-store";
                 return Results.Text(path == "/healthz" ? "ok\n" : up ? "ready\n" : holder.Draining ? "draining\n" : "not ready\n", statusCode: up ? 200 : 503);
-            });
-        app.MapGet("/metrics", () => Results.Text(metrics.Prometheus(), "text/plain; version=0.0.4"));
+            }).WithName(path[1..]).WithMetadata(path == "/healthz" ? new ApiOperation("Liveness: the process answers", null, null, [], TextStatuses: [200])
+                : new ApiOperation("Readiness: a version is loaded and the service is not draining", null, null, [], TextStatuses: [200, 503]));
+        if (o.Metrics) app.MapMetrics("/metrics", metrics.Registry);
+        // built once, at the first request (every route is mapped by then)
+        var document = new Lazy<string>(() => ApiDocument.Build(app.Services.GetRequiredService<EndpointDataSource>()).ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+        app.MapGet(ApiDocument.Path, () => Results.Text(document.Value, Json));
     }
 
     /// <summary>Admin requests carry `Authorization: Bearer TOKEN`; without a configured token every one is refused. Refusals are logged.</summary>
@@ -486,19 +517,22 @@ public static class ServiceHost
         }
     }
 
-    private static async Task Handle(HttpContext ctx, string endpoint, ServiceOptions o, RequestMetrics metrics, ILogger log, Func<Task<IMessage>> body)
+    private static async Task Handle(HttpContext ctx, string endpoint, ServiceOptions o, RequestMetrics metrics, ILogger log, Func<Caller, Task<IMessage>> body)
     {
-        var clock = Stopwatch.StartNew();
+        long t0 = Stopwatch.GetTimestamp();
         int status = 200;
         string id = ctx.Response.Headers["X-Request-Id"].ToString();
         bool requestProto = false;
         try { requestProto = RequestIsProtobuf(ctx); } catch (ServiceError) { }
-        bool responseProto = ResponseIsProtobuf(ctx.Request.Headers.Accept.ToString(), requestProto) ?? false;
+        bool? acceptProto = ResponseIsProtobuf(ctx.Request.Headers.Accept.ToString(), requestProto);
+        bool responseProto = acceptProto ?? false;
+        var caller = new Caller(endpoint, responseProto ? RequestMetrics.HttpProtobuf : RequestMetrics.HttpJson, ctx.Request.Headers[RankingRequests.UserKeyHeader].ToString());
+        using var span = ServiceTracing.Start(caller, id);
         try
         {
-            if (ResponseIsProtobuf(ctx.Request.Headers.Accept.ToString(), requestProto) == null)
+            if (acceptProto == null)
                 throw new ServiceError(406, Grpc.Core.StatusCode.InvalidArgument, "NOT_ACCEPTABLE", "Accept", $"Accept allows neither {Json} nor {Protobuf}");
-            var msg = await body();
+            var msg = await body(caller);
             if (Deadline(ctx).IsCancellationRequested && !ctx.RequestAborted.IsCancellationRequested) throw new DeadlineExceeded();
             await Write(ctx, 200, msg, responseProto);
         }
@@ -520,8 +554,10 @@ public static class ServiceHost
         }
         finally
         {
-            metrics.Record(endpoint, status, clock.Elapsed.TotalMilliseconds);
-            if (o.AccessLog) log.LogInformation("{Method} {Path} {Status} {Ms:F1}ms {RequestId}", ctx.Request.Method, ctx.Request.Path.Value, status, clock.Elapsed.TotalMilliseconds, id);
+            var elapsed = Stopwatch.GetElapsedTime(t0);
+            metrics.Record(endpoint, caller.Protocol, status, caller.Arm, elapsed.TotalSeconds);
+            ServiceTracing.End(span, caller, status);
+            if (o.AccessLog) log.LogInformation("{Method} {Path} {Status} {Ms:F1}ms {RequestId}", ctx.Request.Method, ctx.Request.Path.Value, status, elapsed.TotalMilliseconds, id);
         }
     }
 }

@@ -7,5 +7,11 @@ public sealed class FaissException(int code, string message) : Exception(message
     public int Code { get; } = code;
 }
 
-/// <summary>An index file that is corrupt, truncated, of another dimension, or not an index at all.</summary>
-public sealed class IndexFileException(string message, Exception? inner = null) : Exception(message, inner);
+/// <summary>
+/// An index file that is missing, corrupt, truncated, tampered with, of an old format, of another shape than its
+/// description, or not an index at all. The message names the file; <see cref="Reason"/> is the short cause alone.
+/// </summary>
+public sealed class IndexFileException(string reason, string message, Exception? inner = null) : Exception(message, inner)
+{
+    public string Reason { get; } = reason;
+}

@@ -3,8 +3,10 @@
  * Conventions (as FAISS's own c_api): every function returns an int status (0 = ok, <0 = error) and writes results
  * through pointers; no C++ exception crosses this boundary; after an error, b4r_last_error() returns the message
  * (kept per thread, valid until the next call on that thread). Handles are opaque; each type has one free function.
- * Labels returned by search are the 0-based positions of the vectors in the order they were added (-1 = no result);
- * the caller maps positions to its own ids.
+ *
+ * Every index is a faiss::IndexIDMap around the index the factory string describes, so the ids the caller adds are
+ * stored in the index, come back from search, and are in the file: what b4r_index_write writes is exactly what
+ * faiss::write_index writes, and faiss::read_index (C++ or python) loads it.
  */
 #ifndef BERT4REC_FAISS_SHIM_H
 #define BERT4REC_FAISS_SHIM_H
@@ -35,10 +37,17 @@ extern "C" {
 
 typedef struct b4r_index b4r_index;
 
+/* Byte sinks and sources for writing and reading index files through the caller's own streams. write: returns size
+ * when all size bytes were taken, anything else is a failure. read: fills up to size bytes, returns how many (0 = end
+ * of data or failure). */
+typedef size_t (*b4r_write_fn)(void* context, const uint8_t* data, size_t size);
+typedef size_t (*b4r_read_fn)(void* context, uint8_t* data, size_t size);
+
 /* The message of the last error on this thread ("" if none). */
 B4R_API const char* b4r_last_error(void);
 
-/* Creates an index from a FAISS factory string ("Flat", "HNSW32", "IVF1024,Flat", "IVF256,PQ16,RFlat", ...).
+/* Creates an empty index from a FAISS factory string ("Flat", "HNSW32", "IVF1024,Flat", "IVF4096,PQ32,RFlat", ...),
+ * wrapped in an IndexIDMap (a factory that starts with "IDMap" is refused: the wrapper is always added here).
  * dimension > 0; metric: B4R_METRIC_*. HNSW graphs use efConstruction = ef_construction when > 0. */
 B4R_API int b4r_index_create(const char* factory, int dimension, int metric, int ef_construction, b4r_index** out);
 
@@ -48,29 +57,31 @@ B4R_API int b4r_index_is_trained(const b4r_index* index, int* out);
 /* Trains on n vectors x (n*dimension floats). */
 B4R_API int b4r_index_train(b4r_index* index, int64_t n, const float* x);
 
-/* Adds n vectors x (n*dimension floats); they get positions ntotal .. ntotal+n-1. */
-B4R_API int b4r_index_add(b4r_index* index, int64_t n, const float* x);
+/* Adds n vectors x (n*dimension floats) with the caller's ids (n int64). */
+B4R_API int b4r_index_add(b4r_index* index, int64_t n, const float* x, const int64_t* ids);
 
-/* Searches n queries x (n*dimension floats) for the k best; distances: n*k floats, labels: n*k int64 (positions, -1
- * where fewer than k results exist). ef_search (HNSW) and nprobe (IVF) apply to this call only when > 0; 0 uses the
- * index's defaults (b4r_index_set_defaults). Safe from many threads at once: calls at the defaults run concurrently,
- * a call at other settings runs alone (FAISS 1.7.3 keeps them in fields of the index). */
+/* Searches n queries x (n*dimension floats) for the k best; distances: n*k floats, labels: n*k int64 (the caller's
+ * ids, -1 where fewer than k results exist). Settings > 0 apply to this call only, 0 uses the index's defaults:
+ * ef_search (HNSW), nprobe (IVF), k_factor (refine: the base index returns k*k_factor candidates that are re-scored
+ * exactly). HNSW and IVF take them through FAISS's SearchParametersHNSW / SearchParametersIVF, so concurrent calls at
+ * different settings share nothing; index types that take no search parameters in FAISS 1.7.3 (IVF fast-scan) get
+ * theirs set on the index under an exclusive lock. Safe from many threads at once. */
 B4R_API int b4r_index_search(const b4r_index* index, int64_t n, const float* x, int64_t k, int ef_search, int nprobe,
-                             float* distances, int64_t* labels);
+                             float k_factor, float* distances, int64_t* labels);
 
-/* Sets the index's own defaults used when a search passes 0: efSearch (HNSW) and nprobe (IVF); 0 keeps a setting. */
-B4R_API int b4r_index_set_defaults(b4r_index* index, int ef_search, int nprobe);
+/* Sets the defaults stored in the index (and its file) used when a search passes 0: efSearch (HNSW), nprobe (IVF),
+ * k_factor (refine); 0 keeps a setting. */
+B4R_API int b4r_index_set_defaults(b4r_index* index, int ef_search, int nprobe, float k_factor);
 
 B4R_API int b4r_index_ntotal(const b4r_index* index, int64_t* out);
 B4R_API int b4r_index_dimension(const b4r_index* index, int* out);
 B4R_API int b4r_index_metric(const b4r_index* index, int* out);
 
-/* Serializes the index (FAISS's own format) into a buffer that the caller frees with b4r_buffer_free. */
-B4R_API int b4r_index_serialize(const b4r_index* index, uint8_t** data, size_t* size);
-B4R_API void b4r_buffer_free(uint8_t* data);
+/* Writes the index with faiss::write_index through write(context, ...). */
+B4R_API int b4r_index_write(const b4r_index* index, b4r_write_fn write, void* context);
 
-/* Reads an index serialized by b4r_index_serialize (size bytes at data). */
-B4R_API int b4r_index_deserialize(const uint8_t* data, size_t size, b4r_index** out);
+/* Reads an index with faiss::read_index through read(context, ...); an index that is not an IndexIDMap is refused. */
+B4R_API int b4r_index_read(b4r_read_fn read, void* context, b4r_index** out);
 
 /* Frees an index (null is fine). */
 B4R_API void b4r_index_free(b4r_index* index);

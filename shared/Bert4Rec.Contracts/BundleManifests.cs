@@ -127,15 +127,25 @@ public static class BundleManifests
 
     public static ModelConfig ToConfig(ModelShape s) => new()
     {
-        Kind = ModelKinds.TryParse(s.Kind, out var kind) ? kind : throw new BundleException($"manifest: model kind '{s.Kind}' is not one of bert4rec, sasrec, gru4rec"),
+        Kind = ModelKinds.TryParse(s.Kind, out var kind) ? kind : throw new BundleException($"manifest: model kind '{s.Kind}' is not one of {string.Join(", ", ModelKinds.All.Select(k => k.Name()))}"),
         ItemCount = s.ItemCount, Hidden = s.Hidden, Heads = s.Heads, Layers = s.Layers, MaxLength = s.MaxLength,
         HiddenDropout = s.HiddenDropout, AttentionDropout = s.AttentionDropout, LayerNormEpsilon = s.LayerNormEpsilon,
+        UserCount = s.UserCount, UserFeatures = s.UserFeatures, ItemFeatures = s.ItemFeatures,
     };
 
-    public static ModelShape ToShape(ModelConfig c) => new()
+    /// <summary>The manifest's model shape; a feature model's also declares its graph's inputs.</summary>
+    public static ModelShape ToShape(ModelConfig c)
     {
-        Kind = c.Kind.Name(),
-        ItemCount = c.ItemCount, Hidden = c.Hidden, Heads = c.Heads, Layers = c.Layers, MaxLength = c.MaxLength,
-        HiddenDropout = c.HiddenDropout, AttentionDropout = c.AttentionDropout, LayerNormEpsilon = c.LayerNormEpsilon,
-    };
+        var shape = new ModelShape
+        {
+            Kind = c.Kind.Name(),
+            ItemCount = c.ItemCount, Hidden = c.Hidden, Heads = c.Heads, Layers = c.Layers, MaxLength = c.MaxLength,
+            HiddenDropout = c.HiddenDropout, AttentionDropout = c.AttentionDropout, LayerNormEpsilon = c.LayerNormEpsilon,
+            UserCount = c.UserCount, UserFeatures = c.UserFeatures, ItemFeatures = c.ItemFeatures,
+        };
+        if (!c.Kind.IsSequential())
+            foreach (var (name, type, dims) in ModelIo.FeatureModelInputs(c))
+                shape.Inputs.Add(new GraphInput { Name = name, ElementType = type, Dims = { dims } });
+        return shape;
+    }
 }

@@ -89,6 +89,15 @@ public static class Flags
         return o;
     }
 
+    /// <summary>
+    /// An `on|off` flag, read with <see cref="IsOn"/> (null when absent). Its value type is text, not bool: System.CommandLine
+    /// lets a bool-typed option take only true/false as its value and would leave `off` behind as an unknown argument.
+    /// </summary>
+    public static Option<string?> OnOff(string name, string description) => Choice<string?>(name, description, null, ("on", "on"), ("off", "off"));
+
+    /// <summary>An <see cref="OnOff"/> flag's value: true for on, false for off, null when absent.</summary>
+    public static bool? IsOn(this ParseResult r, Option<string?> option) => r.GetValue(option) switch { "on" => true, "off" => false, _ => null };
+
     /// <summary>Whether <paramref name="option"/> was on the command line (not just its default).</summary>
     public static bool Given(this ParseResult r, Option option) => r.GetResult(option) is { Implicit: false };
 

@@ -1,20 +1,24 @@
 // The model's kind, shape and regularisation: the one record the trainer, the exporter and the loaders agree on.
 namespace Bert4Rec.Contracts;
 
-/// <summary>The sequential models of DESIGN.md. Every kind shares the vocabulary, the input row and the output identity
-/// logit(v) = z . E[v] + b_O[v]; they differ in how z is computed from the row.</summary>
-public enum ModelKind { Bert4Rec, SasRec, Gru4Rec }
+/// <summary>The models of DESIGN.md. The sequential kinds (BERT4Rec, SASRec, GRU4Rec) share the vocabulary, the input row and
+/// the output identity logit(v) = z . E[v] + b_O[v]; they differ in how z is computed from the row. NeuMF is a feature model:
+/// it scores (user, item) pairs from user and item embeddings and the users' and items' feature fields.</summary>
+public enum ModelKind { Bert4Rec, SasRec, Gru4Rec, NeuMf }
 
 public static class ModelKinds
 {
     /// <summary>The command-line / manifest name of a kind: bert4rec, sasrec, gru4rec.</summary>
     public static string Name(this ModelKind k) => k switch
     {
-        ModelKind.Bert4Rec => "bert4rec", ModelKind.SasRec => "sasrec", ModelKind.Gru4Rec => "gru4rec",
+        ModelKind.Bert4Rec => "bert4rec", ModelKind.SasRec => "sasrec", ModelKind.Gru4Rec => "gru4rec", ModelKind.NeuMf => "neumf",
         _ => throw new ArgumentOutOfRangeException(nameof(k), k, "unknown model kind"),
     };
 
-    public static readonly IReadOnlyList<ModelKind> All = [ModelKind.Bert4Rec, ModelKind.SasRec, ModelKind.Gru4Rec];
+    public static readonly IReadOnlyList<ModelKind> All = [ModelKind.Bert4Rec, ModelKind.SasRec, ModelKind.Gru4Rec, ModelKind.NeuMf];
+
+    /// <summary>True for the kinds that read a history row (everything but the feature models).</summary>
+    public static bool IsSequential(this ModelKind k) => k != ModelKind.NeuMf;
 
     /// <summary>Parses a kind's name (case-insensitive); an empty name is BERT4Rec (manifests and checkpoints written before kinds existed).</summary>
     public static bool TryParse(string? name, out ModelKind kind)
@@ -49,6 +53,14 @@ public sealed record ModelConfig
     public float HiddenDropout { get; init; } = 0.2f;
     public float AttentionDropout { get; init; } = 0.2f;
     public float LayerNormEpsilon { get; init; } = 1e-12f;
+    /// <summary>NeuMF: the number of users (rows of the user embeddings; users are the dataset's indices 0..U-1).</summary>
+    public int UserCount { get; init; }
+    /// <summary>NeuMF: the user and item feature fields as <see cref="FeatureShape"/> strings ("" = none).</summary>
+    public string UserFeatures { get; init; } = "";
+    public string ItemFeatures { get; init; } = "";
+    /// <summary>NeuMF: the MLP's embedding size per side, Hidden * 2^(Layers-1), so that its layers halve down to Hidden (the
+    /// paper's tower: factors 8, 3 layers = 64 -> 32 -> 16 -> 8).</summary>
+    public int MlpEmbedding => Hidden << (Layers - 1);
 
     /// <summary>V = n + 2 (pad and mask included).</summary>
     public int VocabSize => ItemCount + 2;
@@ -70,6 +82,15 @@ public sealed record ModelConfig
         if (MaxLength < 2) throw new ArgumentException($"MaxLength must be >= 2, got {MaxLength}", nameof(MaxLength));
         if (HiddenDropout is < 0 or >= 1) throw new ArgumentException($"HiddenDropout must be in [0,1), got {HiddenDropout}", nameof(HiddenDropout));
         if (AttentionDropout is < 0 or >= 1) throw new ArgumentException($"AttentionDropout must be in [0,1), got {AttentionDropout}", nameof(AttentionDropout));
+        if (Kind == ModelKind.NeuMf)
+        {
+            if (UserCount < 1) throw new ArgumentException($"UserCount must be >= 1 for neumf, got {UserCount}", nameof(UserCount));
+            if (Layers > 8) throw new ArgumentException($"Layers must be <= 8 for neumf (the tower doubles per layer), got {Layers}", nameof(Layers));
+            FeatureShape.Parse(UserFeatures);
+            FeatureShape.Parse(ItemFeatures);
+        }
+        else if (UserCount != 0 || UserFeatures.Length > 0 || ItemFeatures.Length > 0)
+            throw new ArgumentException($"UserCount and features belong to neumf, not {Kind.Name()}", nameof(UserCount));
         if (!(LayerNormEpsilon > 0)) throw new ArgumentException($"LayerNormEpsilon must be > 0, got {LayerNormEpsilon}", nameof(LayerNormEpsilon));
     }
 }

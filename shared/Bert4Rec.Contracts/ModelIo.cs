@@ -11,4 +11,18 @@ public static class ModelIo
     /// <summary>Full-catalog graph (model_full.onnx): item_ids, k int64 [1] -> item_scores [batch, n], top_scores [batch, k],
     /// top_items int64 [batch, k].</summary>
     public const string TopK = "k", ItemScores = "item_scores", TopScores = "top_scores", TopItems = "top_items";
+
+    /// <summary>NeuMF's graph: user_index int64 [batch], candidate_ids int64 [batch, C] and, with user fields, user_features
+    /// int64 [batch, user width] -> scores float [batch, C].</summary>
+    public const string UserIndex = "user_index", UserFeatures = "user_features";
+
+    /// <summary>The inputs of a feature model's graph, in order, as the bundle manifest declares them: name, element type, dims
+    /// (a number, or a symbolic name).</summary>
+    public static IReadOnlyList<(string Name, string Type, string[] Dims)> FeatureModelInputs(ModelConfig cfg)
+    {
+        var list = new List<(string, string, string[])> { (UserIndex, "int64", ["batch"]), (CandidateIds, "int64", ["batch", "candidates"]) };
+        int uw = FeatureShape.Parse(cfg.UserFeatures).Sum(f => f.Width);
+        if (uw > 0) list.Add((UserFeatures, "int64", ["batch", uw.ToString(System.Globalization.CultureInfo.InvariantCulture)]));
+        return list;
+    }
 }

@@ -32,6 +32,13 @@ public sealed record ParameterTensor(string Name, long Offset, int[] Shape, bool
 /// <code>
 /// tok_emb (V,d)  gru.w_ih (d,3d)  gru.w_hh (d,3d)  gru.b_ih (3d)  gru.b_hh (3d)  out_bias (V)
 /// </code>
+/// NeuMF (f = Hidden, m = f * 2^(L-1), U users, n items, user fields k of vocabulary V_k, item fields j of V_j; item row 0 unused):
+/// <code>
+/// gmf.user (U,f)  gmf.item (n+1,f)  mlp.user (U,m)  mlp.item (n+1,m)  user_feat.k (V_k,f)  item_feat.j (V_j,f)
+/// per layer l: mlp.l.w (in_l, m/2^l)  mlp.l.b (m/2^l)   in_0 = 2m + f * (user fields + item fields); input columns:
+///              mlp.user | mlp.item | user fields in order | item fields in order
+/// out.w (2f,1) [rows: GMF | MLP]  out.b (1)
+/// </code>
 /// Weight decay applies to matrices and embeddings, never to LayerNorm parameters or biases (as the original code).
 /// </summary>
 public sealed class ParameterLayout
@@ -55,6 +62,31 @@ public sealed class ParameterLayout
             list.Add(t);
             _byName.Add(name, t);
             offset += t.Size;
+        }
+        if (config.Kind == ModelKind.NeuMf)
+        {
+            int users = config.UserCount, items = config.ItemCount + 1, m = config.MlpEmbedding;
+            var uf = FeatureShape.Parse(config.UserFeatures);
+            var itf = FeatureShape.Parse(config.ItemFeatures);
+            Add("gmf.user", true, users, d);
+            Add("gmf.item", true, items, d);
+            Add("mlp.user", true, users, m);
+            Add("mlp.item", true, items, m);
+            for (int k = 0; k < uf.Length; k++) Add($"user_feat.{k}", true, uf[k].Vocab, d);
+            for (int k = 0; k < itf.Length; k++) Add($"item_feat.{k}", true, itf[k].Vocab, d);
+            int inSize = 2 * m + d * (uf.Length + itf.Length);
+            for (int l = 0; l < config.Layers; l++)
+            {
+                int outSize = m >> l;
+                Add($"mlp.{l}.w", true, inSize, outSize);
+                Add($"mlp.{l}.b", false, outSize);
+                inSize = outSize;
+            }
+            Add("out.w", true, 2 * d, 1);
+            Add("out.b", false, 1);
+            Tensors = list;
+            TotalSize = offset;
+            return;
         }
         Add("tok_emb", true, v, d);
         switch (config.Kind)

@@ -1,6 +1,8 @@
-// `bert4rec bench retrieval`: FAISS candidate generation on synthetic clustered item vectors (d=65, last column bias-like):
-// build time, index size, single-query latency on one thread, batched throughput, and recall@K against exact search.
+// `bert4rec bench retrieval`: FAISS candidate generation on generated clustered item vectors (d=65 = hidden 64 + the
+// bias column, as the models' w_v = [E[v], b_O[v]]): build time, index file size, single-query latency on one thread
+// (p50/p99), batched throughput, and recall@K against exact search, for each search setting of the sweep; peak RSS.
 using System.Diagnostics;
+using System.Globalization;
 using System.Text.Json;
 using System.CommandLine;
 using Bert4Rec.Contracts;
@@ -12,30 +14,46 @@ internal static class RetrievalBench
 {
     public static Command Build()
     {
-        var sizesOpt = IntList("--sizes", "catalog sizes", "100000,1000000", 1000);
+        var sizesOpt = IntList("--items", "catalog sizes (10000000 for the large case)", "100000,1000000", 1000);
         var dimOpt = Flags.Int("--dim", "vector dimension (d + 1)", 65, 2);
         var kOpt = Flags.Int("--k", "neighbours per query", 100, 1);
         var queriesOpt = Flags.Int("--queries", "queries per setting", 500, 10);
-        var factoryOpt = Flags.String("--factory", "the approximate index (FAISS factory string)", "HNSW32", "FACTORY");
-        var efsOpt = IntList("--ef-search", "HNSW search breadths (IVF: nprobe) to measure", "128,256,512", 1);
+        var factoryOpt = Flags.String("--factory", "the approximate index (FAISS factory string; auto: the index `bert4rec index` picks for the size)", "auto", "FACTORY");
+        var efsOpt = IntList("--ef-search", "HNSW search breadths to measure", "128,256,512", 1);
+        var nprobeOpt = IntList("--nprobe", "IVF lists probed, to measure", "16,32,64", 1);
+        var refineOpt = FloatList("--refine-factor", "RFlat refine factors to measure", "4");
         var efcOpt = Flags.Int("--ef-construction", "HNSW build breadth", 200, 8);
-        var c = new Command("retrieval", "FAISS recall@k and latency against exact search") { sizesOpt, dimOpt, kOpt, queriesOpt, factoryOpt, efsOpt, efcOpt };
-        c.SetAction(a => Run(a.GetValue(sizesOpt)!, a.GetValue(dimOpt), a.GetValue(kOpt), a.GetValue(queriesOpt), a.GetValue(factoryOpt)!, a.GetValue(efsOpt)!, a.GetValue(efcOpt)));
+        var trainOpt = Flags.Int("--train", "IVF/PQ training vectors", 200_000, 1000);
+        var clustersOpt = Flags.Int("--clusters", "clusters of the generated vectors", 4096, 1);
+        var spreadOpt = Flags.Double("--spread", "spread of the generated vectors around their cluster centres", 0.7, 0);
+        var c = new Command("retrieval", "FAISS recall@k, single-query latency, build time, file size and peak RSS against exact search")
+            { sizesOpt, dimOpt, kOpt, queriesOpt, factoryOpt, efsOpt, nprobeOpt, refineOpt, efcOpt, trainOpt, clustersOpt, spreadOpt };
+        c.SetAction(a => Run(a.GetValue(sizesOpt)!, a.GetValue(dimOpt), a.GetValue(kOpt), a.GetValue(queriesOpt), a.GetValue(factoryOpt)!, a.GetValue(efsOpt)!,
+            a.GetValue(nprobeOpt)!, a.GetValue(refineOpt)!, a.GetValue(efcOpt), a.GetValue(clustersOpt), a.GetValue(spreadOpt), a.GetValue(trainOpt)));
         return c;
     }
 
     /// <summary>A comma-separated list of integers, each at least <paramref name="min"/>; a bad entry is refused naming the flag.</summary>
-    private static Option<int[]> IntList(string name, string description, string fallback, int min) => new(name)
+    private static Option<int[]> IntList(string name, string description, string fallback, int min) =>
+        List<int>(name, description, fallback, "N1,N2,...", $"an integer >= {min}",
+            s => int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) && v >= min ? v : null);
+
+    /// <summary>A comma-separated list of refine factors, each in [1, 1000].</summary>
+    private static Option<float[]> FloatList(string name, string description, string fallback) =>
+        List<float>(name, description, fallback, "F1,F2,...", "a number in [1, 1000]",
+            s => float.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out float v) && v >= 1 && v <= 1000 ? v : null);
+
+    private static Option<T[]> List<T>(string name, string description, string fallback, string helpName, string what, Func<string, T?> parse) where T : struct => new(name)
     {
-        Description = description, HelpName = "N1,N2,...", DefaultValueFactory = _ => fallback.Split(',').Select(int.Parse).ToArray(),
+        Description = description, HelpName = helpName, DefaultValueFactory = _ => fallback.Split(',').Select(x => parse(x)!.Value).ToArray(),
         CustomParser = r =>
         {
-            var values = new List<int>();
+            var values = new List<T>();
             foreach (var s in r.Tokens[0].Value.Split(','))
             {
-                if (!int.TryParse(s, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out int v) || v < min)
+                if (parse(s) is not { } v)
                 {
-                    r.AddError($"{name}: '{s}' is not an integer >= {min}");
+                    r.AddError($"{name}: '{s}' is not {what}");
                     return [];
                 }
                 values.Add(v);
@@ -44,82 +62,112 @@ internal static class RetrievalBench
         },
     };
 
-    private static int Run(int[] sizes, int dim, int k, int queries, string factory, int[] efs, int efc)
+    private static int Run(int[] sizes, int dim, int k, int queries, string factoryFlag, int[] efs, int[] nprobes, float[] factors, int efc, int clusters, double spread, int trainVectors)
     {
         var rows = new List<Dictionary<string, object>>();
-        Console.WriteLine($"{"items",9} {"index",-10} {"setting",-14} {"recall@" + k,10} {"p50 ms",8} {"p99 ms",8} {"batch q/s",10} {"build s",8} {"size MiB",9}");
+        var total = Stopwatch.StartNew();
+        float[] allQueries = [];     // the queries of the size being measured
+        ReadOnlySpan<float> qs(int i) => allQueries.AsSpan(i * dim, dim);
+        Console.WriteLine($"{"items",11} {"index",-22} {"setting",-22} {"recall@" + k,10} {"p50 ms",8} {"p99 ms",8} {"batch q/s",10} {"build s",8} {"size MiB",9}");
         foreach (int n in sizes)
         {
-            var (vectors, ids, qs) = Data(n, dim, queries, seed: n);
-            ItemIndex.SetNativeThreads(Environment.ProcessorCount);
-            using var exact = ItemIndex.Build(vectors, ids, dim, "Flat");
-            var truth = exact.Search(qs, queries, k);
-            Measure(exact, "Flat", new SearchParameters(), 0, n);
             var sw = Stopwatch.StartNew();
-            using var approx = ItemIndex.Build(vectors, ids, dim, factory, IndexMetric.InnerProduct, new IndexBuildOptions { EfConstruction = efc });
-            double build = sw.Elapsed.TotalSeconds;
-            foreach (int ef in efs) Measure(approx, factory, new SearchParameters(EfSearch: ef, Nprobe: ef), build, n);
-
-            void Measure(ItemIndex index, string name, SearchParameters p, double buildSeconds, int count)
+            var (vectors, ids, queryVectors) = Data(n, dim, queries, clusters, spread, seed: n);
+            allQueries = queryVectors;
+            Console.WriteLine($"  generated {n:N0} x {dim} vectors in {sw.Elapsed.TotalSeconds:F1}s");
+            ItemIndex.SetNativeThreads(Environment.ProcessorCount);
+            // exact answers first, and the exact index freed before the approximate one is built (10M x 65 floats is 2.6 GB)
+            Neighbor[][] truth;
+            using (var exact = ItemIndex.Build(vectors, ids, dim, "Flat"))
             {
-                ItemIndex.SetNativeThreads(1);
-                for (int i = 0; i < Math.Min(50, queries); i++) index.Search(qs.AsSpan(i * dim, dim), 1, k, p);
-                var lat = new List<double>(queries);
-                var results = new Neighbor[queries][];
-                for (int i = 0; i < queries; i++)
-                {
-                    long t0 = Stopwatch.GetTimestamp();
-                    results[i] = index.Search(qs.AsSpan(i * dim, dim), 1, k, p)[0];
-                    lat.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
-                }
-                lat.Sort();
-                ItemIndex.SetNativeThreads(Environment.ProcessorCount);
-                var bw = Stopwatch.StartNew();
-                index.Search(qs, queries, k, p);
-                double qps = queries / bw.Elapsed.TotalSeconds;
-                double hits = 0;
-                for (int i = 0; i < queries; i++) hits += results[i].Select(x => x.Id).Intersect(truth[i].Select(x => x.Id)).Count();
-                double recall = hits / ((double)queries * k);
-                string path = Path.GetTempFileName();
-                index.Save(path);
-                double mib = new FileInfo(path).Length / 1048576.0;
-                File.Delete(path);
-                string setting = name == "Flat" ? "exact" : $"efSearch={p.EfSearch}";
-                Console.WriteLine($"{count,9:N0} {name,-10} {setting,-14} {recall,10:F4} {lat[lat.Count / 2],8:F3} {lat[(int)(lat.Count * 0.99)],8:F3} {qps,10:N0} {buildSeconds,8:F1} {mib,9:F1}");
-                rows.Add(new Dictionary<string, object>
-                {
-                    ["items"] = count, ["index"] = name, ["setting"] = setting, ["recall"] = Math.Round(recall, 4), ["p50_ms"] = Math.Round(lat[lat.Count / 2], 4),
-                    ["p99_ms"] = Math.Round(lat[(int)(lat.Count * 0.99)], 4), ["batch_qps"] = Math.Round(qps), ["build_s"] = Math.Round(buildSeconds, 1), ["size_mib"] = Math.Round(mib, 1),
-                });
+                sw.Restart();
+                truth = exact.Search(allQueries, queries, k);
+                Console.WriteLine($"  exact top-{k} of {queries} queries in {sw.Elapsed.TotalSeconds:F1}s");
+                if (n <= 1_000_000) Measure(exact, new SearchParameters(), 0, n, truth);
             }
+            string factory = factoryFlag == "auto" ? ItemIndex.DefaultFactory(n, dim + 1) : factoryFlag;
+            if (factory == "Flat") continue;
+            sw.Restart();
+            using var approx = ItemIndex.Build(vectors, ids, dim, factory, IndexMetric.InnerProduct,
+                new IndexBuildOptions { EfConstruction = efc, MaxTrainingVectors = trainVectors });
+            double build = sw.Elapsed.TotalSeconds;
+            vectors = [];
+            GC.Collect();
+            bool ivf = factory.StartsWith("IVF", StringComparison.Ordinal), hnsw = factory.Contains("HNSW", StringComparison.Ordinal);
+            bool refine = factory.Contains("RFlat", StringComparison.Ordinal);
+            var settings = new List<SearchParameters>();
+            if (ivf) foreach (int np in nprobes) foreach (float f in refine ? factors : [0f]) settings.Add(new SearchParameters(Nprobe: np, RefineFactor: f));
+            else if (hnsw) foreach (int ef in efs) foreach (float f in refine ? factors : [0f]) settings.Add(new SearchParameters(EfSearch: ef, RefineFactor: f));
+            else settings.Add(approx.DefaultSearch);
+            foreach (var p in settings) Measure(approx, p, build, n, truth);
         }
-        Console.WriteLine($"peak RSS {TrainBench.PeakRssBytes() / 1048576} MiB");
-        Console.WriteLine("RESULT " + JsonSerializer.Serialize(new { k, dim, peak_rss_mib = TrainBench.PeakRssBytes() / 1048576, rows }));
+
+        void Measure(ItemIndex index, SearchParameters p, double buildSeconds, int count, Neighbor[][] truth)
+        {
+            ItemIndex.SetNativeThreads(1);
+            for (int i = 0; i < Math.Min(50, queries); i++) index.Search(qs(i), 1, k, p);
+            var lat = new List<double>(queries);
+            var results = new Neighbor[queries][];
+            for (int i = 0; i < queries; i++)
+            {
+                long t0 = Stopwatch.GetTimestamp();
+                results[i] = index.Search(qs(i), 1, k, p)[0];
+                lat.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
+            }
+            lat.Sort();
+            ItemIndex.SetNativeThreads(Environment.ProcessorCount);
+            var bw = Stopwatch.StartNew();
+            index.Search(allQueries, queries, k, p);
+            double qps = queries / bw.Elapsed.TotalSeconds;
+            double hits = 0;
+            for (int i = 0; i < queries; i++) hits += results[i].Select(x => x.Id).Intersect(truth[i].Select(x => x.Id)).Count();
+            double recall = hits / ((double)queries * k);
+            string path = Path.Combine(Path.GetTempPath(), $"b4r-bench-{Environment.ProcessId}.faiss");
+            double mib;
+            try { mib = index.Save(path).SizeBytes / 1048576.0; }
+            finally { File.Delete(path); }
+            string setting = index.Factory == "Flat" ? "exact"
+                : string.Join(" ", new[] { p.EfSearch > 0 ? $"efSearch={p.EfSearch}" : "", p.Nprobe > 0 ? $"nprobe={p.Nprobe}" : "", p.RefineFactor > 0 ? $"refine={p.RefineFactor}" : "" }.Where(x => x.Length > 0));
+            double p50 = lat[lat.Count / 2], p99 = lat[Math.Min(lat.Count - 1, (int)(lat.Count * 0.99))];
+            Console.WriteLine($"{count,11:N0} {index.Factory,-22} {setting,-22} {recall,10:F4} {p50,8:F3} {p99,8:F3} {qps,10:N0} {buildSeconds,8:F1} {mib,9:F1}");
+            rows.Add(new Dictionary<string, object>
+            {
+                ["items"] = count, ["index"] = index.Factory, ["setting"] = setting, ["recall"] = Math.Round(recall, 4), ["p50_ms"] = Math.Round(p50, 4),
+                ["p99_ms"] = Math.Round(p99, 4), ["batch_qps"] = Math.Round(qps), ["build_s"] = Math.Round(buildSeconds, 1), ["size_mib"] = Math.Round(mib, 1),
+            });
+        }
+        long peak = TrainBench.PeakRssBytes();
+        Console.WriteLine($"peak RSS {peak / 1048576} MiB, total {total.Elapsed.TotalSeconds:F0}s");
+        Console.WriteLine("RESULT " + JsonSerializer.Serialize(new { k, dim, clusters, spread, peak_rss_mib = peak / 1048576, total_s = Math.Round(total.Elapsed.TotalSeconds), rows }));
         return 0;
     }
 
     /// <summary>
-    /// Item vectors around 1,024 cluster centres with a bias-like last column, and queries shaped like user vectors:
-    /// a centre plus noise, with a last component of 1 (as [z, 1]).
+    /// Item vectors shaped like trained embeddings: around <paramref name="clusters"/> centres (N(0,1) per component),
+    /// each item its centre plus N(0, spread^2) noise, scaled by a log-normal popularity factor (sigma 0.25) so norms
+    /// vary as they do for frequent and rare items, with a bias-like last column N(0, 0.25). Queries are shaped like user
+    /// vectors [z, 1]: a centre plus the same noise, and 1 in the last component. With spread 0.7 a cluster's items
+    /// overlap their neighbours' (noise norm about 5.6 against centre distances about 11 at d = 64), so the exact top 100
+    /// of a query spans several cells of an inverted file rather than one.
     /// </summary>
-    internal static (float[] Vectors, long[] Ids, float[] Queries) Data(int n, int dim, int queries, int seed)
+    internal static (float[] Vectors, long[] Ids, float[] Queries) Data(int n, int dim, int queries, int clusters, double spread, int seed)
     {
         var rng = new Random(seed);
-        int clusters = 1024;
         var centres = new float[clusters * dim];
         for (int i = 0; i < centres.Length; i++) centres[i] = (float)Gauss(rng);
         var v = new float[(long)n * dim];
-        for (int i = 0; i < n; i++)
+        for (long i = 0; i < n; i++)
         {
             int c = rng.Next(clusters);
-            for (int j = 0; j < dim - 1; j++) v[(long)i * dim + j] = centres[c * dim + j] + 0.5f * (float)Gauss(rng);
-            v[(long)i * dim + dim - 1] = 0.5f * (float)Gauss(rng);
+            float scale = (float)Math.Exp(0.25 * Gauss(rng));
+            for (int j = 0; j < dim - 1; j++) v[i * dim + j] = scale * (centres[c * dim + j] + (float)(spread * Gauss(rng)));
+            v[i * dim + dim - 1] = 0.5f * (float)Gauss(rng);
         }
         var q = new float[queries * dim];
         for (int i = 0; i < queries; i++)
         {
             int c = rng.Next(clusters);
-            for (int j = 0; j < dim - 1; j++) q[i * dim + j] = centres[c * dim + j] + 0.5f * (float)Gauss(rng);
+            for (int j = 0; j < dim - 1; j++) q[i * dim + j] = centres[c * dim + j] + (float)(spread * Gauss(rng));
             q[i * dim + dim - 1] = 1f;
         }
         return (v, Enumerable.Range(1, n).Select(i => (long)i).ToArray(), q);

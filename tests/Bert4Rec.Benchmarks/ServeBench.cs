@@ -1,6 +1,7 @@
 // `bert4rec bench serve`: a bounded load generator against the service on loopback (fixed duration and concurrency; HTTP
 // with binary protobuf and/or JSON, and/or gRPC) with a hot reload in the middle of each protocol's run; throughput,
-// p50/p99/p999 latency and errors per protocol.
+// p50/p99/p999 latency and errors per protocol. --metrics off serves without recording request metrics, to measure what
+// recording them costs (run it once each way: the target is under 3 % throughput).
 using System.Diagnostics;
 using System.Net.Http.Headers;
 using System.Text;
@@ -29,21 +30,22 @@ internal static class ServeBench
         var itemsOpt = Flags.Int("--items", "generated bundle: catalog size", 3416, 10);
         var seqOpt = Flags.Int("--seq", "generated bundle: sequence length N", 200, 2);
         var historyOpt = Flags.Int("--history", "items per request's history", 50, 1);
+        var metricsOpt = Flags.OnOff("--metrics", "the service's metrics on or off (their cost on throughput; default on)");
         var c = new Command("serve", "loopback load on the service with a hot reload (throughput, p50/p99, errors)")
-            { protocolOpt, formatOpt, concurrencyOpt, durationOpt, bundleOpt, itemsOpt, seqOpt, historyOpt };
+            { protocolOpt, formatOpt, concurrencyOpt, durationOpt, bundleOpt, itemsOpt, seqOpt, historyOpt, metricsOpt };
         c.SetAction(a => Run(a.GetValue(durationOpt), a.GetValue(concurrencyOpt), a.GetValue(historyOpt), a.GetValue(formatOpt)!, a.GetValue(protocolOpt)!,
-            a.GetValue(bundleOpt), a.GetValue(itemsOpt), a.GetValue(seqOpt)));
+            a.GetValue(bundleOpt), a.GetValue(itemsOpt), a.GetValue(seqOpt), a.IsOn(metricsOpt) ?? true));
         return c;
     }
 
-    private static int Run(int duration, int concurrency, int historyLen, string format, string protocol, string? bundleArg, int items, int seq)
+    private static int Run(int duration, int concurrency, int historyLen, string format, string protocol, string? bundleArg, int items, int seq, bool metrics)
     {
         string tmp = Directory.CreateTempSubdirectory("b4r-bench-serve-").FullName;
         try
         {
             string b1 = bundleArg ?? MakeBundle(Path.Combine(tmp, "b1"), items, seq, 1);
             string b2 = bundleArg ?? MakeBundle(Path.Combine(tmp, "b2"), items, seq, 2);
-            return RunAsync(b1, b2, duration, concurrency, historyLen, format, protocol).GetAwaiter().GetResult();
+            return RunAsync(b1, b2, duration, concurrency, historyLen, format, protocol, metrics).GetAwaiter().GetResult();
         }
         finally { Directory.Delete(tmp, true); }
     }
@@ -60,7 +62,7 @@ internal static class ServeBench
 
     private sealed record Phase(string Protocol, double Rps, double P50, double P99, double P999, long Errors, int Requests, double Seconds, bool ReloadOk, long ReloadMs, string? FirstError);
 
-    private static async Task<int> RunAsync(string b1, string b2, int duration, int concurrency, int historyLen, string format, string protocol)
+    private static async Task<int> RunAsync(string b1, string b2, int duration, int concurrency, int historyLen, string format, string protocol, bool metrics)
     {
         // the two bundles are versions under one model root (their common folder); reload names a version
         string token = Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
@@ -68,7 +70,7 @@ internal static class ServeBench
         {
             ModelRoot = Path.GetDirectoryName(Path.GetFullPath(b1).TrimEnd('/')), Version = Path.GetFileName(Path.GetFullPath(b1).TrimEnd('/')),
             Urls = "http://127.0.0.1:0", GrpcUrls = "http://127.0.0.1:0", AdminUrls = "http://127.0.0.1:0", AdminToken = token,
-            MaxConcurrent = Math.Max(64, concurrency * 2),
+            MaxConcurrent = Math.Max(64, concurrency * 2), Metrics = metrics,
         });
         using var admin = new HttpClient { BaseAddress = new Uri(svc.AdminAddress!) };
         admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
@@ -79,7 +81,7 @@ internal static class ServeBench
         var grpc = new Ranking.RankingClient(channel);
         var protocols = protocol == "both" ? new[] { "http", "grpc" } : new[] { protocol };
         Console.WriteLine($"serve bench: HTTP {svc.Address}, gRPC {svc.GrpcAddress}, {n} items, {duration}s per protocol ({string.Join(" then ", protocols)}), " +
-                          $"concurrency {concurrency}, HTTP format {format}, history {historyLen}, a hot reload at half time of each");
+                          $"concurrency {concurrency}, HTTP format {format}, history {historyLen}, metrics {(metrics ? "on" : "off")}, a hot reload at half time of each");
         var phases = new List<Phase>();
         string next = b2;
         foreach (var p in protocols)
@@ -91,9 +93,10 @@ internal static class ServeBench
                               $"errors {ph.Errors}" + (ph.FirstError != null ? $" (first: {ph.FirstError})" : "") +
                               $"; hot reload {(ph.ReloadOk ? "accepted" : "REFUSED")} in {ph.ReloadMs} ms");
         }
-        Console.WriteLine($"  service counted {svc.Metrics.Count("recommend"):N0} HTTP requests ({svc.Metrics.Errors("recommend")} errors), " +
-                          $"{svc.Metrics.Count("grpc_recommend"):N0} gRPC calls ({svc.Metrics.Errors("grpc_recommend")} errors)");
-        var result = new Dictionary<string, object> { ["protocol"] = protocol, ["concurrency"] = concurrency, ["format"] = format, ["errors"] = phases.Sum(x => x.Errors) };
+        if (metrics)
+            Console.WriteLine($"  service counted {svc.Metrics.Count("recommend") - svc.Metrics.Count("recommend", RequestMetrics.Grpc):N0} HTTP requests ({svc.Metrics.Errors("recommend") - svc.Metrics.Errors("recommend", RequestMetrics.Grpc)} errors), " +
+                              $"{svc.Metrics.Count("recommend", RequestMetrics.Grpc):N0} gRPC calls ({svc.Metrics.Errors("recommend", RequestMetrics.Grpc)} errors)");
+        var result = new Dictionary<string, object> { ["protocol"] = protocol, ["concurrency"] = concurrency, ["format"] = format, ["metrics"] = metrics ? "on" : "off", ["errors"] = phases.Sum(x => x.Errors) };
         foreach (var ph in phases)
             result[ph.Protocol] = new
             {

@@ -71,22 +71,23 @@ public class CommandTreeTests
     [Theory]
     // every flag each verb took before System.CommandLine (README, scripts and tests use them)
     [InlineData("demo", "--out --model --epochs --users --items --threads")]
-    [InlineData("prepare", "--input --format --user-col --item-col --time-col --min-user --min-item --kcore-fixed-point --synthetic --users --items --seed --out")]
+    [InlineData("prepare", "--input --format --user-col --item-col --time-col --min-user --min-item --kcore-fixed-point --synthetic --users --items --seed --out "
+        + "--user-features --item-features --user-feature-columns --item-feature-columns --feature-delimiter --feature-header --feature-min-count")]
     [InlineData("train", "--data --out --preset --preset-file --resume --epochs --batch --lr --warmup --hidden --heads --layers --max-len --mask-prob "
         + "--max-predictions --mask-token-rate --dropout --attn-dropout --weight-decay --clip --seed --threads --eval-every --eval-every-steps --patience "
-        + "--val-users --checkpoint-every --window-stride --model --skip-test --engine --device --loss --negatives --negative-sampling --gbce-t --refit")]
+        + "--val-users --checkpoint-every --window-stride --model --skip-test --engine --device --loss --negatives --negative-sampling --gbce-t --refit --features")]
     [InlineData("evaluate", "--data --baseline --run --checkpoint --onnx --provider --split --keep-seen --seed --threads")]
     [InlineData("compare", "--data --models --budget --preset --preset-file --out --seed --resamples --threads --refit")]
     [InlineData("tune", "--data --out --preset --model --preset-file --budget --trials --seed --threads --resume")]
     [InlineData("export", "--checkpoint --run --vocab --out --full-catalog --triton --triton-name --triton-max-batch")]
-    [InlineData("index", "--bundle --factory --ef-search --nprobe --ef-construction")]
+    [InlineData("index", "--bundle --factory --ef-search --nprobe --refine-factor --ef-construction")]
     [InlineData("recommend", "--bundle --history -k --k --candidates --include-seen --rerank --provider --threads")]
     [InlineData("serve", "--bundle --model-root --version --poll --canary --canary-share --urls --grpc-urls --admin-urls --admin-token-file --max-history "
-        + "--max-k --max-candidates --max-batch --max-body-bytes --max-concurrent --request-timeout --drain-delay --grace --provider --threads --log --log-format --access-log")]
+        + "--max-k --max-candidates --max-batch --max-body-bytes --max-concurrent --request-timeout --drain-delay --grace --provider --threads --log --log-format --access-log --otlp-endpoint --otlp-protocol")]
     [InlineData("bench train", "--model --engine --device --batch --seq --items --hidden --layers --heads --steps --threads --mask --groups --loss --negatives --torch")]
     [InlineData("bench infer", "--items --seq --hidden --layers --heads --candidates --iterations --torch --provider")]
-    [InlineData("bench retrieval", "--sizes --dim --k --queries --factory --ef-construction --ef-search")]
-    [InlineData("bench serve", "--protocol --format --concurrency --duration --bundle --items --seq --history")]
+    [InlineData("bench retrieval", "--items --dim --k --queries --factory --ef-construction --ef-search --nprobe --refine-factor --train --clusters --spread")]
+    [InlineData("bench serve", "--protocol --format --concurrency --duration --bundle --items --seq --history --metrics")]
     public void Every_flag_the_verbs_had_is_still_there(string verb, string flags)
     {
         var names = Find(verb).Options.SelectMany(o => o.Aliases.Append(o.Name)).ToHashSet();
@@ -111,7 +112,7 @@ public class CommandTreeTests
     [InlineData("serve", "--bundle b --grace 10", "--grace: '10' needs a unit")]
     [InlineData("bench train", "--steps 0", "--steps: 0 is out of range [1, inf]")]
     [InlineData("bench train", "--loss softmax", "--loss: 'softmax' is not one of ce, sampled-ce, gbce")]
-    [InlineData("bench retrieval", "--sizes 100000,lots", "--sizes: 'lots' is not an integer >= 1000")]
+    [InlineData("bench retrieval", "--items 100000,lots", "--items: 'lots' is not an integer >= 1000")]
     [InlineData("bench serve", "--duration 601", "--duration: 601 is out of range [1, 600]")]
     public void Bad_values_are_refused_naming_the_flag_before_anything_runs(string verb, string args, string message)
     {

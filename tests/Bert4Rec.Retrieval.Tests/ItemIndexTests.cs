@@ -64,6 +64,7 @@ public class ItemIndexTests : IDisposable
     [Theory]
     [InlineData("HNSW32", 0.95)]
     [InlineData("IVF64,Flat", 0.90)]
+    [InlineData("IVF64,PQ11x4,RFlat", 0.90)]
     public void Approximate_indexes_stay_above_a_recall_floor_against_exact(string factory, double floor)
     {
         const int n = 20000, dim = 32, k = 50, nq = 50;
@@ -95,12 +96,7 @@ public class ItemIndexTests : IDisposable
         for (int q = 0; q < nq; q++)
         {
             hits += b[q].Select(x => x.Id).Intersect(a[q].Select(x => x.Id)).Count();
-            foreach (var nb in b[q])
-            {
-                double dot = 0;
-                for (int j = 0; j < dim; j++) dot += v[(nb.Id - 1) * dim + j] * queries[q * dim + j];
-                Assert.True(Math.Abs(dot - nb.Score) <= 1e-3 * Math.Max(1, Math.Abs(dot)), $"id {nb.Id}: score {nb.Score} vs dot {dot}");
-            }
+            AssertScoresAreDotProducts(v, dim, queries.AsSpan(q * dim, dim), b[q]);
         }
         double recall = hits / (nq * k);
         Assert.True(recall >= 0.9, $"HNSW32 recall@{k} = {recall:F3} for out-of-distribution queries");
@@ -122,51 +118,93 @@ public class ItemIndexTests : IDisposable
         Assert.Equal(want.Select(x => x.Id).Take(5), got.Select(x => x.Id).Take(5));
     }
 
-    [Fact]
-    public void Save_and_load_round_trip_gives_identical_results()
+    [Theory]
+    [InlineData("HNSW32")]
+    [InlineData("IVF32,PQ16x4,RFlat")]
+    [InlineData("Flat")]
+    public void Save_and_load_round_trip_gives_identical_results(string factory)
     {
-        const int n = 3000, dim = 65, k = 10;
+        const int n = 3000, dim = 63, k = 10;
         var (v, ids) = Clustered(n, dim, 6);
         string path = Path.Combine(_dir.FullName, "items.faiss");
         var (queries, _) = Clustered(5, dim, 7);
         Neighbor[][] before;
-        using (var index = ItemIndex.Build(v, ids, dim, "HNSW32"))
+        IndexFileDigest digest;
+        IndexDescription description;
+        using (var index = ItemIndex.Build(v, ids, dim, factory))
         {
             before = index.Search(queries, 5, k);
-            index.Save(path);
+            digest = index.Save(path);
+            description = index.Description;
         }
-        using var loaded = ItemIndex.Load(path, expectedDimension: dim);
+        Assert.Equal(new FileInfo(path).Length, digest.SizeBytes);
+        Assert.Equal(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(path))), digest.Sha256);
+        using var loaded = ItemIndex.Load(path, description, digest);
         Assert.Equal(n, loaded.Count);
-        Assert.Equal("HNSW32", loaded.Factory);
+        Assert.Equal(factory, loaded.Factory);
+        Assert.Equal(description, loaded.Description);
         var after = loaded.Search(queries, 5, k);
         for (int q = 0; q < 5; q++) Assert.Equal(before[q], after[q]);
         Assert.Empty(Directory.GetFiles(_dir.FullName, ".*tmp*"));
     }
 
     [Fact]
-    public void Corrupt_truncated_foreign_and_wrong_dimension_files_are_refused_clearly()
+    public void Tampered_truncated_foreign_old_format_and_misdescribed_files_are_refused_naming_the_file()
     {
         var (v, ids) = Clustered(100, 4, 8);
         string path = Path.Combine(_dir.FullName, "items.faiss");
-        using (var index = ItemIndex.Build(v, ids, 4, "Flat")) index.Save(path);
+        IndexDescription d;
+        IndexFileDigest digest;
+        using (var index = ItemIndex.Build(v, ids, 4, "Flat")) { digest = index.Save(path); d = index.Description; }
         byte[] good = File.ReadAllBytes(path);
+        IndexFileException Refused(IndexDescription desc, IndexFileDigest dg)
+        {
+            var e = Assert.Throws<IndexFileException>(() => ItemIndex.Load(path, desc, dg));
+            Assert.Contains(path, e.Message);
+            return e;
+        }
 
-        var e = Assert.Throws<IndexFileException>(() => ItemIndex.Load(path, expectedDimension: 65));
-        Assert.Contains("dimension is 4, expected 65", e.Message);
+        Assert.Contains("dimension 4", Refused(d with { Dimension = 65 }, digest).Message);
+        Assert.Contains("holds 100 vectors", Refused(d with { Count = 99 }, digest).Message);
 
         var bad = (byte[])good.Clone();
         bad[bad.Length / 2] ^= 0xFF;
         File.WriteAllBytes(path, bad);
-        Assert.Contains("checksum", Assert.Throws<IndexFileException>(() => ItemIndex.Load(path)).Message);
+        var tampered = Refused(d, digest);
+        Assert.Equal("SHA-256 does not match the manifest", tampered.Reason);
 
         File.WriteAllBytes(path, good.AsSpan(0, good.Length - 100).ToArray());
-        Assert.Throws<IndexFileException>(() => ItemIndex.Load(path));
+        Assert.Equal("size differs from the manifest", Refused(d, digest).Reason);
 
-        File.WriteAllText(path, "this is not an index at all");
-        Assert.Contains("not an item index", Assert.Throws<IndexFileException>(() => ItemIndex.Load(path)).Message);
+        // a short file whose digest matches (a manifest written for it) still fails in FAISS's reader, clearly
+        byte[] shortFile = good.AsSpan(0, good.Length / 2).ToArray();
+        File.WriteAllBytes(path, shortFile);
+        var e = Refused(d, DigestOf(shortFile));
+        Assert.Contains("FAISS could not read", e.Message);
 
-        Assert.Contains("not found", Assert.Throws<IndexFileException>(() => ItemIndex.Load(Path.Combine(_dir.FullName, "none"))).Message);
+        byte[] text = "this is not an index at all"u8.ToArray();
+        File.WriteAllBytes(path, text);
+        Assert.Contains("FAISS could not read", Refused(d, DigestOf(text)).Message);
+
+        byte[] old = [.. "B4RFAISS"u8, 2, 0, 0, 0, 4, 0, 0, 0];
+        File.WriteAllBytes(path, old);
+        Assert.Contains("bert4rec index", Refused(d, DigestOf(old)).Message);
+
+        Assert.Contains("not found", Assert.Throws<IndexFileException>(() => ItemIndex.Load(Path.Combine(_dir.FullName, "none"), d, digest)).Message);
     }
+
+    /// <summary>Each neighbour's score is the inner product of the query with its vector (ids are 1-based rows of v).</summary>
+    private static void AssertScoresAreDotProducts(float[] v, int dim, ReadOnlySpan<float> query, Neighbor[] found)
+    {
+        foreach (var nb in found)
+        {
+            double dot = 0;
+            for (int j = 0; j < dim; j++) dot += v[(nb.Id - 1) * dim + j] * query[j];
+            Assert.True(Math.Abs(dot - nb.Score) <= 1e-3 * Math.Max(1, Math.Abs(dot)), $"id {nb.Id}: score {nb.Score} vs dot {dot}");
+        }
+    }
+
+    private static IndexFileDigest DigestOf(byte[] bytes) => new(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(bytes)), bytes.Length);
 
     [Fact]
     public void Concurrent_searches_from_eight_threads_equal_serial_ones()
@@ -186,6 +224,39 @@ public class ItemIndexTests : IDisposable
             Assert.Equal(k, r.Length);
         });
         for (int q = 0; q < nq; q++) Assert.Equal(serial[q], parallel[q]);
+    }
+
+    [Fact]
+    public void Ivf_pq_with_refine_returns_exact_inner_products_and_per_query_settings_do_not_race()
+    {
+        // per-query nprobe and refine factor go to FAISS as SearchParametersIVF: concurrent calls at different settings
+        // must each equal the serial call at their own setting (with a shared field, one would see the other's nprobe)
+        const int n = 20000, dim = 32, k = 20, nq = 32;
+        var (v, ids) = Clustered(n, dim, 13);
+        using var index = ItemIndex.Build(v, ids, dim, "IVF128,PQ11x4,RFlat");
+        var (queries, _) = Clustered(nq, dim, 14);
+        var settings = new[] { new SearchParameters(Nprobe: 1, RefineFactor: 1), new SearchParameters(Nprobe: 64, RefineFactor: 8) };
+        var serial = settings.Select(p => Enumerable.Range(0, nq).Select(q => index.Search(queries.AsSpan(q * dim, dim), 1, k, p)[0]).ToArray()).ToArray();
+        Assert.NotEqual(serial[0].SelectMany(r => r.Select(x => x.Id)), serial[1].SelectMany(r => r.Select(x => x.Id)));
+        for (int s = 0; s < 2; s++)
+            for (int q = 0; q < nq; q++) AssertScoresAreDotProducts(v, dim, queries.AsSpan(q * dim, dim), serial[s][q]);
+        Parallel.For(0, nq * 2 * 4, new ParallelOptions { MaxDegreeOfParallelism = 8 }, i =>
+        {
+            int s = i % 2, q = i / 2 % nq;
+            var r = index.Search(queries.AsSpan(q * dim, dim), 1, k, settings[s])[0];
+            Assert.Equal(serial[s][q], r);
+        });
+    }
+
+    [Fact]
+    public void Auto_factory_is_exact_then_graph_then_ivf_pq_with_refine()
+    {
+        Assert.Equal("Flat", ItemIndex.DefaultFactory(50_000, 66));
+        Assert.Equal("HNSW32", ItemIndex.DefaultFactory(50_001, 66));
+        Assert.Equal("HNSW32", ItemIndex.DefaultFactory(2_000_000, 66));
+        Assert.Equal("IVF2048,PQ33,RFlat", ItemIndex.DefaultFactory(2_000_001, 66));
+        Assert.Equal("IVF4096,PQ33,RFlat", ItemIndex.DefaultFactory(10_000_000, 66));
+        Assert.Equal("IVF4096,PQ32,RFlat", ItemIndex.DefaultFactory(10_000_000, 64));
     }
 
     [Fact]

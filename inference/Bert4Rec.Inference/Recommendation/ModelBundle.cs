@@ -56,7 +56,9 @@ public sealed class ModelBundle : IDisposable
         if (vocab.Count != cfg.ItemCount)
             throw new BundleException(vocabFile.Name, "item count differs from the model's", $"{System.IO.Path.Combine(dir, vocabFile.Name)}: {vocab.Count} items, the model has {cfg.ItemCount}");
         byte[] modelBytes = BundleManifests.ReadVerified(dir, modelFile, maxModel);
-        BundleManifests.VerifyFiles(dir, new BundleManifest { Files = { m.Files.Where(f => f != vocabFile && f != modelFile) } }, MaxBytes);
+        var indexFile = BundleManifests.FileOfRole(m, BundleLayout.RoleIndex);
+        // the index is verified by its loader, which hashes the same open file FAISS then reads
+        BundleManifests.VerifyFiles(dir, new BundleManifest { Files = { m.Files.Where(f => f != vocabFile && f != modelFile && f != indexFile) } }, MaxBytes);
         string modelPath = System.IO.Path.Combine(dir, modelFile.Name);
         float[] w;
         int n, dim;
@@ -75,13 +77,7 @@ public sealed class ModelBundle : IDisposable
             Expect(session, modelFile.Name, ModelIo.CandidateIds, TensorElementType.Int64, [-1, -1], input: true);
             Expect(session, modelFile.Name, ModelIo.Scores, TensorElementType.Float, [-1, -1], input: false);
             Expect(session, modelFile.Name, ModelIo.UserVector, TensorElementType.Float, [-1, cfg.Hidden + 1], input: false);
-            var idx = BundleManifests.FileOfRole(m, BundleLayout.RoleIndex);
-            if (idx != null)
-            {
-                try { index = ItemIndex.Load(System.IO.Path.Combine(dir, idx.Name), expectedDimension: cfg.Hidden + 1); }
-                catch (IndexFileException e) { throw new BundleException(idx.Name, "not a valid index", e.Message, e); }
-                if (index.Count != cfg.ItemCount) throw new BundleException(idx.Name, "item count differs from the model's", $"{idx.Name}: index holds {index.Count} items, the model {cfg.ItemCount}");
-            }
+            if (indexFile != null) index = BundleIndexer.Open(dir, m, indexFile, cfg.Hidden + 1, cfg.ItemCount, maxIndex);
             else if (requireIndex) throw new BundleException(BundleLayout.Manifest, "no index in the bundle", $"{dir}: no index in the bundle (run `bert4rec index --bundle {dir}`)");
             Canary(session, cfg, modelFile.Name);
             string version = $"{m.CreatedAt}/{modelFile.Sha256[..Math.Min(12, modelFile.Sha256.Length)]}";

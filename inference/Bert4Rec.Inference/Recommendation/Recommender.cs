@@ -1,6 +1,8 @@
 // Two-stage recommendation over a bundle: history -> vocabulary -> user_vector (ONNX Runtime) -> FAISS top-K candidates
 // -> exact candidate scores (user_vector . [E, b_O], what the graph's `scores` output computes) -> seen items dropped -> top-k.
-// Rerank scores caller-supplied candidates through the graph's `scores` output.
+// Rerank scores caller-supplied candidates through the graph's `scores` output. Each stage is a trace span (ActivitySource
+// "Bert4Rec.Inference": vocabulary, model_run, faiss_search, scoring), free when nothing listens.
+using System.Diagnostics;
 using Bert4Rec.Contracts;
 using Bert4Rec.Inference.OnnxRuntime;
 using Bert4Rec.Retrieval;
@@ -20,6 +22,9 @@ public sealed record RecommendQuery(IReadOnlyList<string> History, int K, int Ca
 public sealed class Recommender(ModelBundle bundle)
 {
     public ModelBundle Bundle => bundle;
+
+    /// <summary>The stages' trace source; a span exists only while a listener (e.g. an OpenTelemetry tracer) samples it.</summary>
+    public static readonly ActivitySource Tracing = new("Bert4Rec.Inference");
 
     private (List<int> Known, List<string> Unknown) Map(IReadOnlyList<string> history)
     {
@@ -66,8 +71,11 @@ public sealed class Recommender(ModelBundle bundle)
         foreach (var q in queries)
             if (q.K < 1) throw new ArgumentOutOfRangeException(nameof(queries), q.K, "k must be >= 1");
         int B = queries.Count, dim = bundle.Config.Hidden + 1;
-        var mapped = queries.Select(q => Map(q.History)).ToArray();
-        var user = UserVectors(mapped.Select(m => (IReadOnlyList<int>)m.Known).ToArray());
+        (List<int> Known, List<string> Unknown)[] mapped;
+        using (Tracing.StartActivity("vocabulary")?.SetTag("bert4rec.queries", B)) mapped = queries.Select(q => Map(q.History)).ToArray();
+        float[] user;
+        using (Tracing.StartActivity("model_run")?.SetTag("bert4rec.batch", B).SetTag("bert4rec.execution_provider", bundle.Session.ActiveProvider))
+            user = UserVectors(mapped.Select(m => (IReadOnlyList<int>)m.Known).ToArray());
         var results = new RecommendationResult[B];
         var w = bundle.ItemVectors;
         // queries asking for the same K share one search call (a different K could change an approximate index's answers)
@@ -78,7 +86,10 @@ public sealed class Recommender(ModelBundle bundle)
             var qv = new float[rows.Length * dim];
             for (int j = 0; j < rows.Length; j++) user.AsSpan(rows[j] * dim, dim).CopyTo(qv.AsSpan(j * dim, dim));
             var exclude = rows.Select(b => queries[b].IncludeSeen ? (IReadOnlyCollection<long>)Array.Empty<long>() : mapped[b].Known.Select(i => (long)i).ToHashSet()).ToArray();
-            var found = index.Search(qv, rows.Length, K, search, exclude.Any(e => e.Count > 0) ? exclude : null);
+            Neighbor[][] found;
+            using (Tracing.StartActivity("faiss_search")?.SetTag("bert4rec.queries", rows.Length).SetTag("bert4rec.candidates", K).SetTag("bert4rec.index", index.Factory))
+                found = index.Search(qv, rows.Length, K, search, exclude.Any(e => e.Count > 0) ? exclude : null);
+            using var scoring = Tracing.StartActivity("scoring")?.SetTag("bert4rec.queries", rows.Length);
             for (int j = 0; j < rows.Length; j++)
             {
                 int b = rows[j];
@@ -103,15 +114,22 @@ public sealed class Recommender(ModelBundle bundle)
     /// </summary>
     public RecommendationResult Rerank(IReadOnlyList<string> history, IReadOnlyList<string> candidates, int k = 0)
     {
-        var (known, unknown) = Map(history);
-        var (allCands, unknownCands) = Map(candidates.Distinct(StringComparer.Ordinal).ToList());
+        List<int> known, allCands;
+        List<string> unknown, unknownCands;
+        using (Tracing.StartActivity("vocabulary")?.SetTag("bert4rec.candidates", candidates.Count))
+        {
+            (known, unknown) = Map(history);
+            (allCands, unknownCands) = Map(candidates.Distinct(StringComparer.Ordinal).ToList());
+        }
         var cands = allCands.Distinct().ToList();
         if (cands.Count == 0) return new RecommendationResult([], unknown) { UnknownCandidateIds = unknownCands };
         var cfg = bundle.Config;
         var row = ModelInput.Row(known, cfg);
         var scores = new float[cands.Count];
-        bundle.Session.Run(new[] { NamedTensor.Int64(ModelIo.ItemIds, row, 1, cfg.MaxLength), NamedTensor.Int64(ModelIo.CandidateIds, cands.Select(c => (long)c).ToArray(), 1, cands.Count) },
+        using (Tracing.StartActivity("model_run")?.SetTag("bert4rec.candidates", cands.Count).SetTag("bert4rec.execution_provider", bundle.Session.ActiveProvider))
+            bundle.Session.Run(new[] { NamedTensor.Int64(ModelIo.ItemIds, row, 1, cfg.MaxLength), NamedTensor.Int64(ModelIo.CandidateIds, cands.Select(c => (long)c).ToArray(), 1, cands.Count) },
                            new[] { NamedTensor.Float(ModelIo.Scores, scores, 1, cands.Count), NamedTensor.Float(ModelIo.UserVector, new float[cfg.Hidden + 1], 1, cfg.Hidden + 1) });
+        using var ranking = Tracing.StartActivity("ranking");
         var ranked = cands.Select((c, i) => new ScoredItem(bundle.Vocabulary.RawId(c), scores[i]))
             .OrderByDescending(x => x.Score).ThenBy(x => x.ItemId, StringComparer.Ordinal);
         return new RecommendationResult((k > 0 ? ranked.Take(k) : ranked).ToList(), unknown) { UnknownCandidateIds = unknownCands };

@@ -31,7 +31,7 @@ internal static unsafe partial class NativeMethods
     internal static partial int IndexTrain(FaissIndexHandle index, long n, float* x);    // b4r_index*, int64_t, const float*
 
     [LibraryImport(Library, EntryPoint = "b4r_index_add")]
-    internal static partial int IndexAdd(FaissIndexHandle index, long n, float* x);      // b4r_index*, int64_t, const float*
+    internal static partial int IndexAdd(FaissIndexHandle index, long n, float* x, long* ids); // b4r_index*, int64_t, const float*, const int64_t*
 
     [LibraryImport(Library, EntryPoint = "b4r_index_search")]
     internal static partial int IndexSearch(FaissIndexHandle index,                      // const b4r_index*
@@ -40,11 +40,12 @@ internal static unsafe partial class NativeMethods
                                             long k,                                      // int64_t
                                             int efSearch,                                // int
                                             int nprobe,                                  // int
+                                            float kFactor,                               // float
                                             float* distances,                            // float* (n*k)
-                                            long* labels);                               // int64_t* (n*k)
+                                            long* labels);                               // int64_t* (n*k), the caller's ids
 
     [LibraryImport(Library, EntryPoint = "b4r_index_set_defaults")]
-    internal static partial int IndexSetDefaults(FaissIndexHandle index, int efSearch, int nprobe); // b4r_index*, int, int
+    internal static partial int IndexSetDefaults(FaissIndexHandle index, int efSearch, int nprobe, float kFactor); // b4r_index*, int, int, float
 
     [LibraryImport(Library, EntryPoint = "b4r_index_ntotal")]
     internal static partial int IndexNTotal(FaissIndexHandle index, out long n);         // const b4r_index*, int64_t*
@@ -55,14 +56,15 @@ internal static unsafe partial class NativeMethods
     [LibraryImport(Library, EntryPoint = "b4r_index_metric")]
     internal static partial int IndexMetric(FaissIndexHandle index, out int metric);     // const b4r_index*, int*
 
-    [LibraryImport(Library, EntryPoint = "b4r_index_serialize")]
-    internal static partial int IndexSerialize(FaissIndexHandle index, out IntPtr data, out nuint size); // uint8_t**, size_t*
+    [LibraryImport(Library, EntryPoint = "b4r_index_write")]
+    internal static partial int IndexWrite(FaissIndexHandle index,                       // const b4r_index*
+                                           delegate* unmanaged<IntPtr, byte*, nuint, nuint> write, // b4r_write_fn
+                                           IntPtr context);                              // void*
 
-    [LibraryImport(Library, EntryPoint = "b4r_buffer_free")]
-    internal static partial void BufferFree(IntPtr data);                                // uint8_t*
-
-    [LibraryImport(Library, EntryPoint = "b4r_index_deserialize")]
-    internal static partial int IndexDeserialize(byte* data, nuint size, out IntPtr index); // const uint8_t*, size_t, b4r_index**
+    [LibraryImport(Library, EntryPoint = "b4r_index_read")]
+    internal static partial int IndexRead(delegate* unmanaged<IntPtr, byte*, nuint, nuint> read, // b4r_read_fn
+                                          IntPtr context,                                // void*
+                                          out IntPtr index);                             // b4r_index**
 
     [LibraryImport(Library, EntryPoint = "b4r_index_free")]
     internal static partial void IndexFree(IntPtr index);                                // b4r_index*

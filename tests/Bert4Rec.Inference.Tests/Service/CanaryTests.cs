@@ -127,8 +127,8 @@ public sealed class CanaryTests(BundleFixture fx) : IClassFixture<BundleFixture>
         // per-arm counts in /metrics equal what the callers saw
         string metrics = await http.GetStringAsync("/metrics");
         long canaryAnswers = canary + arms.Take(40).Count(a => a.Value == "canary") + 2;     // + the field-wins call and the answer above
-        Assert.Equal(canaryAnswers, MetricValue(metrics, "bert4rec_arm_requests_total{endpoint=\"recommend\",arm=\"canary\",version=\"2\"}"));
-        Assert.Equal(users + 40 + 20 + 2 - canaryAnswers, MetricValue(metrics, "bert4rec_arm_requests_total{endpoint=\"recommend\",arm=\"primary\",version=\"1\"}"));
+        Assert.Equal(canaryAnswers, MetricValue(metrics, "bert4rec_arm_requests_total{endpoint=\"recommend\",protocol=\"http-json\",arm=\"canary\",version=\"2\"}"));
+        Assert.Equal(users + 40 + 20 + 2 - canaryAnswers, MetricValue(metrics, "bert4rec_arm_requests_total{endpoint=\"recommend\",protocol=\"http-json\",arm=\"primary\",version=\"1\"}"));
     }
 
     [Fact]
@@ -179,9 +179,9 @@ public sealed class CanaryTests(BundleFixture fx) : IClassFixture<BundleFixture>
         }
         string metrics = await http.GetStringAsync("/metrics");
         Assert.Equal(keys.Count(k => Expected(k) == "canary"),
-            MetricValue(metrics, "bert4rec_arm_requests_total{endpoint=\"recommend_batch\",arm=\"canary\",version=\"2\"}"));
-        Assert.Equal(20, MetricValue(metrics, "bert4rec_arm_requests_total{endpoint=\"grpc_recommend\",arm=\"canary\",version=\"2\"}")
-            + MetricValue(metrics, "bert4rec_arm_requests_total{endpoint=\"grpc_recommend\",arm=\"primary\",version=\"1\"}") - 1);
+            MetricValue(metrics, "bert4rec_arm_requests_total{endpoint=\"recommend_batch\",protocol=\"http-json\",arm=\"canary\",version=\"2\"}"));
+        Assert.Equal(20, MetricValue(metrics, "bert4rec_arm_requests_total{endpoint=\"recommend\",protocol=\"grpc\",arm=\"canary\",version=\"2\"}")
+            + MetricValue(metrics, "bert4rec_arm_requests_total{endpoint=\"recommend\",protocol=\"grpc\",arm=\"primary\",version=\"1\"}") - 1);
 
         // a user key over the limit names its field or header
         var longKey = new string('x', BundleHolder.MaxUserKeyLength + 1);
@@ -282,6 +282,6 @@ public sealed class CanaryTests(BundleFixture fx) : IClassFixture<BundleFixture>
         await Task.Delay(400);
         Assert.Equal("1", svc.Holder.CurrentName);
         Assert.Equal("2", svc.Holder.CanaryName);
-        Assert.Equal(0, Interlocked.Read(ref svc.Metrics.Reloads));
+        Assert.Equal(0, svc.Metrics.Reloads);
     }
 }

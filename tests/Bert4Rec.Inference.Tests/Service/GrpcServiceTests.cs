@@ -81,7 +81,7 @@ public class GrpcServiceTests(BundleFixture fx) : IClassFixture<BundleFixture>
 
         var health = await new Health.HealthClient(channel).CheckAsync(new HealthCheckRequest());
         Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, health.Status);
-        Assert.Contains("bert4rec_requests_total{endpoint=\"grpc_recommend\"} 1", await http.GetStringAsync("/metrics"));
+        Assert.Contains("bert4rec_requests_total{endpoint=\"recommend\",protocol=\"grpc\",status=\"200\",arm=\"primary\"} 1\n", await http.GetStringAsync("/metrics"));
     }
 
     [Fact]
@@ -119,9 +119,11 @@ public class GrpcServiceTests(BundleFixture fx) : IClassFixture<BundleFixture>
         var tooBig = await Assert.ThrowsAsync<RpcException>(async () => await client.RecommendAsync(huge));
         Assert.Equal(StatusCode.ResourceExhausted, tooBig.StatusCode);
         Assert.Equal(5, (await client.RecommendAsync(Req(5, "item1"))).Items.Count);
-        Assert.Equal(4, svc.Metrics.Errors("grpc_recommend"));
-        Assert.Equal(2, svc.Metrics.Errors("grpc_recommend_batch"));
-        Assert.Equal(2, svc.Metrics.Errors("grpc_rerank"));
+        // counted as 4xx (the caller's fault), not 5xx; the message over the size limit never reached the service
+        Assert.Equal(4, svc.Metrics.Errors("recommend", RequestMetrics.Grpc, 4));
+        Assert.Equal(2, svc.Metrics.Errors("recommend_batch", RequestMetrics.Grpc, 4));
+        Assert.Equal(2, svc.Metrics.Errors("rerank", RequestMetrics.Grpc, 4));
+        Assert.Equal(0, svc.Metrics.Errors("recommend", RequestMetrics.Grpc, 5));
     }
 
     [Fact]

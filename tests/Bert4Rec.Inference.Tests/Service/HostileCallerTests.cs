@@ -307,7 +307,7 @@ public sealed partial class HostileCallerTests(BundleFixture fx, Xunit.Abstracti
                     Assert.True(s == 200 || s == 400, $"{path} {(proto ? "protobuf" : "JSON")} mode {mode}: {s} {text}");
                     Assert.DoesNotContain("Exception", text);
                 }
-        Assert.DoesNotContain("status=\"500\"", svc.Metrics.Prometheus());
+        Assert.DoesNotContain("status=\"500\"", await svc.Metrics.ScrapeAsync());
         Assert.Equal(HttpStatusCode.OK, (await http.PostAsync("/v1/recommend", Json(new RecommendRequest { K = 3, Candidates = 10, History = { "item1" } }))).StatusCode);
         Assert.Equal(360, requests);
     }

@@ -39,16 +39,16 @@ public sealed class BundleFixture : IDisposable
 
 public class ServiceTests(BundleFixture fx) : IClassFixture<BundleFixture>
 {
-    private static StringContent Json(IMessage m) => new(JsonFormatter.Default.Format(m), Encoding.UTF8, "application/json");
+    internal static StringContent Json(IMessage m) => new(JsonFormatter.Default.Format(m), Encoding.UTF8, "application/json");
 
-    private static ByteArrayContent Proto(IMessage m)
+    internal static ByteArrayContent Proto(IMessage m)
     {
         var c = new ByteArrayContent(m.ToByteArray());
         c.Headers.ContentType = new MediaTypeHeaderValue(ServiceHost.Protobuf);
         return c;
     }
 
-    private static RecommendRequest Req(int k, params string[] history)
+    internal static RecommendRequest Req(int k, params string[] history)
     {
         var r = new RecommendRequest { K = k };
         r.History.AddRange(history);
@@ -94,7 +94,9 @@ public class ServiceTests(BundleFixture fx) : IClassFixture<BundleFixture>
         Assert.Equal("Flat", info.IndexFactory);
         Assert.Equal("ok\n", await http.GetStringAsync("/healthz"));
         Assert.Equal("ready\n", await http.GetStringAsync("/readyz"));
-        Assert.Contains("bert4rec_requests_total{endpoint=\"recommend\"} 2", await http.GetStringAsync("/metrics"));
+        string scrape = await http.GetStringAsync("/metrics");
+        Assert.Contains("bert4rec_requests_total{endpoint=\"recommend\",protocol=\"http-json\",status=\"200\",arm=\"primary\"} 1\n", scrape);
+        Assert.Contains("bert4rec_requests_total{endpoint=\"recommend\",protocol=\"http-protobuf\",status=\"200\",arm=\"primary\"} 1\n", scrape);
     }
 
     [Theory]

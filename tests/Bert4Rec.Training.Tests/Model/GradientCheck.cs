@@ -11,19 +11,27 @@ internal static class GradientCheck
                                                      SampledObjective? sampled = null)
     {
         m.TrainStep(ids, labels, batch, 0, sampled);
-        var analytic = (float[])m.Gradients.Clone();
+        return AgainstCentralDifferences(m.Layout, m.Parameters, m.Gradients, () => m.EvalLoss(ids, labels, batch, sampled), eps, tolerance);
+    }
+
+    /// <summary>The check for any model: <paramref name="gradients"/> (filled by the caller's training step) against central
+    /// differences of <paramref name="evalLoss"/> over every entry of <paramref name="parameters"/>.</summary>
+    public static float[] AgainstCentralDifferences(Bert4Rec.Contracts.ParameterLayout layout, float[] parameters, float[] gradients, Func<double> evalLoss,
+                                                     float eps, double tolerance = 0.05)
+    {
+        var analytic = (float[])gradients.Clone();
         int count = 0, bad = 0;
         var report = new List<string>();
-        foreach (var t in m.Layout.Tensors)
+        foreach (var t in layout.Tensors)
             for (int k = 0; k < t.Size; k++)
             {
                 int i = (int)t.Offset + k;
-                float keep = m.Parameters[i];
-                m.Parameters[i] = keep + eps;
-                double lp = m.EvalLoss(ids, labels, batch, sampled);
-                m.Parameters[i] = keep - eps;
-                double lm = m.EvalLoss(ids, labels, batch, sampled);
-                m.Parameters[i] = keep;
+                float keep = parameters[i];
+                parameters[i] = keep + eps;
+                double lp = evalLoss();
+                parameters[i] = keep - eps;
+                double lm = evalLoss();
+                parameters[i] = keep;
                 double num = (lp - lm) / (2 * eps);
                 double err = Math.Abs(num - analytic[i]) / Math.Max(Math.Abs(num) + Math.Abs(analytic[i]), 1e-2);
                 count++;

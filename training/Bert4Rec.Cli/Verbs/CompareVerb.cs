@@ -13,7 +13,7 @@ internal sealed class CompareVerb : IVerb
     public Command Build()
     {
         var dataOpt = Flags.Required("--data", "a prepared dataset", "DIR");
-        var modelsOpt = Flags.String("--models", "comma-separated: pop, markov, bert4rec, sasrec, gru4rec", "pop,markov,bert4rec,sasrec,gru4rec", "LIST");
+        var modelsOpt = Flags.String("--models", "comma-separated: pop, markov, bert4rec, sasrec, gru4rec, neumf (default: the first five)", "pop,markov,bert4rec,sasrec,gru4rec", "LIST");
         var budgetOpt = Flags.Duration("--budget", "wall-clock training budget per trained model (default: none)");
         var presetOpt = Flags.String("--preset", "preset for every trained model (default: beauty for short sequences, ml-1m for long ones)", helpName: "NAME");
         presetOpt.CompletionSources.Add(TrainingConfig.PresetNames);
@@ -22,15 +22,15 @@ internal sealed class CompareVerb : IVerb
         var seedOpt = Flags.Int("--seed", "trainings, pop100 negatives and bootstrap", 42);
         var resamplesOpt = Flags.Int("--resamples", "bootstrap and sign-flip resamples", 10_000, 1, 10_000_000);
         var threadsOpt = Flags.Int("--threads", "compute threads (0 = one per core)", 0, 0, 256);
-        var refitOpt = Flags.Choice<bool?>("--refit", "test every model after a refit on the validation items too (trained models for their best "
-            + "validation's step count; baselines count them); default: each preset's own setting", null, ("on", true), ("off", false));
+        var refitOpt = Flags.OnOff("--refit", "test every model after a refit on the validation items too (trained models for their best "
+            + "validation's step count; baselines count them); default: each preset's own setting");
         var c = new Command("compare", """
             train several models within a budget and compare them on the same test users, with significance
             prints one table (full and pop100), each model against the best other one (paired NDCG@10 difference, 95 % CI,
             p-value), and a RESULT line
             """) { dataOpt, modelsOpt, budgetOpt, presetOpt, filesOpt, outOpt, seedOpt, resamplesOpt, threadsOpt, refitOpt };
         c.SetAction(a => Run(a.GetValue(dataOpt)!, Split(a.GetValue(modelsOpt)), a.GetValue(budgetOpt), a.GetValue(presetOpt), Split(a.GetValue(filesOpt)),
-            a.GetValue(outOpt)!, a.GetValue(seedOpt), a.GetValue(resamplesOpt), a.GetValue(threadsOpt), a.GetValue(refitOpt)));
+            a.GetValue(outOpt)!, a.GetValue(seedOpt), a.GetValue(resamplesOpt), a.GetValue(threadsOpt), a.IsOn(refitOpt)));
         return c;
     }
 

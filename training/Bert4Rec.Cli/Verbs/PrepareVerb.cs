@@ -3,6 +3,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using Bert4Rec.Contracts;
 using Bert4Rec.Training.Data;
+using Bert4Rec.Training.Features;
 
 namespace Bert4Rec.Cli;
 
@@ -23,11 +24,38 @@ internal sealed class PrepareVerb : IVerb
         var items = Flags.Int("--items", "--synthetic: items", 500, 20);
         var seed = Flags.Int("--seed", "--synthetic: generator seed", 42);
         var outDir = Flags.Required("--out", "output folder (written to a temporary folder, then renamed)", "DIR");
+        var userFeatures = Flags.String("--user-features", "per-user feature file (delimited), stored with the dataset", helpName: "FILE");
+        var itemFeatures = Flags.String("--item-features", "per-item feature file (delimited), stored with the dataset", helpName: "FILE");
+        const string columnsHelp = "id=COL,NAME=cat:COL,NAME=num:COL[:BUCKETS],NAME=flags:FIRST-LAST,NAME=multi:COL:SEP (columns from 1); "
+            + "default with --format ml100k: MovieLens 100K's ";
+        var userColumns = Flags.String("--user-feature-columns", columnsHelp + "u.user", helpName: "SPEC");
+        var itemColumns = Flags.String("--item-feature-columns", columnsHelp + "u.item", helpName: "SPEC");
+        var delimiterOpt = Flags.String("--feature-delimiter", "the feature files' field separator", "|", "C");
+        var headerOpt = Flags.Flag("--feature-header", "the feature files' first line names the columns");
+        var minCountOpt = Flags.Int("--feature-min-count", "rarer feature values share the out-of-vocabulary bucket", 2, 1);
         var c = new Command("prepare", "read interaction logs, filter, split and save a prepared dataset")
-            { input, format, userCol, itemCol, timeCol, minUser, minItem, fixedPoint, synthetic, users, items, seed, outDir };
+        {
+            input, format, userCol, itemCol, timeCol, minUser, minItem, fixedPoint, synthetic, users, items, seed, outDir,
+            userFeatures, itemFeatures, userColumns, itemColumns, delimiterOpt, headerOpt, minCountOpt,
+        };
         c.SetAction(r =>
         {
             var clock = Stopwatch.StartNew();
+            char delimiter = FeatureFileSpec.ParseDelimiter(r.GetValue(delimiterOpt)!);
+            bool header = r.GetValue(headerOpt);
+            int minCount = r.GetValue(minCountOpt);
+            bool ml100k = r.Given(format) && InteractionLog.ParseFormat(r.GetValue(format)!) == LogFormat.Ml100k;
+            FeatureFileSpec? Spec(string? file, string? columns, string flag, FeatureFileSpec ml100kDefault)
+            {
+                if (file == null)
+                    return columns == null ? null : throw new UsageException($"--{flag} goes with --{flag.Replace("-columns", "s")} FILE");
+                if (columns != null) return FeatureFileSpec.Parse(columns, delimiter, "--" + flag, header, minCount);
+                if (!ml100k) throw new UsageException($"--{flag}: give the columns of {file} (only --format ml100k has defaults)");
+                return ml100kDefault with { Delimiter = delimiter, Header = header, MinCount = minCount };
+            }
+            string? userFile = r.GetValue(userFeatures), itemFile = r.GetValue(itemFeatures);
+            var userSpec = Spec(userFile, r.GetValue(userColumns), "user-feature-columns", FeatureFileSpec.Ml100kUsers);
+            var itemSpec = Spec(itemFile, r.GetValue(itemColumns), "item-feature-columns", FeatureFileSpec.Ml100kItems);
             SequenceDataset data;
             if (r.GetValue(synthetic))
             {
@@ -49,6 +77,7 @@ internal sealed class PrepareVerb : IVerb
                 Console.WriteLine($"read {log.Count:N0} interactions from {path} in {clock.Elapsed.TotalSeconds:F2}s");
                 data = log.ToDataset(r.GetValue(minUser), r.GetValue(minItem), r.GetValue(fixedPoint));
             }
+            data = FeatureReader.Attach(data, userFile, userSpec, itemFile, itemSpec, Console.WriteLine);
             string dir = r.GetValue(outDir)!;
             data.Save(dir);
             Console.WriteLine($"dataset: {data.Statistics}");

@@ -23,7 +23,7 @@ internal sealed class TrainVerb : IVerb
         var hyper = new TrainingFlags();
         var engineFlags = new EngineChoice.Options();
         var c = new Command("train", """
-            train a sequential model (bert4rec, sasrec, gru4rec) on a prepared dataset
+            train a model (bert4rec, sasrec, gru4rec; neumf) on a prepared dataset
             both engines write the same run folder and checkpoints; a run may be resumed with either engine
             run folder: config.json, metrics.jsonl, loss.png, checkpoint.bin (full state, for --resume), best.bin (best weights),
             vocab.txt, final.bin (the refit's weights, with --refit on), metrics.json (test split, full and pop100, of the weights
@@ -89,16 +89,21 @@ internal sealed class TrainVerb : IVerb
         if (refit)
             weights = Refit.Run(cfg, split, state.BestStep, null, Console.WriteLine, factory, Path.Combine(outDir, RunLayout.FinalWeights), vocabSha);
         secs = clock.Elapsed.TotalSeconds;
-        using var model = SequenceModels.Create(cfg.ToModelConfig(split.ItemCount), 256, cfg.Threads);
+        using var model = ModelComparison.OpenModel(cfg, split, 256);
         weights.CopyTo(model.Parameters, 0);
-        var (full, p100) = RunFolder.EvaluateTest(new ModelScorer(model), split);
+        var scorer = ModelComparison.Scorer(model);
+        var (full, p100) = RunFolder.EvaluateTest(scorer, split);
+        // the NCF paper's protocol beside the project's two (He et al. 2017: 100 uniformly drawn negatives)
+        var uniform = cfg.Kind == ModelKind.NeuMf ? Evaluator.Evaluate(scorer, split.Test, new EvaluationOptions { Protocol = EvaluationProtocol.Uniform100 }) : null;
         string title = refit ? $"test (refit weights, {state.BestStep:N0} steps on train + validation items)" : $"test (best weights, epoch {state.BestEpoch})";
-        if (Terminal.Interactive) Terminal.MetricsTable(title, [(full.Protocol, full, null), (p100.Protocol, p100, null)]);
+        if (Terminal.Interactive)
+            Terminal.MetricsTable(title, [(full.Protocol, full, null), (p100.Protocol, p100, null), .. uniform != null ? new[] { (uniform.Protocol, uniform, (double?)null) } : []]);
         else
         {
             Console.WriteLine(title + ":");
             Console.WriteLine($"  {full}");
             Console.WriteLine($"  {p100}");
+            if (uniform != null) Console.WriteLine($"  {uniform}");
         }
         var facts = new Dictionary<string, object>
         {
@@ -107,6 +112,7 @@ internal sealed class TrainVerb : IVerb
         };
         RunFolder.WriteTestMetrics(outDir, full, p100, facts);
         var result = new Dictionary<string, object>(facts) { ["full"] = full.ToDictionary(), ["pop100"] = p100.ToDictionary() };
+        if (uniform != null) result["uniform100"] = uniform.ToDictionary();
         Console.WriteLine("RESULT " + JsonSerializer.Serialize(result));
         return 0;
     }

@@ -5,6 +5,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Bert4Rec.Contracts;
+using Bert4Rec.Training.Features;
 
 namespace Bert4Rec.Training.Data;
 
@@ -28,12 +29,17 @@ public sealed class SequenceDataset
     private const uint Magic = 0x53523442; // "B4RS"
     private const int Version = 1;
     public const string DataFile = "sequences.bin", VocabFile = "vocab.txt", UsersFile = "users.txt", StatsFile = "stats.json";
+    public const string UserFeaturesFile = "user_features.json", ItemFeaturesFile = "item_features.json";
 
     public Vocabulary Items { get; }
     public IReadOnlyList<string> UserIds { get; }
     /// <summary>Per user, item indices 1..n in time order.</summary>
     public int[][] Sequences { get; }
     public DatasetStatistics Statistics { get; }
+    /// <summary>Per-user features (rows = user indices 0..U-1), or null.</summary>
+    public FeatureTable? UserFeatures { get; private init; }
+    /// <summary>Per-item features (rows = item indices 0..n, row 0 the pad item), or null.</summary>
+    public FeatureTable? ItemFeatures { get; private init; }
 
     public SequenceDataset(Vocabulary items, IReadOnlyList<string> userIds, int[][] sequences)
     {
@@ -43,6 +49,14 @@ public sealed class SequenceDataset
                 if (i < 1 || i > items.Count) throw new ArgumentException($"user {userIds[u]}: item index {i} outside 1..{items.Count}");
         Items = items; UserIds = userIds; Sequences = sequences;
         Statistics = DatasetStatistics.Of(sequences, items.Count);
+    }
+
+    /// <summary>The same dataset with these feature tables (null: none on that side).</summary>
+    public SequenceDataset WithFeatures(FeatureTable? users, FeatureTable? items)
+    {
+        if (users != null && users.Rows != Sequences.Length) throw new ArgumentException($"user features have {users.Rows} rows, the dataset {Sequences.Length} users");
+        if (items != null && items.Rows != Items.Count + 1) throw new ArgumentException($"item features have {items.Rows} rows, the dataset needs {Items.Count + 1} (pad row 0 and items)");
+        return new SequenceDataset(Items, UserIds, Sequences) { UserFeatures = users, ItemFeatures = items };
     }
 
     /// <summary>Item interaction counts (index = item, entry 0 unused), over the given sequences.</summary>
@@ -77,6 +91,8 @@ public sealed class SequenceDataset
             Items.Save(Path.Combine(tmp, VocabFile));
             File.WriteAllLines(Path.Combine(tmp, UsersFile), UserIds);
             File.WriteAllText(Path.Combine(tmp, StatsFile), JsonSerializer.Serialize(Statistics, new JsonSerializerOptions { WriteIndented = true }));
+            UserFeatures?.Save(Path.Combine(tmp, UserFeaturesFile), "user");
+            ItemFeatures?.Save(Path.Combine(tmp, ItemFeaturesFile), "item");
             AtomicFile.ReplaceDirectory(tmp, full);
         }
         catch
@@ -117,8 +133,14 @@ public sealed class SequenceDataset
         string usersPath = Path.Combine(dir, UsersFile);
         var userIds = File.Exists(usersPath) ? File.ReadAllLines(usersPath) : Enumerable.Range(1, users).Select(i => i.ToString()).ToArray();
         if (userIds.Length != users) throw new InvalidDataException($"{usersPath}: {userIds.Length} users, {data} says {users}");
-        try { return new SequenceDataset(vocab, userIds, seqs); }
+        SequenceDataset d;
+        try { d = new SequenceDataset(vocab, userIds, seqs); }
         catch (ArgumentException e) { throw new InvalidDataException($"{data}: {e.Message}"); }
+        string uf = Path.Combine(dir, UserFeaturesFile), itf = Path.Combine(dir, ItemFeaturesFile);
+        bool hasUsers = File.Exists(uf), hasItems = File.Exists(itf);
+        return hasUsers || hasItems
+            ? d.WithFeatures(hasUsers ? FeatureTable.Load(uf, "user", users) : null, hasItems ? FeatureTable.Load(itf, "item", items + 1) : null)
+            : d;
     }
 }
 
@@ -132,6 +154,9 @@ public sealed class LeaveOneOutSplit
     public required int[][] TrainSequences { get; init; }
     public required IReadOnlyList<EvaluationCase> Validation { get; init; }
     public required IReadOnlyList<EvaluationCase> Test { get; init; }
+    /// <summary>The dataset's feature tables (null: none on that side); users are the indices of <see cref="TrainSequences"/>.</summary>
+    public FeatureTable? UserFeatures { get; init; }
+    public FeatureTable? ItemFeatures { get; init; }
 }
 
 public static class LeaveOneOut
@@ -154,7 +179,10 @@ public static class LeaveOneOut
             val.Add(new EvaluationCase(u, s[..^2], s[^2]));
             test.Add(new EvaluationCase(u, s[..^1], s[^1]));
         }
-        return new LeaveOneOutSplit { ItemCount = d.Items.Count, TrainSequences = train, Validation = val, Test = test };
+        return new LeaveOneOutSplit
+        {
+            ItemCount = d.Items.Count, TrainSequences = train, Validation = val, Test = test, UserFeatures = d.UserFeatures, ItemFeatures = d.ItemFeatures,
+        };
     }
 
     /// <summary>
@@ -166,6 +194,9 @@ public static class LeaveOneOut
     {
         var train = (int[][])split.TrainSequences.Clone();
         foreach (var c in split.Test) train[c.User] = c.History;
-        return new LeaveOneOutSplit { ItemCount = split.ItemCount, TrainSequences = train, Validation = [], Test = split.Test };
+        return new LeaveOneOutSplit
+        {
+            ItemCount = split.ItemCount, TrainSequences = train, Validation = [], Test = split.Test, UserFeatures = split.UserFeatures, ItemFeatures = split.ItemFeatures,
+        };
     }
 }

@@ -13,9 +13,14 @@ public interface IItemScorer
     /// <summary>scores is (histories.Count, ItemCount + 1) row-major; column i is item i's score; column 0 is ignored.
     /// Called from one thread at a time; implementations may use threads inside.</summary>
     void Score(IReadOnlyList<int[]> histories, Span<float> scores);
+
+    /// <summary>The same for evaluation cases; a scorer that needs more than the history (the user, for NeuMF) reads it here.</summary>
+    void Score(IReadOnlyList<EvaluationCase> cases, Span<float> scores) => Score(cases.Select(c => c.History).ToList(), scores);
 }
 
-public enum EvaluationProtocol { Full, Pop100 }
+/// <summary>Full: every item. Pop100: 100 negatives sampled by popularity (BERT4Rec's protocol). Uniform100: 100 negatives
+/// sampled uniformly (the NCF paper's protocol, He et al. 2017); negatives never include an item of the user's history.</summary>
+public enum EvaluationProtocol { Full, Pop100, Uniform100 }
 
 public sealed record EvaluationOptions
 {
@@ -30,7 +35,12 @@ public sealed record EvaluationOptions
 
 public static class Evaluator
 {
-    public static string Label(EvaluationOptions o) => o.Protocol == EvaluationProtocol.Full ? (o.ExcludeSeen ? "full" : "full+seen") : $"pop{o.Negatives}";
+    public static string Label(EvaluationOptions o) => o.Protocol switch
+    {
+        EvaluationProtocol.Full => o.ExcludeSeen ? "full" : "full+seen",
+        EvaluationProtocol.Uniform100 => $"uniform{o.Negatives}",
+        _ => $"pop{o.Negatives}",
+    };
 
     public static RankingMetrics Evaluate(IItemScorer scorer, IReadOnlyList<EvaluationCase> cases, EvaluationOptions options) =>
         RankingMetrics.FromRanks(Label(options), Ranks(scorer, cases, options));
@@ -45,23 +55,28 @@ public static class Evaluator
             if (options.ItemPopularity == null || options.ItemPopularity.Length != n + 1)
                 throw new ArgumentException($"pop100 needs ItemPopularity with {n + 1} entries");
         }
-        double[]? cum = options.Protocol == EvaluationProtocol.Pop100 ? Cumulative(options.ItemPopularity!) : null;
+        double[]? cum = options.Protocol switch
+        {
+            EvaluationProtocol.Pop100 => Cumulative(options.ItemPopularity!),
+            EvaluationProtocol.Uniform100 => Cumulative(Enumerable.Repeat(1, n + 1).ToArray()),
+            _ => null,
+        };
         var ranks = new int[cases.Count];
         int bs = Math.Max(1, scorer.PreferredBatchSize);
         var scores = new float[bs * (n + 1)];
-        var histories = new List<int[]>(bs);
+        var batch = new List<EvaluationCase>(bs);
         for (int start = 0; start < cases.Count; start += bs)
         {
             int count = Math.Min(bs, cases.Count - start);
-            histories.Clear();
+            batch.Clear();
             for (int i = 0; i < count; i++)
             {
                 var c = cases[start + i];
                 if (c.Target < 1 || c.Target > n) throw new ArgumentException($"case of user {c.User}: target {c.Target} outside 1..{n}");
-                histories.Add(c.History);
+                batch.Add(c);
             }
             var span = scores.AsSpan(0, count * (n + 1));
-            scorer.Score(histories, span);
+            scorer.Score(batch, span);
             Parallel.For(0, count, i =>
             {
                 var c = cases[start + i];

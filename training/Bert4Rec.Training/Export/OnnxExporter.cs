@@ -24,9 +24,17 @@ public static class OnnxExporter
     /// item_ids [batch, N], k int64 [1] -> item_scores [batch, n] (logits of items 1..n), top_scores [batch, k],
     /// top_items int64 [batch, k] (item indices 1..n, best first).
     /// </summary>
+    /// <remarks>
+    /// NeuMF has its own graph (<see cref="NeuMfOnnx"/>: user_index, candidate_ids[, user_features] -> scores), which needs the
+    /// item feature table (<paramref name="itemFeatureSlots"/>) when the model has item fields.
+    /// </remarks>
     public static OnnxModel Build(ModelConfig cfg, float[] parameters, string producerVersion = "1.0", bool fullCatalog = false,
-                                  AttentionForm attention = AttentionForm.Standard)
+                                  AttentionForm attention = AttentionForm.Standard, int[]? itemFeatureSlots = null)
     {
+        if (cfg.Kind == ModelKind.NeuMf)
+            return fullCatalog || attention != AttentionForm.Standard
+                ? throw new NotSupportedException("neumf has one graph form: no full-catalog graph and no fused attention")
+                : NeuMfOnnx.Build(cfg, parameters, itemFeatureSlots, producerVersion);
         var layout = new ParameterLayout(cfg);
         if (parameters.Length != layout.TotalSize) throw new ArgumentException($"parameters has {parameters.Length} floats; the layout needs {layout.TotalSize}");
         foreach (var x in parameters) if (!float.IsFinite(x)) throw new ArgumentException("parameters contain NaN or infinity; refusing to export");
@@ -255,6 +263,6 @@ public static class OnnxExporter
 
     /// <summary>Writes model.onnx atomically.</summary>
     public static void Export(ModelConfig cfg, float[] parameters, string onnxPath, string producerVersion = "1.0", bool fullCatalog = false,
-                              AttentionForm attention = AttentionForm.Standard) =>
-        AtomicFile.WriteAllBytes(onnxPath, Build(cfg, parameters, producerVersion, fullCatalog, attention).ToByteArray());
+                              AttentionForm attention = AttentionForm.Standard, int[]? itemFeatureSlots = null) =>
+        AtomicFile.WriteAllBytes(onnxPath, Build(cfg, parameters, producerVersion, fullCatalog, attention, itemFeatureSlots).ToByteArray());
 }

@@ -6,17 +6,24 @@ using Bert4Rec.Contracts;
 
 namespace Bert4Rec.Training.Model;
 
-public interface ITrainableModel : IDisposable
+/// <summary>What the trainer's optimizer, clipping and checkpoints need of any model: the flat parameters and gradients.</summary>
+public interface IParameterModel : IDisposable
 {
     ModelConfig Config { get; }
     ParameterLayout Layout { get; }
     /// <summary>All parameters, laid out by <see cref="Layout"/>; the optimizer updates this array in place between steps.</summary>
     float[] Parameters { get; }
-    /// <summary>Gradients, same layout; overwritten by each <see cref="TrainStep"/>.</summary>
+    /// <summary>Gradients, same layout; overwritten by each training step.</summary>
     float[] Gradients { get; }
+    /// <summary>Rows (sequential models) or examples (pointwise models) one step or prediction takes at most.</summary>
     int MaxBatch { get; }
-    /// <summary>Fills <see cref="Parameters"/> with the family's initialisation (truncated normal 0.02, LayerNorm 1/0, biases 0).</summary>
+    /// <summary>Fills <see cref="Parameters"/> with the kind's initialisation.</summary>
     void InitializeParameters(ulong seed);
+}
+
+/// <summary>A sequential model: trained on item rows with labels, predicting from each row's last position.</summary>
+public interface ITrainableModel : IParameterModel
+{
     /// <summary>Train-mode forward, mean cross-entropy at positions with labels &gt; 0, backward into <see cref="Gradients"/>.</summary>
     float TrainStep(ReadOnlySpan<int> inputIds, ReadOnlySpan<int> labels, int batch, ulong dropoutSeed);
     /// <summary><see cref="TrainStep(ReadOnlySpan{int}, ReadOnlySpan{int}, int, ulong)"/> with the loss over a sampled set of items
@@ -24,6 +31,17 @@ public interface ITrainableModel : IDisposable
     float TrainStep(ReadOnlySpan<int> inputIds, ReadOnlySpan<int> labels, int batch, ulong dropoutSeed, SampledObjective? sampled);
     /// <summary>Eval-mode z (B,d) at each row's last position and, unless <paramref name="logits"/> is empty, logits (B,V).</summary>
     void PredictLast(ReadOnlySpan<int> inputIds, int batch, Span<float> z, Span<float> logits);
+}
+
+/// <summary>A pointwise model (NeuMF): trained on (user, item, label) examples with binary cross-entropy, scoring every item
+/// for known users.</summary>
+public interface IPointwiseModel : IParameterModel
+{
+    /// <summary>Forward over <paramref name="count"/> examples, mean binary cross-entropy of their logits against
+    /// <paramref name="labels"/> (0 or 1), backward into <see cref="IParameterModel.Gradients"/>; returns the loss.</summary>
+    float TrainStep(ReadOnlySpan<int> users, ReadOnlySpan<int> items, ReadOnlySpan<float> labels, int count);
+    /// <summary>Eval-mode logits of items 0..n for each user: <paramref name="scores"/> is (users, n+1); column 0 is unused.</summary>
+    void ScoreItems(ReadOnlySpan<int> users, Span<float> scores);
 }
 
 /// <summary>The native engine (<see cref="SequenceModel"/>) as an <see cref="ITrainableModel"/>; disposing it disposes the model.</summary>

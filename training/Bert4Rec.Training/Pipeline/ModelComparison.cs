@@ -11,7 +11,7 @@ namespace Bert4Rec.Training.Pipeline;
 
 public sealed record ComparisonOptions
 {
-    /// <summary>Baselines (pop, markov) and model kinds (bert4rec, sasrec, gru4rec), in the order of the table.</summary>
+    /// <summary>Baselines (pop, markov) and model kinds (bert4rec, sasrec, gru4rec, neumf), in the order of the table.</summary>
     public required IReadOnlyList<string> Models { get; init; }
     /// <summary>Wall-clock budget of each trained model (null: until early stopping or the preset's epochs).</summary>
     public TimeSpan? Budget { get; init; }
@@ -71,7 +71,7 @@ public static class ModelComparison
         foreach (var m in names.Where(m => m is not (Pop or Markov)))
         {
             var cfg = ConfigFor(ModelKinds.Parse(m), data.Statistics, o);
-            try { using var probe = SequenceModels.Create(cfg.ToModelConfig(n), 1, 1); }
+            try { using var probe = OpenModel(cfg, split, 1); }
             catch (NotSupportedException e) { throw new UsageException($"--models: {m}: {e.Message}"); }
             configs[m] = cfg;
         }
@@ -89,6 +89,7 @@ public static class ModelComparison
         var popularity = SequenceDataset.Popularity(split.TrainSequences, n);
         var full = new EvaluationOptions { Protocol = EvaluationProtocol.Full, Seed = o.Seed };
         var pop100 = new EvaluationOptions { Protocol = EvaluationProtocol.Pop100, Seed = o.Seed, ItemPopularity = popularity };
+        var uniform100 = new EvaluationOptions { Protocol = EvaluationProtocol.Uniform100, Seed = o.Seed };
         var models = new List<ComparedModel>();
         var perUser = new List<double[]>();
         foreach (var f in fitted)
@@ -106,6 +107,12 @@ public static class ModelComparison
                 Pop100 = RankingMetrics.FromRanks(Evaluator.Label(pop100), sampledRanks),
             };
             log($"test {model.Name}: {model.Full.Ndcg10:F4} full NDCG@10, {model.Pop100.Ndcg10:F4} pop100 NDCG@10 ({clock.Elapsed.TotalSeconds:F1}s)");
+            if (f.Result.Name == ModelKind.NeuMf.Name())
+            {
+                // the NCF paper's own protocol, for checking NeuMF against its paper (the report's table keeps the project's two)
+                using var scorer = f.OpenScorer();
+                log($"test {model.Name}: {Evaluator.Evaluate(scorer.Scorer, split.Test, uniform100)}");
+            }
             models.Add(model);
             perUser.Add(PairedBootstrap.Ndcg(fullRanks));
         }
@@ -191,9 +198,22 @@ public static class ModelComparison
         };
         return new Fitted(result, () =>
         {
-            var model = SequenceModels.Create(cfg.ToModelConfig(split.ItemCount), 256, cfg.Threads);
+            var model = OpenModel(cfg, split, 256);
             weights.CopyTo(model.Parameters, 0);
-            return new OpenedScorer(new ModelScorer(model), model);
+            return new OpenedScorer(Scorer(model), model);
         });
     }
+
+    /// <summary>An untrained model of a config's kind over the split (a pointwise model needs its users and features).</summary>
+    public static IParameterModel OpenModel(TrainingConfig cfg, LeaveOneOutSplit split, int maxBatch) => cfg.Kind.IsSequential()
+        ? new NativeModel(SequenceModels.Create(cfg.ToModelConfig(split.ItemCount), maxBatch, cfg.Threads))
+        : PointwiseModels.Create(PointwiseModels.Config(cfg, split), split, maxBatch, cfg.Threads);
+
+    /// <summary>The evaluation scorer of a model of any kind.</summary>
+    public static IItemScorer Scorer(IParameterModel model) => model switch
+    {
+        ITrainableModel m => new ModelScorer(m),
+        IPointwiseModel p => new PointwiseScorer(p),
+        _ => throw new ArgumentException($"no scorer for {model.GetType().Name}"),
+    };
 }

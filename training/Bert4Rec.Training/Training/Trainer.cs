@@ -94,7 +94,8 @@ public sealed class Trainer
     /// <summary>
     /// The samples of an epoch, shuffled. BERT4Rec: windows of N items (Cloze-masked when batched) plus one sample per user
     /// that masks only the last item. SASRec and GRU4Rec: windows of N + 1 items, each read as N inputs and the N next
-    /// items as targets (a user with one training item has nothing to predict and is skipped).
+    /// items as targets (a user with one training item has nothing to predict and is skipped). Pointwise models (NeuMF): each
+    /// training interaction.
     /// </summary>
     private List<Sample> EpochPlan(int epoch)
     {
@@ -105,6 +106,12 @@ public sealed class Trainer
         var seqs = _split.TrainSequences;
         for (int u = 0; u < seqs.Length; u++)
         {
+            if (!_cfg.Kind.IsSequential())
+            {
+                // pointwise models: every training interaction is a sample (a positive, negatives drawn when batched)
+                for (int t = 0; t < seqs[u].Length; t++) list.Add(new Sample(u, t, 1, false));
+                continue;
+            }
             int len = seqs[u].Length;
             if (len < (cloze ? 1 : 2)) continue;
             foreach (var (s, l) in ClozeMasker.Windows(len, span, stride)) list.Add(new Sample(u, s, l, false));
@@ -123,8 +130,13 @@ public sealed class Trainer
         var cfg = _cfg;
         int n = _split.ItemCount, N = cfg.MaxLength;
         if (n < 1) throw new InvalidDataException("the dataset has no items");
-        var mcfg = cfg.ToModelConfig(n);
-        using var model = (ModelFactory ?? NativeModel.Create)(mcfg, cfg.BatchSize, cfg.Threads);
+        bool pointwise = !cfg.Kind.IsSequential();
+        // a pointwise step takes each positive with its negatives
+        using IParameterModel model = pointwise
+            ? (IParameterModel)PointwiseModels.Create(PointwiseModels.Config(cfg, _split), _split, cfg.BatchSize * (1 + cfg.Negatives), cfg.Threads)
+            : (ModelFactory ?? NativeModel.Create)(cfg.ToModelConfig(n), cfg.BatchSize, cfg.Threads);
+        var sequential = model as ITrainableModel;
+        var examples = pointwise ? new PointwiseExamples(_split.TrainSequences, n, cfg.Negatives) : null;
         string lossName = cfg.ResolvedLoss(n);
         var opt = new AdamW(model.Layout, new AdamWSettings(WeightDecay: cfg.WeightDecay));
         TrainingState state;
@@ -155,7 +167,7 @@ public sealed class Trainer
         }
         if (_runDir != null) PrepareRunFolder(state.Epoch, resume != null);
         var validation = ValidationSubset();
-        var sampler = lossName == "ce" ? null
+        var sampler = lossName is "ce" or "bce" ? null
             : new NegativeSampler(n, cfg.Negatives, cfg.NegativeSampling == "popularity", lossName == "gbce" ? SampledLossKind.Gbce : SampledLossKind.SampledCe,
                                   cfg.GbceT, _split.TrainSequences);
         if (cfg.Loss == "auto") _log($"loss auto: {lossName} ({n:N0} items; sampled above {TrainingConfig.AutoSampledItems:N0})");
@@ -164,8 +176,12 @@ public sealed class Trainer
         // warmup never lasts longer than one epoch: 100 steps are 7 epochs of a 943-user dataset at batch 128, measured to
         // delay ML-100k's validation NDCG@10 by as many epochs for nothing
         int warmup = (int)Math.Min(cfg.WarmupSteps, stepsPerEpoch);
-        var ids = new int[cfg.BatchSize * N];
-        var labels = new int[cfg.BatchSize * N];
+        var ids = new int[pointwise ? 0 : cfg.BatchSize * N];
+        var labels = new int[pointwise ? 0 : cfg.BatchSize * N];
+        int perPositive = 1 + cfg.Negatives;
+        var pwUsers = new int[pointwise ? cfg.BatchSize * perPositive : 0];
+        var pwItems = new int[pwUsers.Length];
+        var pwLabels = new float[pwUsers.Length];
         var runClock = Stopwatch.StartNew();
         var lastProgress = Stopwatch.StartNew();
         long stepsThisRun = 0;
@@ -173,7 +189,8 @@ public sealed class Trainer
         // Validation on the (seeded subset of the) validation split, full ranking; keeps the best weights and counts patience.
         void Validate(int epoch)
         {
-            var val = Evaluator.Evaluate(new ModelScorer(model), validation, new EvaluationOptions { Protocol = EvaluationProtocol.Full });
+            IItemScorer scorer = sequential != null ? new ModelScorer(sequential) : new PointwiseScorer((IPointwiseModel)model);
+            var val = Evaluator.Evaluate(scorer, validation, new EvaluationOptions { Protocol = EvaluationProtocol.Full });
             state.LastValidation = val;
             Validations.Add(new ValidationPoint(runClock.Elapsed.TotalSeconds, epoch + 1, state.GlobalStep, val));
             if (val.Ndcg10 > state.BestMetric)
@@ -204,7 +221,13 @@ public sealed class Trainer
                 {
                     var s = plan[start + k];
                     var items = _split.TrainSequences[s.User].AsSpan(s.Start, s.Length);
-                    if (cfg.Kind == ModelKind.Bert4Rec)
+                    if (examples != null)
+                    {
+                        // negatives drawn from the sample's own seed, as the Cloze masks
+                        examples.Fill(s.User, s.Start, new Random(MaskSeed(cfg.Seed, epoch, start + k)), pwUsers, pwItems, pwLabels, k * perPositive);
+                        tokens++;
+                    }
+                    else if (cfg.Kind == ModelKind.Bert4Rec)
                     {
                         var rng = new Random(MaskSeed(cfg.Seed, epoch, start + k));
                         ClozeMasker.Mask(items, N, n, cfg.MaskProbability, cfg.MaxPredictions, cfg.MaskTokenRate, s.LastOnly, rng,
@@ -218,8 +241,10 @@ public sealed class Trainer
                     }
                 }
                 float lr = LearningRateSchedule.At(state.GlobalStep, warmup, totalSteps, cfg.LearningRate);
-                float loss = model.TrainStep(ids.AsSpan(0, count * N), labels.AsSpan(0, count * N), count, DropoutSeed(cfg.Seed, state.GlobalStep),
-                                             sampler?.Draw(NegativeSeed(cfg.Seed, state.GlobalStep)));
+                float loss = sequential != null
+                    ? sequential.TrainStep(ids.AsSpan(0, count * N), labels.AsSpan(0, count * N), count, DropoutSeed(cfg.Seed, state.GlobalStep),
+                                           sampler?.Draw(NegativeSeed(cfg.Seed, state.GlobalStep)))
+                    : ((IPointwiseModel)model).TrainStep(pwUsers, pwItems, pwLabels, count * perPositive);
                 if (!float.IsFinite(loss)) throw new InvalidOperationException($"loss became {loss} at epoch {epoch + 1}, step {state.GlobalStep}; lower --lr");
                 GradientClipping.ClipGlobalNorm(model.Gradients, cfg.ClipNorm);
                 opt.Update(model.Parameters, model.Gradients, lr);

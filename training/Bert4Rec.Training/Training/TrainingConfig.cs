@@ -52,18 +52,20 @@ public sealed record TrainingConfig
     public string NegativeSampling { get; init; } = "uniform";
     /// <summary>gBCE's calibration t in [0, 1] (0 = plain BCE, 1 = calibrated to the full softmax).</summary>
     public float GbceT { get; init; } = 0.75f;
+    /// <summary>Feature models (neumf): embed the dataset's user and item feature fields (when it has them).</summary>
+    public bool Features { get; init; } = true;
     /// <summary>After training, train once more from the start on every item before the test item (the validation items too)
     /// for the best validation's step count, and test and hand on those weights (final.bin). The validation split chose every
     /// hyperparameter and the length; the refit adds each user's most recent transition, which validation held out.</summary>
     public bool Refit { get; init; }
 
-    public static readonly string[] LossNames = ["ce", "sampled-ce", "gbce", "auto"];
+    public static readonly string[] LossNames = ["ce", "sampled-ce", "gbce", "bce", "auto"];
     public static readonly string[] SamplingNames = ["uniform", "popularity"];
     /// <summary>auto's rule: full CE up to this many items, sampled-ce above (see README, Training losses, for the measurement).</summary>
     public const int AutoSampledItems = 20_000;
 
     /// <summary>The loss a run over <paramref name="itemCount"/> items trains with (auto resolved).</summary>
-    public string ResolvedLoss(int itemCount) => Loss == "auto" ? (itemCount > AutoSampledItems ? "sampled-ce" : "ce") : Loss;
+    public string ResolvedLoss(int itemCount) => Loss != "auto" ? Loss : Kind == ModelKind.NeuMf ? "bce" : itemCount > AutoSampledItems ? "sampled-ce" : "ce";
 
     public ModelConfig ToModelConfig(int itemCount) => new()
     {
@@ -74,7 +76,7 @@ public sealed record TrainingConfig
     public void Validate()
     {
         void Check(bool ok, string flag, object v, string rule) { if (!ok) throw new UsageException($"--{flag}: {v} {rule}"); }
-        Check(ModelKinds.TryParse(Model, out _), "model", Model, "is not one of bert4rec, sasrec, gru4rec");
+        Check(ModelKinds.TryParse(Model, out _), "model", Model, $"is not one of {string.Join(", ", ModelKinds.All.Select(k => k.Name()))}");
         Check(Hidden >= 2, "hidden", Hidden, "must be >= 2");
         Check(Heads >= 1 && Hidden % Heads == 0, "heads", Heads, $"must divide --hidden {Hidden}");
         Check(Layers >= 1, "layers", Layers, "must be >= 1");
@@ -102,6 +104,9 @@ public sealed record TrainingConfig
         Check(Negatives >= 1, "negatives", Negatives, "must be >= 1");
         Check(SamplingNames.Contains(NegativeSampling), "negative-sampling", NegativeSampling, $"is not one of {string.Join(", ", SamplingNames)}");
         Check(GbceT is >= 0 and <= 1, "gbce-t", GbceT, "must be in [0, 1]");
+        Check(Kind == ModelKind.NeuMf ? Loss is "bce" or "auto" : Loss != "bce", "loss", Loss,
+              Kind == ModelKind.NeuMf ? "is not bce (neumf trains with binary cross-entropy over sampled negatives)" : "is for neumf only");
+        Check(Kind != ModelKind.NeuMf || Layers <= 8, "layers", Layers, "must be <= 8 for neumf (the tower doubles per layer)");
     }
 
     /// <summary>
@@ -157,15 +162,25 @@ public sealed record TrainingConfig
         C(a.ValidationUsers != b.ValidationUsers, "val-users"); C(a.CheckpointEvery != b.CheckpointEvery, "checkpoint-every");
         C(a.WindowStride != b.WindowStride, "window-stride"); C(a.Model != b.Model, "model");
         C(a.Loss != b.Loss, "loss"); C(a.Negatives != b.Negatives, "negatives"); C(a.NegativeSampling != b.NegativeSampling, "negative-sampling"); C(a.GbceT != b.GbceT, "gbce-t");
-        C(a.Refit != b.Refit, "refit");
+        C(a.Refit != b.Refit, "refit"); C(a.Features != b.Features, "features");
         return changed;
     }
 
+    /// <summary>NeuMF, every data shape: the paper's setting (3 MLP layers, 4 uniform negatives per positive, lr 1e-3, batch 256
+    /// positives) with 16 predictive factors, validated every epoch; the synthetic preset is short.</summary>
+    private static TrainingConfig NeuMfPreset(string shape) => new()
+    {
+        Model = ModelKind.NeuMf.Name(), Preset = shape, Hidden = 16, Heads = 1, Layers = 3, HiddenDropout = 0f, AttentionDropout = 0f,
+        BatchSize = 256, LearningRate = 1e-3f, WarmupSteps = 0, WeightDecay = 0f, Negatives = 4, Loss = "bce",
+        Epochs = shape == "synthetic" ? 10 : 50, Patience = shape == "synthetic" ? 3 : 5,
+    };
+
     public static TrainingConfig FromPreset(string name, string model = "bert4rec")
     {
-        if (!ModelKinds.TryParse(model, out var kind)) throw new UsageException($"--model: '{model}' is not one of bert4rec, sasrec, gru4rec");
+        if (!ModelKinds.TryParse(model, out var kind)) throw new UsageException($"--model: '{model}' is not one of {string.Join(", ", ModelKinds.All.Select(k => k.Name()))}");
         string shape = name.ToLowerInvariant();
         if (!PresetNames.Contains(shape)) throw new UsageException($"--preset: '{name}' is not one of {string.Join(", ", PresetNames)}");
+        if (kind == ModelKind.NeuMf) return NeuMfPreset(shape);
         var c = kind switch
         {
             ModelKind.Bert4Rec => shape switch
