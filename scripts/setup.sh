@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the project needs on a fresh machine, unattended and idempotent; quick when already done.
-#   1. Debian packages (libfaiss-dev, libopenblas-dev, liblapack-dev, g++, strace, libjemalloc2, python3-faiss), only
-#      those missing;
+#   1. Debian packages (libfaiss-dev, libopenblas-dev, liblapack-dev, g++, strace, libjemalloc2, fonts-dejavu-core,
+#      python3-faiss), only those missing;
 #   2. the FAISS C shim (retrieval/native) compiled against Debian's static libfaiss.a into .native/ (git-ignored).
 # ONNX Runtime comes from NuGet (Microsoft.ML.OnnxRuntime, restored by dotnet build), not from here.
 # Re-run it any time; ./bert4rec runs it before every verb.
@@ -14,8 +14,10 @@ SHIM_HDR="$ROOT/retrieval/native/faiss_shim.h"
 SHIM_SO="$NATIVE/libbert4rec_faiss.so"
 # strace: the kill-at-rename test (fault injection). libjemalloc2: the allocator ./bert4rec preloads for the TorchSharp
 # engine (glibc malloc returns libtorch's large per-step activations to the kernel and faults them back in every step).
+# fonts-dejavu-core: the PNG charts' text (SkiaSharp's dependency-free build reads fonts from /usr/share/fonts; with
+# none there it draws the lines and silently no text)
 # python3-faiss: FAISS's own reader (same 1.7.3 as libfaiss-dev), for the test that our index files are plain FAISS files
-APT_PACKAGES=(libfaiss-dev libopenblas-dev liblapack-dev g++ strace libjemalloc2 python3-faiss)
+APT_PACKAGES=(libfaiss-dev libopenblas-dev liblapack-dev g++ strace libjemalloc2 fonts-dejavu-core python3-faiss)
 
 quiet=0
 [[ "${1:-}" == "--quiet" ]] && quiet=1

@@ -21,7 +21,7 @@ public static class RunLayout
 {
     public const string Config = "config.json";
     public const string History = "metrics.jsonl";
-    public const string Chart = "loss.svg";
+    public const string Chart = "loss.png";
     public const string Checkpoint = "checkpoint.bin";
     public const string BestWeights = "best.bin";
     /// <summary>The refit's weights (trained on the validation items too; see TrainingConfig.Refit): what a refit run hands on.</summary>

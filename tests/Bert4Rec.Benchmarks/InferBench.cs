@@ -2,6 +2,7 @@
 // on an ML-1m-shaped model with random weights; optionally the PyTorch reference's eager inference beside it.
 using System.Diagnostics;
 using System.Text.Json;
+using System.CommandLine;
 using Bert4Rec.Contracts;
 using Bert4Rec.Inference.OnnxRuntime;
 using Bert4Rec.Training.Export;
@@ -11,13 +12,26 @@ namespace Bert4Rec.Benchmarks;
 
 internal static class InferBench
 {
-    public static int Run(CommandLine a)
+    public static Command Build()
     {
-        int items = a.Int("items", 3416, 10), seq = a.Int("seq", 200, 2), cands = a.Int("candidates", 100, 1), iters = a.Int("iterations", 2000, 10);
-        int hidden = a.Int("hidden", 64, 2), layers = a.Int("layers", 2, 1), heads = a.Int("heads", 2, 1);
-        bool torch = a.Flag("torch");
-        var provider = SessionOptions.ProviderFlag(a);
-        a.EnsureAllUsed();
+        var itemsOpt = Flags.Int("--items", "catalog size n", 3416, 10);
+        var seqOpt = Flags.Int("--seq", "sequence length N", 200, 2);
+        var candsOpt = Flags.Int("--candidates", "candidates C scored per request", 100, 1);
+        var itersOpt = Flags.Int("--iterations", "timed single requests", 2000, 10);
+        var hiddenOpt = Flags.Int("--hidden", "hidden size d", 64, 2);
+        var layersOpt = Flags.Int("--layers", "transformer blocks", 2, 1);
+        var headsOpt = Flags.Int("--heads", "attention heads", 2, 1);
+        var torchOpt = Flags.Flag("--torch", "the PyTorch reference's eager inference beside it");
+        var providerOpt = SessionOptions.ProviderOption();
+        var c = new Command("infer", "ONNX Runtime latency of one recommend request (p50/p99) and batch throughput")
+            { itemsOpt, seqOpt, candsOpt, itersOpt, hiddenOpt, layersOpt, headsOpt, torchOpt, providerOpt };
+        c.SetAction(a => Run(a.GetValue(itemsOpt), a.GetValue(seqOpt), a.GetValue(candsOpt), a.GetValue(itersOpt), a.GetValue(hiddenOpt), a.GetValue(layersOpt),
+            a.GetValue(headsOpt), a.GetValue(torchOpt), SessionOptions.ParseProvider(a.GetValue(providerOpt)!)));
+        return c;
+    }
+
+    private static int Run(int items, int seq, int cands, int iters, int hidden, int layers, int heads, bool torch, ExecutionProvider provider)
+    {
         var cfg = new ModelConfig { ItemCount = items, Hidden = hidden, Heads = heads, Layers = layers, MaxLength = seq };
         string dir = Directory.CreateTempSubdirectory("b4r-bench-infer-").FullName;
         try

@@ -4,6 +4,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
+using System.CommandLine;
 using Bert4Rec.Contracts;
 using Bert4Rec.Retrieval;
 
@@ -11,20 +12,58 @@ namespace Bert4Rec.Benchmarks;
 
 internal static class RetrievalBench
 {
-    public static int Run(CommandLine a)
+    public static Command Build()
     {
-        static int[] Ints(string s) => s.Split(',').Select(x => int.Parse(x, CultureInfo.InvariantCulture)).ToArray();
-        var sizes = Ints(a.String("items", "100000,1000000"));
-        int dim = a.Int("dim", 65, 2), k = a.Int("k", 100, 1), queries = a.Int("queries", 500, 10);
-        string factoryFlag = a.String("factory", "auto");
-        var efs = Ints(a.String("ef-search", "128,256,512"));
-        var nprobes = Ints(a.String("nprobe", "16,32,64"));
-        var factors = a.String("refine-factor", "4").Split(',').Select(x => float.Parse(x, CultureInfo.InvariantCulture)).ToArray();
-        int efc = a.Int("ef-construction", 200, 8);
-        int clusters = a.Int("clusters", 4096, 1);
-        double spread = a.Double("spread", 0.7, 0);
-        int trainVectors = a.Int("train", 200_000, 1000);
-        a.EnsureAllUsed();
+        var sizesOpt = IntList("--items", "catalog sizes (10000000 for the large case)", "100000,1000000", 1000);
+        var dimOpt = Flags.Int("--dim", "vector dimension (d + 1)", 65, 2);
+        var kOpt = Flags.Int("--k", "neighbours per query", 100, 1);
+        var queriesOpt = Flags.Int("--queries", "queries per setting", 500, 10);
+        var factoryOpt = Flags.String("--factory", "the approximate index (FAISS factory string; auto: the index `bert4rec index` picks for the size)", "auto", "FACTORY");
+        var efsOpt = IntList("--ef-search", "HNSW search breadths to measure", "128,256,512", 1);
+        var nprobeOpt = IntList("--nprobe", "IVF lists probed, to measure", "16,32,64", 1);
+        var refineOpt = FloatList("--refine-factor", "RFlat refine factors to measure", "4");
+        var efcOpt = Flags.Int("--ef-construction", "HNSW build breadth", 200, 8);
+        var trainOpt = Flags.Int("--train", "IVF/PQ training vectors", 200_000, 1000);
+        var clustersOpt = Flags.Int("--clusters", "clusters of the generated vectors", 4096, 1);
+        var spreadOpt = Flags.Double("--spread", "spread of the generated vectors around their cluster centres", 0.7, 0);
+        var c = new Command("retrieval", "FAISS recall@k, single-query latency, build time, file size and peak RSS against exact search")
+            { sizesOpt, dimOpt, kOpt, queriesOpt, factoryOpt, efsOpt, nprobeOpt, refineOpt, efcOpt, trainOpt, clustersOpt, spreadOpt };
+        c.SetAction(a => Run(a.GetValue(sizesOpt)!, a.GetValue(dimOpt), a.GetValue(kOpt), a.GetValue(queriesOpt), a.GetValue(factoryOpt)!, a.GetValue(efsOpt)!,
+            a.GetValue(nprobeOpt)!, a.GetValue(refineOpt)!, a.GetValue(efcOpt), a.GetValue(clustersOpt), a.GetValue(spreadOpt), a.GetValue(trainOpt)));
+        return c;
+    }
+
+    /// <summary>A comma-separated list of integers, each at least <paramref name="min"/>; a bad entry is refused naming the flag.</summary>
+    private static Option<int[]> IntList(string name, string description, string fallback, int min) =>
+        List<int>(name, description, fallback, "N1,N2,...", $"an integer >= {min}",
+            s => int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) && v >= min ? v : null);
+
+    /// <summary>A comma-separated list of refine factors, each in [1, 1000].</summary>
+    private static Option<float[]> FloatList(string name, string description, string fallback) =>
+        List<float>(name, description, fallback, "F1,F2,...", "a number in [1, 1000]",
+            s => float.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out float v) && v >= 1 && v <= 1000 ? v : null);
+
+    private static Option<T[]> List<T>(string name, string description, string fallback, string helpName, string what, Func<string, T?> parse) where T : struct => new(name)
+    {
+        Description = description, HelpName = helpName, DefaultValueFactory = _ => fallback.Split(',').Select(x => parse(x)!.Value).ToArray(),
+        CustomParser = r =>
+        {
+            var values = new List<T>();
+            foreach (var s in r.Tokens[0].Value.Split(','))
+            {
+                if (parse(s) is not { } v)
+                {
+                    r.AddError($"{name}: '{s}' is not {what}");
+                    return [];
+                }
+                values.Add(v);
+            }
+            return values.ToArray();
+        },
+    };
+
+    private static int Run(int[] sizes, int dim, int k, int queries, string factoryFlag, int[] efs, int[] nprobes, float[] factors, int efc, int clusters, double spread, int trainVectors)
+    {
         var rows = new List<Dictionary<string, object>>();
         var total = Stopwatch.StartNew();
         float[] allQueries = [];     // the queries of the size being measured

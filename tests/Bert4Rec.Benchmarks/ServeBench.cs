@@ -6,6 +6,7 @@ using System.Diagnostics;
 using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
+using System.CommandLine;
 using Bert4Rec.Contracts;
 using Bert4Rec.Contracts.Service;
 using Bert4Rec.Retrieval;
@@ -19,16 +20,26 @@ namespace Bert4Rec.Benchmarks;
 
 internal static class ServeBench
 {
-    public static int Run(CommandLine a)
+    public static Command Build()
     {
-        int duration = a.Int("duration", 60, 1, 600), concurrency = a.Int("concurrency", 8, 1, 256), historyLen = a.Int("history", 50, 1);
-        string format = a.String("format", "both"), protocol = a.String("protocol", "both");
-        bool metrics = a.Choice("metrics", true, ("on", true), ("off", false));
-        string? bundleArg = a.String("bundle");
-        int items = a.Int("items", 3416, 10), seq = a.Int("seq", 200, 2);
-        a.EnsureAllUsed();
-        if (format is not ("protobuf" or "json" or "both")) throw new UsageException($"--format: '{format}' is not protobuf, json or both");
-        if (protocol is not ("grpc" or "http" or "both")) throw new UsageException($"--protocol: '{protocol}' is not grpc, http or both");
+        var protocolOpt = Flags.Choice("--protocol", "which protocols to load", "both", "http", "grpc", "both");
+        var formatOpt = Flags.Choice("--format", "HTTP bodies: json, protobuf, or both alternately", "both", "json", "protobuf", "both");
+        var concurrencyOpt = Flags.Int("--concurrency", "requests in flight", 8, 1, 256);
+        var durationOpt = Flags.Int("--duration", "seconds of load per protocol", 60, 1, 600);
+        var bundleOpt = Flags.String("--bundle", "a bundle to serve (default: a generated one)", helpName: "DIR");
+        var itemsOpt = Flags.Int("--items", "generated bundle: catalog size", 3416, 10);
+        var seqOpt = Flags.Int("--seq", "generated bundle: sequence length N", 200, 2);
+        var historyOpt = Flags.Int("--history", "items per request's history", 50, 1);
+        var metricsOpt = Flags.OnOff("--metrics", "the service's metrics on or off (their cost on throughput; default on)");
+        var c = new Command("serve", "loopback load on the service with a hot reload (throughput, p50/p99, errors)")
+            { protocolOpt, formatOpt, concurrencyOpt, durationOpt, bundleOpt, itemsOpt, seqOpt, historyOpt, metricsOpt };
+        c.SetAction(a => Run(a.GetValue(durationOpt), a.GetValue(concurrencyOpt), a.GetValue(historyOpt), a.GetValue(formatOpt)!, a.GetValue(protocolOpt)!,
+            a.GetValue(bundleOpt), a.GetValue(itemsOpt), a.GetValue(seqOpt), a.IsOn(metricsOpt) ?? true));
+        return c;
+    }
+
+    private static int Run(int duration, int concurrency, int historyLen, string format, string protocol, string? bundleArg, int items, int seq, bool metrics)
+    {
         string tmp = Directory.CreateTempSubdirectory("b4r-bench-serve-").FullName;
         try
         {

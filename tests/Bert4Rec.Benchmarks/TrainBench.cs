@@ -3,6 +3,7 @@
 // non-pad position), optionally with the reference run beside it (../shared/bench for BERT4Rec, Reference/ for SASRec).
 using System.Diagnostics;
 using System.Text.Json;
+using System.CommandLine;
 using Bert4Rec.Contracts;
 using Bert4Rec.Torch;
 using Bert4Rec.Training.Model;
@@ -12,25 +13,48 @@ namespace Bert4Rec.Benchmarks;
 
 internal static class TrainBench
 {
-    public static int Run(CommandLine a)
+    public static Command Build()
     {
-        var kind = ModelKinds.TryParse(a.String("model", "bert4rec"), out var k) ? k : throw new UsageException("--model: not one of bert4rec, sasrec, gru4rec");
-        bool causal = kind != ModelKind.Bert4Rec;
-        // SASRec's reference config: batch 128, one head, dropout 0.2 (DESIGN.md)
-        int steps = a.Int("steps", 20, 1), batch = a.Int("batch", causal ? 128 : 256, 1), seq = a.Int("seq", 200, 2), items = a.Int("items", 3416, 1);
-        int hidden = a.Int("hidden", 64, 2), layers = a.Int("layers", kind == ModelKind.Gru4Rec ? 1 : 2, 1), heads = a.Int("heads", causal ? 1 : 2, 1), threads = a.Int("threads", 2, 1);
-        double mask = a.Double("mask", 0.2, 0.01, 1);
-        float dropout = causal ? 0.2f : 0.1f;
-        bool torch = a.Flag("torch");
+        var modelOpt = Flags.Choice("--model", "the model kind", "bert4rec", ModelKinds.All.Select(k => k.Name()).ToArray());
+        var stepsOpt = Flags.Int("--steps", "timed optimizer steps (after 2 warm-up steps)", 20, 1);
+        var batchOpt = Flags.OptionalInt("--batch", "sequences per step (default 256; 128 for sasrec/gru4rec)", 1);
+        var seqOpt = Flags.Int("--seq", "sequence length N", 200, 2);
+        var itemsOpt = Flags.Int("--items", "catalog size n", 3416, 1);
+        var hiddenOpt = Flags.Int("--hidden", "hidden size d", 64, 2);
+        var layersOpt = Flags.OptionalInt("--layers", "blocks (default 2; 1 for gru4rec)", 1);
+        var headsOpt = Flags.OptionalInt("--heads", "attention heads (default 2; 1 for sasrec/gru4rec)", 1);
+        var threadsOpt = Flags.Int("--threads", "compute threads", 2, 1);
+        var maskOpt = Flags.Double("--mask", "bert4rec: mask probability", 0.2, 0.01, 1);
+        var torchOpt = Flags.Flag("--torch", "run the PyTorch reference beside it (full CE only)");
         // the sampled objectives (issue 16): --loss sampled-ce|gbce --negatives K (uniform draws, one set per step)
-        string loss = a.String("loss", "ce").ToLowerInvariant();
-        int negatives = a.Int("negatives", 1024, 1);
-        if (loss is not ("ce" or "sampled-ce" or "gbce")) throw new UsageException($"--loss: '{loss}' is not one of ce, sampled-ce, gbce");
-        if (torch && loss != "ce") throw new UsageException("--torch: the PyTorch references train with full cross-entropy; drop --loss");
-        var engine = EngineChoice.Read(a);
-        int groups = a.Int("groups", 1, 1, 64);   // torchsharp: force G length groups per step (default: the engine's rule)
-        if (engine.IsTorch && loss != "ce") throw new UsageException("--loss: the TorchSharp engine trains with full cross-entropy only; drop --loss or use --engine native");
-        a.EnsureAllUsed();
+        var lossOpt = Flags.Choice("--loss", "training loss", "ce", "ce", "sampled-ce", "gbce");
+        var negativesOpt = Flags.Int("--negatives", "sampled losses: negatives per step", 1024, 1);
+        var groupsOpt = Flags.Int("--groups", "torchsharp: force G length groups per step", 1, 1, 64);
+        var engineFlags = new EngineChoice.Options();
+        var c = new Command("train", "training tokens/s and peak RSS on generated batches (ML-1m shape by default)")
+            { modelOpt, stepsOpt, batchOpt, seqOpt, itemsOpt, hiddenOpt, layersOpt, headsOpt, threadsOpt, maskOpt, torchOpt, lossOpt, negativesOpt, groupsOpt };
+        engineFlags.AddTo(c);
+        c.SetAction(a =>
+        {
+            var kind = ModelKinds.Parse(a.GetValue(modelOpt)!);
+            bool causal = kind != ModelKind.Bert4Rec;
+            // SASRec's reference config: batch 128, one head, dropout 0.2 (DESIGN.md)
+            int batch = a.GetValue(batchOpt) ?? (causal ? 128 : 256), layers = a.GetValue(layersOpt) ?? (kind == ModelKind.Gru4Rec ? 1 : 2), heads = a.GetValue(headsOpt) ?? (causal ? 1 : 2);
+            string loss = a.GetValue(lossOpt)!;
+            bool torch = a.GetValue(torchOpt);
+            if (torch && loss != "ce") throw new UsageException("--torch: the PyTorch references train with full cross-entropy; drop --loss");
+            var engine = engineFlags.Read(a);
+            return Run(kind, a.GetValue(stepsOpt), batch, a.GetValue(seqOpt), a.GetValue(itemsOpt), a.GetValue(hiddenOpt), layers, heads, a.GetValue(threadsOpt),
+                a.GetValue(maskOpt), torch, loss, a.GetValue(negativesOpt), engine, a.GetValue(groupsOpt));
+        });
+        return c;
+    }
+
+    private static int Run(ModelKind kind, int steps, int batch, int seq, int items, int hidden, int layers, int heads, int threads, double mask, bool torch,
+                           string loss, int negatives, EngineChoice engine, int groups)
+    {
+        bool causal = kind != ModelKind.Bert4Rec;
+        float dropout = causal ? 0.2f : 0.1f;
         var cfg = new ModelConfig { Kind = kind, ItemCount = items, Hidden = hidden, Heads = heads, Layers = layers, MaxLength = seq, HiddenDropout = dropout, AttentionDropout = dropout };
         var factory = engine.Factory(kind, w => Console.Error.WriteLine("bench train: warning: " + w)) ?? NativeModel.Create;
         using var model = factory(cfg, batch, threads);

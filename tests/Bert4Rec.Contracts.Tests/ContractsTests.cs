@@ -73,62 +73,6 @@ public class VocabularyTests
     }
 }
 
-public class CommandLineTests
-{
-    [Fact]
-    public void Parses_values_flags_and_aliases()
-    {
-        var c = new CommandLine(new[] { "--epochs", "3", "--lr=0.001", "--verbose", "-k", "10", "pos" });
-        Assert.Equal(3, c.Int("epochs", 1));
-        Assert.Equal(0.001, c.Double("lr", 1), 9);
-        Assert.True(c.Flag("verbose"));
-        Assert.Equal(10, c.Int("k", 5));
-        Assert.Equal("pos", Assert.Single(c.Positionals));
-        c.EnsureAllUsed(allowedPositionals: 1);
-    }
-
-    [Fact]
-    public void Unknown_flags_and_bad_values_name_the_flag()
-    {
-        var c = new CommandLine(new[] { "--epochz", "3" });
-        Assert.Contains("--epochz", Assert.Throws<UsageException>(() => c.EnsureAllUsed()).Message);
-        var d = new CommandLine(new[] { "--epochs", "three" });
-        Assert.Contains("--epochs", Assert.Throws<UsageException>(() => d.Int("epochs", 1)).Message);
-        var e = new CommandLine(new[] { "--epochs", "0" });
-        Assert.Contains("out of range", Assert.Throws<UsageException>(() => e.Int("epochs", 1, min: 1)).Message);
-    }
-
-    [Theory]
-    [InlineData("90s", 90)]
-    [InlineData("30m", 1800)]
-    [InlineData("1.5h", 5400)]
-    [InlineData("2M", 120)]
-    public void Durations_carry_their_unit(string text, double seconds) =>
-        Assert.Equal(TimeSpan.FromSeconds(seconds), new CommandLine(["--budget", text]).Duration("budget"));
-
-    [Theory]
-    [InlineData("30")]      // seconds or minutes?
-    [InlineData("m")]
-    [InlineData("-5m")]
-    [InlineData("0s")]
-    [InlineData("fivem")]
-    public void Durations_without_a_unit_or_not_positive_are_refused_naming_the_flag(string text) =>
-        Assert.Contains("--budget", Assert.Throws<UsageException>(() => new CommandLine(["--budget", text]).Duration("budget")).Message);
-}
-
-public class CommandLineValueTests
-{
-    [Fact]
-    public void Negative_numbers_are_values_and_aliases_are_flags()
-    {
-        var c = new CommandLine(new[] { "--offset", "-5", "--quiet", "-k", "3" });
-        Assert.Equal(-5, c.Int("offset", 0));
-        Assert.True(c.Flag("quiet"));
-        Assert.Equal(3, c.Int("k", 0));
-        Assert.Throws<UsageException>(() => new CommandLine(new[] { "--a", "1", "--a", "2" }));
-    }
-}
-
 public class AtomicWriteTests : IDisposable
 {
     private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("b4r-atomic-");

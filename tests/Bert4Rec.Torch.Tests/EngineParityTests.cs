@@ -127,11 +127,18 @@ public class EngineParityTests
     [Fact]
     public void Engine_flags_are_checked_naming_the_flag()
     {
-        Assert.Contains("--engine", Assert.Throws<UsageException>(() => EngineChoice.Read(new CommandLine(["--engine", "pytorch"]))).Message);
-        Assert.Contains("--device", Assert.Throws<UsageException>(() => EngineChoice.Read(new CommandLine(["--device", "tpu"]))).Message);
-        Assert.Contains("--engine torchsharp", Assert.Throws<UsageException>(() => EngineChoice.Read(new CommandLine(["--device", "cuda"]))).Message);
-        var torchChoice = EngineChoice.Read(new CommandLine(["--engine", "torchsharp"]));
-        Assert.Null(EngineChoice.Read(new CommandLine([])).Factory(ModelKind.Bert4Rec, _ => { }));
+        static EngineChoice Engine(string[] args)
+        {
+            var flags = new EngineChoice.Options();
+            var command = new System.CommandLine.Command("train");
+            flags.AddTo(command);
+            return flags.Read(CommandLines.ParseOrThrow(command, args));
+        }
+        Assert.Contains("--engine", Assert.Throws<UsageException>(() => Engine(["--engine", "pytorch"])).Message);
+        Assert.Contains("--device", Assert.Throws<UsageException>(() => Engine(["--device", "tpu"])).Message);
+        Assert.Contains("--engine torchsharp", Assert.Throws<UsageException>(() => Engine(["--device", "cuda"])).Message);
+        var torchChoice = Engine(["--engine", "torchsharp"]);
+        Assert.Null(Engine([]).Factory(ModelKind.Bert4Rec, _ => { }));
         Assert.NotNull(torchChoice.Factory(ModelKind.Bert4Rec, _ => { }));
         Assert.Equal("torchsharp-cpu", torchChoice.Label);
     }

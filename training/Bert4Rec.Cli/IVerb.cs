@@ -1,14 +1,12 @@
 // The contract of one CLI verb.
-using Bert4Rec.Contracts;
+using System.CommandLine;
 
 namespace Bert4Rec.Cli;
 
 internal interface IVerb
 {
-    string Name { get; }
-    string Summary { get; }
-    /// <summary>Flags, one per line, shown by --help and after a usage error.</summary>
-    string Usage { get; }
-    /// <summary>Runs the verb; returns the process exit code. Throw <see cref="UsageException"/> for bad flags.</summary>
-    int Run(CommandLine args);
+    /// <summary>The verb's command: its typed options (which System.CommandLine parses, checks and lists in --help) and
+    /// its action, which returns the exit code and throws <see cref="Bert4Rec.Contracts.UsageException"/> for flags that
+    /// are wrong together.</summary>
+    Command Build();
 }

@@ -1,56 +1,34 @@
-// Entry point of the offline-job executable: dispatches the verbs of the `bert4rec` script, one class per verb in Verbs/.
+// Entry point of the offline-job executable: the verbs of the `bert4rec` script, one class per verb in Verbs/, parsed by
+// System.CommandLine (see Contracts' CommandLines for the error conventions and shell completion).
+using System.CommandLine;
 using Bert4Rec.Cli;
 using Bert4Rec.Contracts;
 
-var verbs = new IVerb[]
-{
-    new DemoVerb(), new PrepareVerb(), new TrainVerb(), new EvaluateVerb(), new CompareVerb(), new TuneVerb(),
-    new ExportVerb(), new IndexVerb(), new RecommendVerb(),
-};
+var top = CliCommands.Build();
+// `bert4rec` alone prints the verbs and fails (as before); `bert4rec help` is `bert4rec --help`
+if (args.Length == 0) { CommandLines.Run(top, ["--help"]); return 2; }
+return CommandLines.Run(top, args is ["help"] ? ["--help"] : args, expected: e => e is InvalidDataException or FileNotFoundException or DirectoryNotFoundException
+    or DllNotFoundException or IOException or ArgumentException or BundleException or Bert4Rec.Inference.OnnxRuntime.OnnxRuntimeException);
 
-if (args.Length == 0 || args[0] is "help" or "--help" or "-h")
+namespace Bert4Rec.Cli
 {
-    Console.WriteLine("usage: bert4rec <verb> [flags]   (bert4rec <verb> --help for a verb's flags)");
-    foreach (var v in verbs) Console.WriteLine($"  {v.Name,-10} {v.Summary}");
-    Console.WriteLine($"  {"serve",-10} run the online ranking service over a bundle");
-    Console.WriteLine($"  {"bench",-10} benchmarks: train | infer | retrieval | serve");
-    Console.WriteLine($"  {"test",-10} run the test suite");
-    return args.Length == 0 ? 2 : 0;
-}
+    internal static class CliCommands
+    {
+        public static readonly IVerb[] Verbs =
+        [
+            new DemoVerb(), new PrepareVerb(), new TrainVerb(), new EvaluateVerb(), new CompareVerb(), new TuneVerb(),
+            new ExportVerb(), new IndexVerb(), new RecommendVerb(),
+        ];
 
-var verb = verbs.FirstOrDefault(v => v.Name == args[0]);
-if (verb == null)
-{
-    Console.Error.WriteLine($"bert4rec: unknown verb '{args[0]}' (try: bert4rec help)");
-    return 2;
+        /// <summary>`bert4rec` and its verbs. serve, bench and test are other executables the script runs; they are named here for --help.</summary>
+        public static Command Build()
+        {
+            var top = CommandLines.Top("bert4rec", """
+                train-then-serve sequential recommender (BERT4Rec, SASRec, GRU4Rec); `bert4rec VERB --help` lists a verb's flags
+                also, through ./bert4rec: serve (the online ranking service), bench train|infer|retrieval|serve (benchmarks), test (every test)
+                """);
+            foreach (var v in Verbs) top.Subcommands.Add(v.Build());
+            return top;
+        }
+    }
 }
-if (args.Skip(1).Any(a => a is "--help" or "-h"))
-{
-    Console.WriteLine($"bert4rec {verb.Name}: {verb.Summary}");
-    Console.WriteLine(verb.Usage);
-    return 0;
-}
-try
-{
-    return verb.Run(new CommandLine(args.Skip(1)));
-}
-catch (UsageException e)
-{
-    Console.Error.WriteLine($"bert4rec {verb.Name}: {e.Message}");
-    Console.Error.WriteLine(verb.Usage);
-    return 2;
-}
-catch (Exception e) when (e is InvalidDataException or FileNotFoundException or DirectoryNotFoundException or DllNotFoundException or IOException or ArgumentException
-                           or BundleException or Bert4Rec.Inference.OnnxRuntime.OnnxRuntimeException)
-{
-    Console.Error.WriteLine($"bert4rec {verb.Name}: error: {OneLine(e.Message)}");
-    return 1;
-}
-catch (Exception e)
-{
-    // anything else still ends in one line and a non-zero code, never a stack trace (the type names what failed)
-    Console.Error.WriteLine($"bert4rec {verb.Name}: error: {e.GetType().Name}: {OneLine(e.Message)}");
-    return 1;
-}
-
-static string OneLine(string s) => s.ReplaceLineEndings(" ");

@@ -22,11 +22,10 @@ public sealed record SessionOptions
     /// <summary>Receives warnings (e.g. the CUDA fallback). Defaults to standard error.</summary>
     public Action<string>? Log { get; init; }
 
-    /// <summary>The `--provider cpu|cuda|auto` flag every ONNX Runtime verb takes (serve, recommend, evaluate --onnx, bench infer).</summary>
-    public const string ProviderUsage = "--provider cpu|cuda|auto";
-
-    public static ExecutionProvider ProviderFlag(Bert4Rec.Contracts.CommandLine a) =>
-        a.Choice("provider", ExecutionProvider.Cpu, ("cpu", ExecutionProvider.Cpu), ("cuda", ExecutionProvider.Cuda), ("auto", ExecutionProvider.Auto));
+    /// <summary>The `--provider cpu|cuda|auto` flag every ONNX Runtime verb takes (serve, recommend, evaluate --onnx, bench infer).
+    /// Its value is the flag's text; <see cref="ParseProvider"/> turns it into the provider.</summary>
+    public static System.CommandLine.Option<string> ProviderOption() => Bert4Rec.Contracts.Flags.Choice("--provider",
+        "ONNX Runtime's execution provider: cpu, cuda, or auto (CUDA where it starts, else the CPU after one warning)", "cpu", "cpu", "cuda", "auto");
 
     public static ExecutionProvider ParseProvider(string text) => text.ToLowerInvariant() switch
     {

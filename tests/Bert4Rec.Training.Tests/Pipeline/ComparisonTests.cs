@@ -1,12 +1,12 @@
 // compare: the report's three files are written and read back, and the whole comparison runs end to end on tiny synthetic
 // data within a tiny budget, every model on the same test users.
 using System.Text.Json;
-using System.Xml.Linq;
 using Bert4Rec.Contracts;
 using Bert4Rec.Training.Data;
 using Bert4Rec.Training.Evaluation;
 using Bert4Rec.Training.Pipeline;
 using Bert4Rec.Training.Training;
+using Bert4Rec.Training.Tests.Training;
 
 namespace Bert4Rec.Training.Tests.Pipeline;
 
@@ -63,13 +63,16 @@ public class ComparisonTests : IDisposable
         Assert.Contains("sasrec - bert4rec (full NDCG@10): +0.0100 [-0.0020, +0.0210] (95 % CI), p 0.120", md.Replace("95%", "95 %"));
         Assert.Contains(ComparisonReport.ChartFile, md);
 
-        var svg = XDocument.Load(Path.Combine(_dir.FullName, ComparisonReport.ChartFile));
-        XNamespace ns = "http://www.w3.org/2000/svg";
-        var lines = svg.Descendants(ns + "polyline").ToList();
-        Assert.Equal(2, lines.Count);                                              // one per trained model
-        Assert.Equal(3, lines[0].Attribute("points")!.Value.Split(' ').Length);    // one vertex per validation
-        Assert.Contains(svg.Descendants(ns + "line"), l => l.Attribute("stroke-dasharray") != null && l.Element(ns + "title")?.Value == "pop");
-        Assert.Equal(["pop", "bert4rec", "sasrec"], svg.Descendants(ns + "text").Select(t => t.Value).Where(v => v is "pop" or "bert4rec" or "sasrec"));
+        var chart = report.Chart();
+        var lines = chart.GetPlottables<ScottPlot.Plottables.Scatter>().ToList();
+        Assert.Equal(["bert4rec", "sasrec"], lines.Select(l => l.LegendText));              // one line per trained model
+        Assert.Equal([10.0, 20, 30], lines[0].Data.GetScatterPoints().Select(p => p.X));     // one vertex per validation
+        var rings = chart.GetPlottables<ScottPlot.Plottables.Marker>().ToList();            // a ring at each best validation
+        Assert.Equal([(20.0, 0.055), (25.0, 0.06)], rings.Select(r => (r.Location.X, r.Location.Y)));
+        var flat = Assert.Single(chart.GetPlottables<ScottPlot.Plottables.HorizontalLine>());
+        Assert.Equal(("pop", 0.021, ScottPlot.LinePattern.Dashed), (flat.LegendText, flat.Y, flat.LinePattern));
+        using (var png = Png.Read(Path.Combine(_dir.FullName, ComparisonReport.ChartFile), ComparisonReport.ChartWidth, ComparisonReport.ChartHeight))
+            foreach (var color in PngChart.Palette.Take(3)) Assert.True(Png.Count(png, color) > 50, color);
 
         using var result = JsonDocument.Parse(report.ResultJson(_dir.FullName));
         Assert.Equal(0.06, result.RootElement.GetProperty("models").GetProperty("sasrec").GetProperty("full").GetProperty("ndcg@10").GetDouble());

@@ -63,9 +63,7 @@ public class TuneTests : IDisposable
         Assert.True(File.Exists(HyperparameterSearch.TrialState(outDir, result.Winner.Id, 2)));
         Assert.False(File.Exists(HyperparameterSearch.TrialState(outDir, result.Winner.Id, 0)));
 
-        var a = new CommandLine(["--preset-file", result.PresetFile, "--epochs", "1", "--threads", "1"]);
-        var cfg = TrainingConfig.FromCommandLine(a, out var given);
-        a.EnsureAllUsed();
+        var cfg = TrainingFlags.Parse(["--preset-file", result.PresetFile, "--epochs", "1", "--threads", "1"], out var given);
         Assert.Equal(result.Winner.Config with { Preset = "synthetic-tuned", Epochs = 1 }, cfg);
         Assert.Equal(["epochs", "threads"], given.Order());
         var state = new Trainer(cfg, Split, null, _ => { }).Run();
@@ -109,6 +107,6 @@ public class TuneTests : IDisposable
         string p = Path.Combine(_dir.FullName, "p.json");
         File.WriteAllText(p, json);
         Assert.Contains(flag, Assert.Throws<UsageException>(() => TrainingConfig.FromFile(p)).Message);
-        Assert.Contains("--preset-file", Assert.Throws<UsageException>(() => TrainingConfig.FromCommandLine(new CommandLine(["--preset-file", p, "--preset", "beauty"]), out _)).Message);
+        Assert.Contains("--preset-file", Assert.Throws<UsageException>(() => TrainingFlags.Parse(["--preset-file", p, "--preset", "beauty"], out _)).Message);
     }
 }

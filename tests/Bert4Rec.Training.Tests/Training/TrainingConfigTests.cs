@@ -6,13 +6,7 @@ namespace Bert4Rec.Training.Tests.Training;
 
 public class TrainingConfigTests
 {
-    private static TrainingConfig Parse(params string[] args)
-    {
-        var a = new CommandLine(args);
-        var cfg = TrainingConfig.FromCommandLine(a, out _);
-        a.EnsureAllUsed();
-        return cfg;
-    }
+    private static TrainingConfig Parse(params string[] args) => TrainingFlags.Parse(args, out _);
 
     [Theory]
     [InlineData("--heads 3", "--heads")]                 // does not divide hidden 64
@@ -42,11 +36,20 @@ public class TrainingConfigTests
     [Fact]
     public void Flags_override_the_preset_and_are_reported_as_given()
     {
-        var a = new CommandLine(["--preset", "beauty", "--lr", "0.0005", "--hidden", "32", "--heads", "4", "--eval-every-steps", "50", "--threads", "1"]);
-        var cfg = TrainingConfig.FromCommandLine(a, out var given);
-        a.EnsureAllUsed();
+        var cfg = TrainingFlags.Parse(["--preset", "beauty", "--lr", "0.0005", "--hidden", "32", "--heads", "4", "--eval-every-steps", "50", "--threads", "1"], out var given);
         Assert.Equal(TrainingConfig.FromPreset("beauty") with { LearningRate = 5e-4f, Hidden = 32, Heads = 4, EvalEverySteps = 50, Threads = 1 }, cfg);
         Assert.Equal(new[] { "eval-every-steps", "heads", "hidden", "lr", "threads" }, given.Order());
+    }
+
+    [Fact]
+    public void On_off_flags_take_their_value_and_neumf_trains_with_bce()
+    {
+        // on|off options map to bools: `off` must be read as the flag's value, not left over as an unknown argument
+        var cfg = TrainingFlags.Parse(["--model", "neumf", "--features", "off", "--refit", "on", "--loss", "bce"], out var given);
+        Assert.Equal((false, true, "bce", "neumf"), (cfg.Features, cfg.Refit, cfg.Loss, cfg.Model));
+        Assert.Equal(new[] { "features", "loss", "model", "refit" }, given.Order());
+        Assert.True(TrainingFlags.Parse(["--model", "neumf"], out _).Features);
+        Assert.Contains("--loss", Assert.Throws<UsageException>(() => Parse("--model", "bert4rec", "--loss", "bce")).Message);
     }
 
     [Fact]
@@ -75,7 +78,7 @@ public class TrainingConfigTests
     public void A_resumed_config_accepts_repeated_flags_and_names_the_changed_ones()
     {
         var run = TrainingConfig.FromPreset("beauty", "sasrec") with { Epochs = 30 };
-        TrainingConfig Parse(params string[] args) => TrainingConfig.FromCommandLine(new CommandLine(args), out _, run);
+        TrainingConfig Parse(params string[] args) => TrainingFlags.Parse(args, out _, run);
         // the same values (and a new thread count) are the run's config
         Assert.Empty(TrainingConfig.ChangedFlags(Parse("--epochs", "30", "--model", "sasrec", "--preset", "beauty", "--threads", "1"), run));
         Assert.Equal(["epochs", "lr"], TrainingConfig.ChangedFlags(Parse("--epochs", "31", "--lr", "0.002"), run));

@@ -1,42 +1,56 @@
 // `bert4rec compare`: baselines and sequential models trained with their presets, on the same test users, with paired significance.
+using System.CommandLine;
 using Bert4Rec.Contracts;
 using Bert4Rec.Training.Data;
 using Bert4Rec.Training.Pipeline;
 using Bert4Rec.Training.Training;
+using Spectre.Console;
 
 namespace Bert4Rec.Cli;
 
 internal sealed class CompareVerb : IVerb
 {
-    public string Name => "compare";
-    public string Summary => "train several models within a budget and compare them on the same test users, with significance";
-    public string Usage => """
-          --data DIR                 a prepared dataset
-          --models LIST              comma-separated: pop, markov, bert4rec, sasrec, gru4rec, neumf (default: the first five)
-          --budget TIME              wall-clock training budget per trained model: 90s, 30m, 1h (default: none)
-          --preset NAME              preset for every trained model (default: beauty for short sequences, ml-1m for long ones)
-          --preset-file F1[,F2]      whole configs (tune's preset.json, a run's config.json), each for its own model kind
-          --out DIR                  report.md, report.json, chart.svg and runs/MODEL (default runs/compare)
-          --seed S                   trainings, pop100 negatives and bootstrap (default 42)
-          --resamples N              bootstrap and sign-flip resamples (default 10000)
-          --threads N
-          --refit on|off             test every model after a refit on the validation items too (trained models for their
-                                     best validation's step count; baselines count them); default: each preset's own setting
-        prints one table (full and pop100), each model against the best other one (paired NDCG@10 difference, 95 % CI,
-        p-value), and a RESULT line
-        """;
-
-    public int Run(CommandLine a)
+    public Command Build()
     {
-        string dataDir = a.Required("data");
-        var models = a.String("models", "pop,markov,bert4rec,sasrec,gru4rec").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        var budget = a.Duration("budget");
-        string? preset = a.String("preset");
-        var files = (a.String("preset-file") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        string outDir = a.String("out", Path.Combine("runs", "compare"));
-        int seed = a.Int("seed", 42), resamples = a.Int("resamples", 10_000, 1, 10_000_000), threads = a.Int("threads", 0, 0, 256);
-        bool? refit = a.Choice<bool?>("refit", null, ("on", true), ("off", false));
-        a.EnsureAllUsed();
+        var dataOpt = Flags.Required("--data", "a prepared dataset", "DIR");
+        var modelsOpt = Flags.String("--models", "comma-separated: pop, markov, bert4rec, sasrec, gru4rec, neumf (default: the first five)", "pop,markov,bert4rec,sasrec,gru4rec", "LIST");
+        var budgetOpt = Flags.Duration("--budget", "wall-clock training budget per trained model (default: none)");
+        var presetOpt = Flags.String("--preset", "preset for every trained model (default: beauty for short sequences, ml-1m for long ones)", helpName: "NAME");
+        presetOpt.CompletionSources.Add(TrainingConfig.PresetNames);
+        var filesOpt = Flags.String("--preset-file", "whole configs (tune's preset.json, a run's config.json), each for its own model kind", helpName: "F1[,F2]");
+        var outOpt = Flags.String("--out", "report.md, report.json, chart.png and runs/MODEL", Path.Combine("runs", "compare"), "DIR");
+        var seedOpt = Flags.Int("--seed", "trainings, pop100 negatives and bootstrap", 42);
+        var resamplesOpt = Flags.Int("--resamples", "bootstrap and sign-flip resamples", 10_000, 1, 10_000_000);
+        var threadsOpt = Flags.Int("--threads", "compute threads (0 = one per core)", 0, 0, 256);
+        var refitOpt = Flags.OnOff("--refit", "test every model after a refit on the validation items too (trained models for their best "
+            + "validation's step count; baselines count them); default: each preset's own setting");
+        var c = new Command("compare", """
+            train several models within a budget and compare them on the same test users, with significance
+            prints one table (full and pop100), each model against the best other one (paired NDCG@10 difference, 95 % CI,
+            p-value), and a RESULT line
+            """) { dataOpt, modelsOpt, budgetOpt, presetOpt, filesOpt, outOpt, seedOpt, resamplesOpt, threadsOpt, refitOpt };
+        c.SetAction(a => Run(a.GetValue(dataOpt)!, Split(a.GetValue(modelsOpt)), a.GetValue(budgetOpt), a.GetValue(presetOpt), Split(a.GetValue(filesOpt)),
+            a.GetValue(outOpt)!, a.GetValue(seedOpt), a.GetValue(resamplesOpt), a.GetValue(threadsOpt), a.IsOn(refitOpt)));
+        return c;
+    }
+
+    /// <summary>report.Table()'s rows as a Spectre.Console table (interactive terminals only).</summary>
+    private static void PrintTable(ComparisonReport report)
+    {
+        var t = new Table { Border = TableBorder.Rounded, Title = new TableTitle($"test split, {report.TestUsers:N0} users") };
+        t.AddColumns("model", "protocol");
+        foreach (var c in new[] { "HR@1", "HR@5", "HR@10", "NDCG@5", "NDCG@10", "MRR", "train s", "best val at s" }) t.AddColumn(new TableColumn(c).RightAligned());
+        foreach (var m in report.Models)
+            foreach (var (r, first) in new[] { (m.Full, true), (m.Pop100, false) })
+                t.AddRow(first ? Markup.Escape(m.Name) : "", r.Protocol, $"{r.Hr1:F4}", $"{r.Hr5:F4}", $"{r.Hr10:F4}", $"{r.Ndcg5:F4}", $"[bold]{r.Ndcg10:F4}[/]", $"{r.Mrr:F4}",
+                    first ? $"{m.TrainSeconds:F1}" : "", first && m.BestValidationSeconds is { } b ? $"{b:F1}" : "");
+        AnsiConsole.Write(t);
+    }
+
+    private static string[] Split(string? list) => (list ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+
+    private static int Run(string dataDir, string[] models, TimeSpan? budget, string? preset, string[] files, string outDir, int seed, int resamples, int threads, bool? refit)
+    {
         if (preset != null) TrainingConfig.FromPreset(preset);   // an unknown name fails before the data loads
         var configs = files.Select(TrainingConfig.FromFile).ToList();
         var data = SequenceDataset.Load(dataDir);
@@ -47,7 +61,8 @@ internal sealed class CompareVerb : IVerb
             Resamples = resamples, Refit = refit, DataName = Path.GetFileName(Path.GetFullPath(dataDir).TrimEnd('/')),
         });
         Console.WriteLine();
-        Console.Write(report.Table());
+        if (Terminal.Interactive) PrintTable(report);
+        else Console.Write(report.Table());
         if (report.Significance.Count > 0)
         {
             Console.WriteLine("paired NDCG@10 differences against the best other model (95 % bootstrap CI, sign-flip p):");

@@ -1,5 +1,6 @@
 // `bert4rec demo`: the whole pipeline on the embedded synthetic dataset: generate, train, evaluate against the
 // baselines, export, index, serve on loopback, query over HTTP, print, stop.
+using System.CommandLine;
 using System.Diagnostics;
 using System.Net.Http.Headers;
 using Bert4Rec.Contracts;
@@ -16,16 +17,21 @@ namespace Bert4Rec.Cli;
 
 internal sealed class DemoVerb : IVerb
 {
-    public string Name => "demo";
-    public string Summary => "generate data, train, evaluate, export, index, serve and query, end to end";
-    public string Usage => "  --out DIR (default runs/demo)  --model bert4rec|sasrec|gru4rec (default bert4rec)  --epochs N (default 10)  --users N (2000)  --items N (500)  --threads N";
-
-    public int Run(CommandLine a)
+    public Command Build()
     {
-        string outDir = a.String("out", "runs/demo");
-        string kind = a.String("model", "bert4rec");
-        int epochs = a.Int("epochs", 10, 1), users = a.Int("users", 2000, 50), items = a.Int("items", 500, 20), threads = a.Int("threads", 0, 0);
-        a.EnsureAllUsed();
+        var outDir = Flags.String("--out", "artifacts folder", "runs/demo", "DIR");
+        var kind = Flags.Choice("--model", "the model kind to train", "bert4rec", "bert4rec", "sasrec", "gru4rec");
+        var epochs = Flags.Int("--epochs", "training epochs", 10, 1);
+        var users = Flags.Int("--users", "synthetic users", 2000, 50);
+        var items = Flags.Int("--items", "synthetic items", 500, 20);
+        var threads = Flags.Int("--threads", "compute threads (0 = one per core)", 0, 0);
+        var c = new Command("demo", "generate data, train, evaluate, export, index, serve and query, end to end") { outDir, kind, epochs, users, items, threads };
+        c.SetAction(r => Run(r.GetValue(outDir)!, r.GetValue(kind)!, r.GetValue(epochs), r.GetValue(users), r.GetValue(items), r.GetValue(threads)));
+        return c;
+    }
+
+    private static int Run(string outDir, string kind, int epochs, int users, int items, int threads)
+    {
         var total = Stopwatch.StartNew();
         var clock = Stopwatch.StartNew();
         void Stage(string s) { Console.WriteLine($"\n== {s}"); clock.Restart(); }

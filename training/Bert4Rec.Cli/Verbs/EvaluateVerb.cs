@@ -1,4 +1,5 @@
 // `bert4rec evaluate`: a trained run or a baseline under both protocols (full ranking, pop100), as a table and a RESULT line.
+using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json;
 using Bert4Rec.Contracts;
@@ -13,32 +14,36 @@ namespace Bert4Rec.Cli;
 
 internal sealed class EvaluateVerb : IVerb
 {
-    public string Name => "evaluate";
-    public string Summary => "evaluate a model or a baseline (full ranking and pop100)";
-    public string Usage => """
-          --data DIR            a prepared dataset
-          --baseline pop|markov | --run DIR (a training run folder) | --checkpoint FILE
-                                | --onnx FILE (a full-catalog model_full.onnx, scored through ONNX Runtime)
-          --provider cpu|cuda|auto  --onnx: ONNX Runtime's execution provider (default cpu; auto falls back to cpu)
-          --split test|validation   (default test)
-          --keep-seen           full protocol: keep the history's items in the ranking
-          --seed S              pop100 negative sampling seed (default 42)
-          --threads N
-        """;
-
-    public int Run(CommandLine a)
+    public Command Build()
     {
-        var data = SequenceDataset.Load(a.Required("data"));
-        string? baseline = a.String("baseline"), run = a.String("run"), ckpt = a.String("checkpoint"), onnx = a.String("onnx");
-        string splitName = a.String("split", "test");
-        bool keepSeen = a.Flag("keep-seen");
-        int seed = a.Int("seed", 42), threads = a.Int("threads", 0, 0);
-        var provider = Inference.OnnxRuntime.SessionOptions.ProviderFlag(a);
-        a.EnsureAllUsed();
-        if (onnx == null && a.Has("provider")) throw new UsageException("--provider: applies to --onnx only");
-        if ((baseline != null ? 1 : 0) + (run != null ? 1 : 0) + (ckpt != null ? 1 : 0) + (onnx != null ? 1 : 0) != 1)
-            throw new UsageException("give exactly one of --baseline, --run, --checkpoint or --onnx");
-        if (splitName is not ("test" or "validation")) throw new UsageException($"--split: '{splitName}' is not test or validation");
+        var dataOpt = Flags.Required("--data", "a prepared dataset", "DIR");
+        var baselineOpt = Flags.Choice<string?>("--baseline", "a baseline: pop or markov", null, ("pop", "pop"), ("markov", "markov"));
+        var runOpt = Flags.String("--run", "a training run folder (its best weights)", helpName: "DIR");
+        var ckptOpt = Flags.String("--checkpoint", "a checkpoint or weights file", helpName: "FILE");
+        var onnxOpt = Flags.String("--onnx", "a full-catalog model_full.onnx, scored through ONNX Runtime", helpName: "FILE");
+        var providerOpt = Inference.OnnxRuntime.SessionOptions.ProviderOption();
+        providerOpt.Description = "--onnx: " + providerOpt.Description;
+        var splitOpt = Flags.Choice("--split", "which split to score", "test", "test", "validation");
+        var keepSeenOpt = Flags.Flag("--keep-seen", "full protocol: keep the history's items in the ranking");
+        var seedOpt = Flags.Int("--seed", "pop100 negative sampling seed", 42);
+        var threadsOpt = Flags.Int("--threads", "compute threads (0 = one per core)", 0, 0);
+        var c = new Command("evaluate", "evaluate a model or a baseline (full ranking and pop100); give one of --baseline, --run, --checkpoint, --onnx")
+            { dataOpt, baselineOpt, runOpt, ckptOpt, onnxOpt, providerOpt, splitOpt, keepSeenOpt, seedOpt, threadsOpt };
+        c.SetAction(a =>
+        {
+            string? baseline = a.GetValue(baselineOpt), run = a.GetValue(runOpt), ckpt = a.GetValue(ckptOpt), onnx = a.GetValue(onnxOpt);
+            if (onnx == null && a.Given(providerOpt)) throw new UsageException("--provider: applies to --onnx only");
+            if ((baseline != null ? 1 : 0) + (run != null ? 1 : 0) + (ckpt != null ? 1 : 0) + (onnx != null ? 1 : 0) != 1)
+                throw new UsageException("give exactly one of --baseline, --run, --checkpoint or --onnx");
+            return Run(SequenceDataset.Load(a.GetValue(dataOpt)!), baseline, run, ckpt, onnx, Inference.OnnxRuntime.SessionOptions.ParseProvider(a.GetValue(providerOpt)!), a.GetValue(splitOpt)!,
+                a.GetValue(keepSeenOpt), a.GetValue(seedOpt), a.GetValue(threadsOpt));
+        });
+        return c;
+    }
+
+    private static int Run(SequenceDataset data, string? baseline, string? run, string? ckpt, string? onnx, Inference.OnnxRuntime.ExecutionProvider provider,
+                           string splitName, bool keepSeen, int seed, int threads)
+    {
         var split = LeaveOneOut.Split(data);
         var cases = splitName == "test" ? split.Test : split.Validation;
         IItemScorer scorer;
@@ -60,12 +65,7 @@ internal sealed class EvaluateVerb : IVerb
         }
         else if (baseline != null)
         {
-            scorer = baseline switch
-            {
-                "pop" => new PopularityScorer(split.TrainSequences, split.ItemCount),
-                "markov" => new MarkovScorer(split.TrainSequences, split.ItemCount),
-                _ => throw new UsageException($"--baseline: '{baseline}' is not pop or markov"),
-            };
+            scorer = baseline == "pop" ? new PopularityScorer(split.TrainSequences, split.ItemCount) : new MarkovScorer(split.TrainSequences, split.ItemCount);
             what = baseline;
         }
         else
@@ -82,13 +82,16 @@ internal sealed class EvaluateVerb : IVerb
         var pop = SequenceDataset.Popularity(split.TrainSequences, split.ItemCount);
         var results = new Dictionary<string, object> { ["model"] = what, ["split"] = splitName };
         Console.WriteLine($"{what} on the {splitName} split ({cases.Count:N0} users, {split.ItemCount:N0} items)");
+        var rows = new List<(string, RankingMetrics, double?)>();
         foreach (var proto in new[] { EvaluationProtocol.Full, EvaluationProtocol.Pop100 })
         {
             var clock = Stopwatch.StartNew();
             var m = Evaluator.Evaluate(scorer, cases, new EvaluationOptions { Protocol = proto, ExcludeSeen = !keepSeen, Seed = seed, ItemPopularity = pop });
-            Console.WriteLine($"  {m}   ({clock.Elapsed.TotalSeconds:F2}s)");
+            if (!Terminal.Interactive) Console.WriteLine($"  {m}   ({clock.Elapsed.TotalSeconds:F2}s)");
+            rows.Add((m.Protocol, m, clock.Elapsed.TotalSeconds));
             results[m.Protocol] = m.ToDictionary();
         }
+        if (Terminal.Interactive) Terminal.MetricsTable($"{what}, {splitName} split", rows);
         model?.Dispose();
         session?.Dispose();
         Console.WriteLine("RESULT " + JsonSerializer.Serialize(results));

@@ -1,5 +1,5 @@
 // `bert4rec export`: a training checkpoint -> an artifact bundle (model.onnx, vocab.txt, manifest).
-using System.Text.Json;
+using System.CommandLine;
 using Bert4Rec.Contracts;
 using Bert4Rec.Training.Export;
 using Bert4Rec.Training.Pipeline;
@@ -9,34 +9,34 @@ namespace Bert4Rec.Cli;
 
 internal sealed class ExportVerb : IVerb
 {
-    public string Name => "export";
-    public string Summary => "export a checkpoint to an artifact bundle (model.onnx, vocabulary, manifest)";
-    public string Usage => """
-          --checkpoint FILE | --run DIR   (the run's best.bin, else checkpoint.bin; its vocab.txt and metrics.json are picked up)
-          --vocab FILE                    (default: vocab.txt beside the checkpoint)
-          --out DIR                       bundle folder (replaced atomically)
-          --full-catalog                  also write model_full.onnx (top-k over all items; for small catalogs and evaluation through ORT)
-          --triton DIR                    also write a Triton Inference Server model repository: DIR/NAME/config.pbtxt, DIR/NAME/1/model.onnx
-          --triton-name NAME              its model name (default: the model kind)
-          --triton-max-batch B            its max_batch_size, with dynamic batching (default 64)
-        """;
-
-    public int Run(CommandLine a)
+    public Command Build()
     {
-        string? run = a.String("run");
-        // a run folder: its best weights (best.bin), or the checkpoint of a run that has not validated yet
-        string ckpt = a.String("checkpoint") ?? (run != null
-            ? RunFolder.WeightsPath(run)
-            : throw new UsageException("give --checkpoint FILE or --run DIR"));
-        string vocabPath = a.String("vocab") ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(ckpt))!, "vocab.txt");
-        string outDir = a.Required("out");
-        bool fullCatalog = a.Flag("full-catalog");
-        string? triton = a.String("triton");
-        string? tritonName = a.String("triton-name");
-        int tritonMaxBatch = a.Int("triton-max-batch", 64, 1, 1 << 20);
-        if (triton == null && (tritonName != null || a.Has("triton-max-batch"))) throw new UsageException("--triton-name and --triton-max-batch go with --triton DIR");
-        if (tritonName != null) TritonRepository.CheckName(tritonName);      // before the bundle is written
-        a.EnsureAllUsed();
+        var ckptOpt = Flags.String("--checkpoint", "a checkpoint or weights file", helpName: "FILE");
+        var runOpt = Flags.String("--run", "a run folder: its best.bin, else checkpoint.bin; its vocab.txt and metrics.json are picked up", helpName: "DIR");
+        var vocabOpt = Flags.String("--vocab", "the vocabulary (default: vocab.txt beside the checkpoint)", helpName: "FILE");
+        var outOpt = Flags.Required("--out", "bundle folder (replaced atomically)", "DIR");
+        var fullOpt = Flags.Flag("--full-catalog", "also write model_full.onnx (top-k over all items; for small catalogs and evaluation through ORT)");
+        var tritonOpt = Flags.String("--triton", "also write a Triton Inference Server model repository: DIR/NAME/config.pbtxt, DIR/NAME/1/model.onnx", helpName: "DIR");
+        var tritonNameOpt = Flags.String("--triton-name", "its model name (default: the model kind)", helpName: "NAME");
+        var tritonBatchOpt = Flags.Int("--triton-max-batch", "its max_batch_size, with dynamic batching", 64, 1, 1 << 20);
+        var c = new Command("export", "export a checkpoint to an artifact bundle (model.onnx, vocabulary, manifest); give --checkpoint or --run")
+            { ckptOpt, runOpt, vocabOpt, outOpt, fullOpt, tritonOpt, tritonNameOpt, tritonBatchOpt };
+        c.SetAction(a =>
+        {
+            string? run = a.GetValue(runOpt);
+            // a run folder: its best weights (best.bin), or the checkpoint of a run that has not validated yet
+            string ckpt = a.GetValue(ckptOpt) ?? (run != null ? RunFolder.WeightsPath(run) : throw new UsageException("give --checkpoint FILE or --run DIR"));
+            string? triton = a.GetValue(tritonOpt), tritonName = a.GetValue(tritonNameOpt);
+            if (triton == null && (tritonName != null || a.Given(tritonBatchOpt))) throw new UsageException("--triton-name and --triton-max-batch go with --triton DIR");
+            if (tritonName != null) TritonRepository.CheckName(tritonName);      // before the bundle is written
+            return Run(ckpt, a.GetValue(vocabOpt) ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(ckpt))!, "vocab.txt"), a.GetValue(outOpt)!,
+                a.GetValue(fullOpt), triton, tritonName, a.GetValue(tritonBatchOpt));
+        });
+        return c;
+    }
+
+    private static int Run(string ckpt, string vocabPath, string outDir, bool fullCatalog, string? triton, string? tritonName, int tritonMaxBatch)
+    {
         var (cfg, weights) = Checkpoint.LoadWeights(ckpt);
         RunFolder.CheckVocabulary(ckpt, vocabPath);
         var vocab = Vocabulary.Load(vocabPath);

@@ -1,4 +1,5 @@
 // `bert4rec prepare`: interaction log (or the synthetic generator) -> a prepared dataset folder.
+using System.CommandLine;
 using System.Diagnostics;
 using Bert4Rec.Contracts;
 using Bert4Rec.Training.Data;
@@ -8,72 +9,83 @@ namespace Bert4Rec.Cli;
 
 internal sealed class PrepareVerb : IVerb
 {
-    public string Name => "prepare";
-    public string Summary => "read interaction logs, filter, split and save a prepared dataset";
-    public string Usage => """
-          --input FILE          interaction log
-          --format F            movielens (u::i::r::t) | ml100k (tab) | csv | tsv | pairs (`user item`, file order = time)
-          --user-col/--item-col/--time-col NAME   csv/tsv header columns (defaults user_id, item_id, timestamp)
-          --min-user K --min-item K               k-core thresholds (default 5 / 5; 0 disables)
-          --kcore-fixed-point                     repeat the filter until nothing changes (default: one pass, as SASRec)
-          --synthetic [--users N --items N --seed S]   generate the synthetic dataset instead of reading a file
-          --out DIR             output folder (written to a temporary folder, then renamed)
-          --user-features FILE / --item-features FILE   per-user / per-item feature files (delimited), stored with the dataset
-          --user-feature-columns SPEC / --item-feature-columns SPEC   id=COL,NAME=cat:COL,NAME=num:COL[:BUCKETS],NAME=flags:FIRST-LAST,
-                                NAME=multi:COL:SEP (columns from 1); default with --format ml100k: MovieLens 100K's u.user / u.item
-          --feature-delimiter C  (default '|'), --feature-header (the first line names the columns), --feature-min-count K (default 2:
-                                rarer values share the out-of-vocabulary bucket)
-        """;
-
-    public int Run(CommandLine a)
+    public Command Build()
     {
-        string outDir = a.Required("out");
-        var clock = Stopwatch.StartNew();
-        string? userFeatures = a.String("user-features"), itemFeatures = a.String("item-features");
-        string? userColumns = a.String("user-feature-columns"), itemColumns = a.String("item-feature-columns");
-        char delimiter = FeatureFileSpec.ParseDelimiter(a.String("feature-delimiter", "|"));
-        bool header = a.Flag("feature-header");
-        int minCount = a.Int("feature-min-count", 2, 1);
-        bool ml100k = a.String("format") is { } fmt && InteractionLog.ParseFormat(fmt) == LogFormat.Ml100k;
-        FeatureFileSpec? Spec(string? file, string? columns, string flag, FeatureFileSpec ml100kDefault)
+        var input = Flags.String("--input", "interaction log", helpName: "FILE");
+        var format = Flags.Choice("--format", "movielens (u::i::r::t), ml100k (tab), csv, tsv, or pairs (`user item`, file order = time)", "pairs", "movielens", "ml100k", "csv", "tsv", "pairs");
+        var userCol = Flags.String("--user-col", "csv/tsv: the user column's header", "user_id", "NAME");
+        var itemCol = Flags.String("--item-col", "csv/tsv: the item column's header", "item_id", "NAME");
+        var timeCol = Flags.String("--time-col", "csv/tsv: the time column's header", "timestamp", "NAME");
+        var minUser = Flags.Int("--min-user", "k-core: users with fewer interactions are dropped (0 disables)", 5, 0);
+        var minItem = Flags.Int("--min-item", "k-core: items with fewer interactions are dropped (0 disables)", 5, 0);
+        var fixedPoint = Flags.Flag("--kcore-fixed-point", "repeat the filter until nothing changes (default: one pass, as SASRec)");
+        var synthetic = Flags.Flag("--synthetic", "generate the synthetic dataset instead of reading a file");
+        var users = Flags.Int("--users", "--synthetic: users", 2000, 10);
+        var items = Flags.Int("--items", "--synthetic: items", 500, 20);
+        var seed = Flags.Int("--seed", "--synthetic: generator seed", 42);
+        var outDir = Flags.Required("--out", "output folder (written to a temporary folder, then renamed)", "DIR");
+        var userFeatures = Flags.String("--user-features", "per-user feature file (delimited), stored with the dataset", helpName: "FILE");
+        var itemFeatures = Flags.String("--item-features", "per-item feature file (delimited), stored with the dataset", helpName: "FILE");
+        const string columnsHelp = "id=COL,NAME=cat:COL,NAME=num:COL[:BUCKETS],NAME=flags:FIRST-LAST,NAME=multi:COL:SEP (columns from 1); "
+            + "default with --format ml100k: MovieLens 100K's ";
+        var userColumns = Flags.String("--user-feature-columns", columnsHelp + "u.user", helpName: "SPEC");
+        var itemColumns = Flags.String("--item-feature-columns", columnsHelp + "u.item", helpName: "SPEC");
+        var delimiterOpt = Flags.String("--feature-delimiter", "the feature files' field separator", "|", "C");
+        var headerOpt = Flags.Flag("--feature-header", "the feature files' first line names the columns");
+        var minCountOpt = Flags.Int("--feature-min-count", "rarer feature values share the out-of-vocabulary bucket", 2, 1);
+        var c = new Command("prepare", "read interaction logs, filter, split and save a prepared dataset")
         {
-            if (file == null)
-                return columns == null ? null : throw new UsageException($"--{flag} goes with --{flag.Replace("-columns", "s")} FILE");
-            if (columns != null) return FeatureFileSpec.Parse(columns, delimiter, "--" + flag, header, minCount);
-            if (!ml100k) throw new UsageException($"--{flag}: give the columns of {file} (only --format ml100k has defaults)");
-            return ml100kDefault with { Delimiter = delimiter, Header = header, MinCount = minCount };
-        }
-        var userSpec = Spec(userFeatures, userColumns, "user-feature-columns", FeatureFileSpec.Ml100kUsers);
-        var itemSpec = Spec(itemFeatures, itemColumns, "item-feature-columns", FeatureFileSpec.Ml100kItems);
-        SequenceDataset data;
-        if (a.Flag("synthetic"))
+            input, format, userCol, itemCol, timeCol, minUser, minItem, fixedPoint, synthetic, users, items, seed, outDir,
+            userFeatures, itemFeatures, userColumns, itemColumns, delimiterOpt, headerOpt, minCountOpt,
+        };
+        c.SetAction(r =>
         {
-            var o = new SyntheticOptions { Users = a.Int("users", 2000, 10), Items = a.Int("items", 500, 20), Seed = a.Int("seed", 42) };
-            a.EnsureAllUsed();
-            data = SyntheticDataset.Generate(o);
-        }
-        else
-        {
-            string input = a.Required("input");
-            var format = InteractionLog.ParseFormat(a.String("format", "pairs"));
-            var opts = new LogReadOptions
+            var clock = Stopwatch.StartNew();
+            char delimiter = FeatureFileSpec.ParseDelimiter(r.GetValue(delimiterOpt)!);
+            bool header = r.GetValue(headerOpt);
+            int minCount = r.GetValue(minCountOpt);
+            bool ml100k = r.Given(format) && InteractionLog.ParseFormat(r.GetValue(format)!) == LogFormat.Ml100k;
+            FeatureFileSpec? Spec(string? file, string? columns, string flag, FeatureFileSpec ml100kDefault)
             {
-                Format = format, UserColumn = a.String("user-col", "user_id"), ItemColumn = a.String("item-col", "item_id"),
-                TimeColumn = a.String("time-col", "timestamp"), Progress = Progress,
-            };
-            int minUser = a.Int("min-user", 5, 0), minItem = a.Int("min-item", 5, 0);
-            bool fixedPoint = a.Flag("kcore-fixed-point");
-            a.EnsureAllUsed();
-            var log = InteractionLog.Read(input, opts);
-            Console.WriteLine($"read {log.Count:N0} interactions from {input} in {clock.Elapsed.TotalSeconds:F2}s");
-            data = log.ToDataset(minUser, minItem, fixedPoint);
-        }
-        data = FeatureReader.Attach(data, userFeatures, userSpec, itemFeatures, itemSpec, Console.WriteLine);
-        data.Save(outDir);
-        Console.WriteLine($"dataset: {data.Statistics}");
-        Console.WriteLine($"saved to {outDir} in {clock.Elapsed.TotalSeconds:F2}s");
-        Console.WriteLine("RESULT " + System.Text.Json.JsonSerializer.Serialize(new { data.Statistics.Users, data.Statistics.Items, data.Statistics.Interactions, seconds = Math.Round(clock.Elapsed.TotalSeconds, 2) }));
-        return 0;
+                if (file == null)
+                    return columns == null ? null : throw new UsageException($"--{flag} goes with --{flag.Replace("-columns", "s")} FILE");
+                if (columns != null) return FeatureFileSpec.Parse(columns, delimiter, "--" + flag, header, minCount);
+                if (!ml100k) throw new UsageException($"--{flag}: give the columns of {file} (only --format ml100k has defaults)");
+                return ml100kDefault with { Delimiter = delimiter, Header = header, MinCount = minCount };
+            }
+            string? userFile = r.GetValue(userFeatures), itemFile = r.GetValue(itemFeatures);
+            var userSpec = Spec(userFile, r.GetValue(userColumns), "user-feature-columns", FeatureFileSpec.Ml100kUsers);
+            var itemSpec = Spec(itemFile, r.GetValue(itemColumns), "item-feature-columns", FeatureFileSpec.Ml100kItems);
+            SequenceDataset data;
+            if (r.GetValue(synthetic))
+            {
+                foreach (var o in new Option[] { input, format, userCol, itemCol, timeCol, minUser, minItem, fixedPoint })
+                    if (r.Given(o)) throw new UsageException($"{o.Name}: reads a log, which --synthetic does not");
+                data = SyntheticDataset.Generate(new SyntheticOptions { Users = r.GetValue(users), Items = r.GetValue(items), Seed = r.GetValue(seed) });
+            }
+            else
+            {
+                foreach (var o in new Option[] { users, items, seed })
+                    if (r.Given(o)) throw new UsageException($"{o.Name}: goes with --synthetic");
+                string path = r.GetValue(input) ?? throw new UsageException("missing required flag --input (or --synthetic)");
+                var opts = new LogReadOptions
+                {
+                    Format = InteractionLog.ParseFormat(r.GetValue(format)!), UserColumn = r.GetValue(userCol)!, ItemColumn = r.GetValue(itemCol)!,
+                    TimeColumn = r.GetValue(timeCol)!, Progress = Progress,
+                };
+                var log = InteractionLog.Read(path, opts);
+                Console.WriteLine($"read {log.Count:N0} interactions from {path} in {clock.Elapsed.TotalSeconds:F2}s");
+                data = log.ToDataset(r.GetValue(minUser), r.GetValue(minItem), r.GetValue(fixedPoint));
+            }
+            data = FeatureReader.Attach(data, userFile, userSpec, itemFile, itemSpec, Console.WriteLine);
+            string dir = r.GetValue(outDir)!;
+            data.Save(dir);
+            Console.WriteLine($"dataset: {data.Statistics}");
+            Console.WriteLine($"saved to {dir} in {clock.Elapsed.TotalSeconds:F2}s");
+            Console.WriteLine("RESULT " + System.Text.Json.JsonSerializer.Serialize(new { data.Statistics.Users, data.Statistics.Items, data.Statistics.Interactions, seconds = Math.Round(clock.Elapsed.TotalSeconds, 2) }));
+            return 0;
+        });
+        return c;
     }
 
     private static void Progress(long done, long total)

@@ -1,4 +1,5 @@
 // `bert4rec recommend`: recommendations for one history straight from a bundle (no server).
+using System.CommandLine;
 using Bert4Rec.Contracts;
 using Bert4Rec.Inference.OnnxRuntime;
 using Bert4Rec.Inference.Recommendation;
@@ -7,24 +8,32 @@ namespace Bert4Rec.Cli;
 
 internal sealed class RecommendVerb : IVerb
 {
-    public string Name => "recommend";
-    public string Summary => "recommend for one history from a bundle, no server needed";
-    public string Usage => "  --bundle DIR --history ID,ID,... [-k 10] [--candidates 200] [--include-seen] [--rerank ID,ID,...] [--provider cpu|cuda|auto] [--threads 1]";
-
-    public int Run(CommandLine a)
+    public Command Build()
     {
-        string bundle = a.Required("bundle");
-        var history = a.Required("history").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        int k = a.Int("k", 10, 1, 10000), cands = a.Int("candidates", 200, 1, 100000);
-        bool includeSeen = a.Flag("include-seen");
-        string? rerank = a.String("rerank");
-        var provider = SessionOptions.ProviderFlag(a);
-        int threads = a.Int("threads", 1, 0);
-        a.EnsureAllUsed();
+        var bundleOpt = Flags.Required("--bundle", "a bundle (with its index unless --rerank)", "DIR");
+        var historyOpt = Flags.Required("--history", "the user's items, oldest first (raw ids)", "ID,ID,...");
+        var kOpt = Flags.Int("-k", "recommendations to return", 10, 1, 10000);
+        kOpt.Aliases.Add("--k");
+        var candsOpt = Flags.Int("--candidates", "FAISS candidates scored exactly", 200, 1, 100000);
+        var seenOpt = Flags.Flag("--include-seen", "allow items already in the history");
+        var rerankOpt = Flags.String("--rerank", "score these items instead of searching the index", helpName: "ID,ID,...");
+        var providerOpt = SessionOptions.ProviderOption();
+        var threadsOpt = Flags.Int("--threads", "ONNX Runtime intra-op threads (0 = one per core)", 1, 0);
+        var c = new Command("recommend", "recommend for one history from a bundle, no server needed")
+            { bundleOpt, historyOpt, kOpt, candsOpt, seenOpt, rerankOpt, providerOpt, threadsOpt };
+        c.SetAction(a => Run(a.GetValue(bundleOpt)!, Ids(a.GetValue(historyOpt)!), a.GetValue(kOpt), a.GetValue(candsOpt), a.GetValue(seenOpt),
+            a.GetValue(rerankOpt) is { } r ? Ids(r) : null, SessionOptions.ParseProvider(a.GetValue(providerOpt)!), a.GetValue(threadsOpt)));
+        return c;
+    }
+
+    private static string[] Ids(string list) => list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+
+    private static int Run(string bundle, string[] history, int k, int cands, bool includeSeen, string[]? rerank, ExecutionProvider provider, int threads)
+    {
         using var b = ModelBundle.Load(bundle, new SessionOptions { IntraOpThreads = threads, Provider = provider }, requireIndex: rerank == null);
         var rec = new Recommender(b);
         var r = rerank != null
-            ? rec.Rerank(history, rerank.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries), k)
+            ? rec.Rerank(history, rerank, k)
             : rec.Recommend(history, k, cands, includeSeen);
         if (r.UnknownIds.Count > 0) Console.WriteLine($"unknown ids (dropped): {string.Join(", ", r.UnknownIds)}");
         int rank = 1;

@@ -1,4 +1,5 @@
 // `bert4rec train`: BERT4Rec on a prepared dataset into a run folder; ends with test metrics under both protocols.
+using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json;
 using Bert4Rec.Contracts;
@@ -13,40 +14,35 @@ namespace Bert4Rec.Cli;
 
 internal sealed class TrainVerb : IVerb
 {
-    public string Name => "train";
-    public string Summary => "train a model (bert4rec, sasrec, gru4rec; neumf) on a prepared dataset";
-    public string Usage => """
-          --data DIR --out RUN_DIR [--preset ml-1m|ml-20m|beauty|steam|synthetic | --preset-file FILE] [--resume]
-          --preset-file FILE              a whole config as JSON (tune's preset.json, a run's config.json); flags override it
-          --epochs --batch --lr --warmup --hidden --heads --layers --max-len --mask-prob --max-predictions
-          --mask-token-rate --dropout --attn-dropout --weight-decay --clip --seed --threads
-          --eval-every EPOCHS | --eval-every-steps STEPS  --patience EVALUATIONS --val-users N
-          --checkpoint-every STEPS --window-stride N --model bert4rec|sasrec|gru4rec|neumf
-          --features on|off               neumf: embed the dataset's user and item feature fields (default on); --negatives K
-                                          are its sampled negatives per positive (preset 4), --hidden its predictive factors
-          --skip-test                     do not read the test split at the end (for tuning on validation)
-          --refit on|off                  after training, train again from the start on the validation items too, for the best
-                                          validation's step count; test and hand on those weights (final.bin)
-          --engine native|torchsharp      native (own C# kernels + OpenBLAS, default) or TorchSharp (libtorch autograd; bert4rec)
-          --device cpu|cuda|auto          torchsharp only: auto = CUDA where TorchSharp reports it, else the CPU with a warning
-        both engines write the same run folder and checkpoints; a run may be resumed with either engine
-        run folder: config.json, metrics.jsonl, loss.svg, checkpoint.bin (full state, for --resume), best.bin (best weights),
-        vocab.txt, final.bin (the refit's weights, with --refit on), metrics.json (test split, full and pop100, of the weights
-        the run hands on: final.bin, else best.bin)
-        """;
-
-    public int Run(CommandLine a)
+    public Command Build()
     {
-        string dataDir = a.Required("data"), outDir = a.Required("out");
-        bool resume = a.Flag("resume");
-        bool skipTest = a.Flag("skip-test");
+        var data = Flags.Required("--data", "a prepared dataset", "DIR");
+        var outDir = Flags.Required("--out", "the run folder", "RUN_DIR");
+        var resume = Flags.Flag("--resume", "continue the run in --out after a crash or kill (its own hyperparameters)");
+        var skipTest = Flags.Flag("--skip-test", "do not read the test split at the end (for tuning on validation)");
+        var hyper = new TrainingFlags();
+        var engineFlags = new EngineChoice.Options();
+        var c = new Command("train", """
+            train a model (bert4rec, sasrec, gru4rec; neumf) on a prepared dataset
+            both engines write the same run folder and checkpoints; a run may be resumed with either engine
+            run folder: config.json, metrics.jsonl, loss.png, checkpoint.bin (full state, for --resume), best.bin (best weights),
+            vocab.txt, final.bin (the refit's weights, with --refit on), metrics.json (test split, full and pop100, of the weights
+            the run hands on: final.bin, else best.bin)
+            """) { data, outDir, resume, skipTest };
+        hyper.AddTo(c);
+        engineFlags.AddTo(c);
+        c.SetAction(r => Run(r, r.GetValue(data)!, r.GetValue(outDir)!, r.GetValue(resume), r.GetValue(skipTest), hyper, engineFlags));
+        return c;
+    }
+
+    private static int Run(ParseResult a, string dataDir, string outDir, bool resume, bool skipTest, TrainingFlags hyper, EngineChoice.Options engineFlags)
+    {
         string ckpt = Path.Combine(outDir, Trainer.CheckpointFile);
         // a resumed run keeps its checkpoint's hyperparameters: flags that repeat them are accepted, changed ones refused
         // (only the thread count may change, at the cost of bitwise equality)
         TrainingState? from = resume ? Checkpoint.Load(ckpt) : null;
-        var cfg = TrainingConfig.FromCommandLine(a, out var given, from?.Config);
-        var engine = EngineChoice.Read(a);
-        a.EnsureAllUsed();
+        var cfg = hyper.Read(a, out var given, from?.Config);
+        var engine = engineFlags.Read(a);
         if (from != null)
         {
             var changed = TrainingConfig.ChangedFlags(cfg, from.Config);
@@ -71,13 +67,11 @@ internal sealed class TrainVerb : IVerb
         }
         Console.WriteLine($"training {cfg.Preset} on {dataDir} ({engine.Label} engine): {data.Statistics}");
         var clock = Stopwatch.StartNew();
-        var progress = new ConsoleProgress();
-        var state = new Trainer(cfg, split, outDir, line => { progress.Close(); Console.WriteLine(line); }, progress)
+        var state = ConsoleProgress.Run((progress, log) => new Trainer(cfg, split, outDir, log, progress)
         {
             VocabularySha256 = vocabSha,
             ModelFactory = factory,
-        }.Run(from);
-        progress.Close();
+        }.Run(from));
         double secs = clock.Elapsed.TotalSeconds;
         if (skipTest)
         {
@@ -99,12 +93,18 @@ internal sealed class TrainVerb : IVerb
         weights.CopyTo(model.Parameters, 0);
         var scorer = ModelComparison.Scorer(model);
         var (full, p100) = RunFolder.EvaluateTest(scorer, split);
-        Console.WriteLine(refit ? $"test (refit weights, {state.BestStep:N0} steps on train + validation items):" : $"test (best weights, epoch {state.BestEpoch}):");
-        Console.WriteLine($"  {full}");
-        Console.WriteLine($"  {p100}");
         // the NCF paper's protocol beside the project's two (He et al. 2017: 100 uniformly drawn negatives)
         var uniform = cfg.Kind == ModelKind.NeuMf ? Evaluator.Evaluate(scorer, split.Test, new EvaluationOptions { Protocol = EvaluationProtocol.Uniform100 }) : null;
-        if (uniform != null) Console.WriteLine($"  {uniform}");
+        string title = refit ? $"test (refit weights, {state.BestStep:N0} steps on train + validation items)" : $"test (best weights, epoch {state.BestEpoch})";
+        if (Terminal.Interactive)
+            Terminal.MetricsTable(title, [(full.Protocol, full, null), (p100.Protocol, p100, null), .. uniform != null ? new[] { (uniform.Protocol, uniform, (double?)null) } : []]);
+        else
+        {
+            Console.WriteLine(title + ":");
+            Console.WriteLine($"  {full}");
+            Console.WriteLine($"  {p100}");
+            if (uniform != null) Console.WriteLine($"  {uniform}");
+        }
         var facts = new Dictionary<string, object>
         {
             ["model"] = cfg.Model, ["engine"] = engine.Label, ["preset"] = cfg.Preset, ["epochs"] = state.Epoch, ["steps"] = state.GlobalStep, ["best_epoch"] = state.BestEpoch, ["best_step"] = state.BestStep, ["seconds"] = Math.Round(secs, 1),

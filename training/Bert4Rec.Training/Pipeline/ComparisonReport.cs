@@ -1,11 +1,13 @@
 // What `compare` found, and its three files: report.md (the table and the significance lines), report.json (the same,
-// for programs) and chart.svg (validation NDCG@10 against training wall-clock seconds, one line per model).
+// for programs) and chart.png (validation NDCG@10 against training wall-clock seconds, one line per model).
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using Bert4Rec.Contracts;
 using Bert4Rec.Training.Data;
 using Bert4Rec.Training.Evaluation;
+using Bert4Rec.Training.Training;
+using ScottPlot;
 
 namespace Bert4Rec.Training.Pipeline;
 
@@ -44,7 +46,8 @@ public sealed record SignificanceLine(string Model, string Against, string Proto
 
 public sealed record ComparisonReport
 {
-    public const string MarkdownFile = "report.md", JsonFile = "report.json", ChartFile = "chart.svg";
+    public const string MarkdownFile = "report.md", JsonFile = "report.json", ChartFile = "chart.png";
+    public const int ChartWidth = 900, ChartHeight = 480;
 
     public required string Data { get; init; }
     public required DatasetStatistics Statistics { get; init; }
@@ -57,13 +60,13 @@ public sealed record ComparisonReport
 
     public static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 
-    /// <summary>Writes report.md, report.json and chart.svg into <paramref name="dir"/> (each atomically).</summary>
+    /// <summary>Writes report.md, report.json and chart.png into <paramref name="dir"/> (each atomically).</summary>
     public void Write(string dir)
     {
         Directory.CreateDirectory(dir);
         AtomicFile.WriteAllBytes(Path.Combine(dir, MarkdownFile), Encoding.UTF8.GetBytes(Markdown()));
         AtomicFile.WriteAllBytes(Path.Combine(dir, JsonFile), JsonSerializer.SerializeToUtf8Bytes(this, JsonOptions));
-        AtomicFile.WriteAllBytes(Path.Combine(dir, ChartFile), Encoding.UTF8.GetBytes(ChartSvg()));
+        PngChart.Save(Chart(), Path.Combine(dir, ChartFile), ChartWidth, ChartHeight);
     }
 
     public static ComparisonReport Read(string dir)
@@ -149,67 +152,40 @@ public sealed record ComparisonReport
 
     private static string F4(double v) => v.ToString("F4", CultureInfo.InvariantCulture);
 
-    private static readonly string[] Colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"];
+    /// <summary>The y-axis label of chart.png, and the legend text of each model is its name.</summary>
+    public const string ChartYLabel = "validation NDCG@10 (full ranking)";
 
-    /// <summary>Validation NDCG@10 (full ranking) against training wall-clock seconds: a line per trained model with a ring at
-    /// its best validation, a dashed flat line per baseline.</summary>
-    public string ChartSvg()
+    /// <summary>chart.png's plot: validation NDCG@10 against training wall-clock seconds, a line per trained model with an
+    /// open ring at its best validation, a dashed flat line per baseline (its validation NDCG@10); legend in model order.</summary>
+    public Plot Chart()
     {
-        const int W = 720, H = 400, L = 60, R = 150, T = 30, B = 45;
-        var inv = CultureInfo.InvariantCulture;
-        var sb = new StringBuilder();
-        sb.Append(inv, $"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{H}\" font-family=\"sans-serif\" font-size=\"11\">\n");
-        sb.Append("<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n");
-        sb.Append(inv, $"<text x=\"{(W - R + L) / 2}\" y=\"18\" text-anchor=\"middle\" font-size=\"13\">validation NDCG@10 (full ranking) against training time</text>\n");
-        double xmax = Math.Max(1, Models.SelectMany(m => m.Curve).Select(p => p.Seconds).Append(BudgetSeconds ?? 0).DefaultIfEmpty(1).Max());
-        double ymax = Models.SelectMany(m => m.Curve.Select(p => p.Ndcg10).Append(m.ValidationNdcg10 ?? 0)).DefaultIfEmpty(0).Max();
-        ymax = ymax <= 0 ? 0.01 : NiceCeiling(ymax * 1.05);
-        xmax = NiceCeiling(xmax);
-        double X(double s) => L + s / xmax * (W - L - R);
-        double Y(double v) => H - B - v / ymax * (H - T - B);
-        // axes and ticks
-        sb.Append(inv, $"<line x1=\"{L}\" y1=\"{H - B}\" x2=\"{W - R}\" y2=\"{H - B}\" stroke=\"black\"/><line x1=\"{L}\" y1=\"{T}\" x2=\"{L}\" y2=\"{H - B}\" stroke=\"black\"/>\n");
-        for (int i = 0; i <= 5; i++)
-        {
-            double xv = xmax * i / 5, yv = ymax * i / 5;
-            sb.Append(inv, $"<line x1=\"{X(xv):F1}\" y1=\"{H - B}\" x2=\"{X(xv):F1}\" y2=\"{H - B + 4}\" stroke=\"black\"/><text x=\"{X(xv):F1}\" y=\"{H - B + 16}\" text-anchor=\"middle\">{xv:0.##}</text>\n");
-            sb.Append(inv, $"<line x1=\"{L - 4}\" y1=\"{Y(yv):F1}\" x2=\"{W - R}\" y2=\"{Y(yv):F1}\" stroke=\"{(i == 0 ? "black" : "#e0e0e0")}\"/><text x=\"{L - 6}\" y=\"{Y(yv) + 4:F1}\" text-anchor=\"end\">{yv:0.####}</text>\n");
-        }
-        sb.Append(inv, $"<text x=\"{(W - R + L) / 2}\" y=\"{H - 8}\" text-anchor=\"middle\">training wall-clock seconds</text>\n");
-        sb.Append(inv, $"<text transform=\"translate(14,{(H - B + T) / 2}) rotate(-90)\" text-anchor=\"middle\">validation NDCG@10</text>\n");
+        var plot = PngChart.Create();
+        plot.Title("validation NDCG@10 against training time");
+        plot.XLabel("training wall-clock seconds");
+        plot.YLabel(ChartYLabel);
         for (int i = 0; i < Models.Count; i++)
         {
             var m = Models[i];
-            string color = Colors[i % Colors.Length];
-            double ly = T + 10 + 18 * i;
+            var color = PngChart.Color(i);
             if (m.Curve.Count > 0)
             {
-                var pts = string.Join(" ", m.Curve.Select(p => string.Format(inv, "{0:F1},{1:F1}", X(p.Seconds), Y(p.Ndcg10))));
-                sb.Append(inv, $"<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{pts}\"><title>{Escape(m.Name)}</title></polyline>\n");
-                foreach (var p in m.Curve) sb.Append(inv, $"<circle cx=\"{X(p.Seconds):F1}\" cy=\"{Y(p.Ndcg10):F1}\" r=\"2\" fill=\"{color}\"/>\n");
+                var line = plot.Add.Scatter(m.Curve.Select(p => p.Seconds).ToArray(), m.Curve.Select(p => p.Ndcg10).ToArray(), color);
+                line.LegendText = m.Name;
+                line.LineWidth = 2;
                 var best = m.Curve.MaxBy(p => p.Ndcg10)!;
-                sb.Append(inv, $"<circle cx=\"{X(best.Seconds):F1}\" cy=\"{Y(best.Ndcg10):F1}\" r=\"5\" fill=\"none\" stroke=\"{color}\" stroke-width=\"1.5\"/>\n");
-                sb.Append(inv, $"<line x1=\"{W - R + 10}\" y1=\"{ly}\" x2=\"{W - R + 30}\" y2=\"{ly}\" stroke=\"{color}\" stroke-width=\"2\"/>\n");
+                var ring = plot.Add.Marker(best.Seconds, best.Ndcg10, MarkerShape.OpenCircle, 12, color);
+                ring.MarkerLineWidth = 1.5f;
             }
             else if (m.ValidationNdcg10 is { } v)
             {
-                sb.Append(inv, $"<line x1=\"{L}\" y1=\"{Y(v):F1}\" x2=\"{W - R}\" y2=\"{Y(v):F1}\" stroke=\"{color}\" stroke-width=\"1.5\" stroke-dasharray=\"6,4\"><title>{Escape(m.Name)}</title></line>\n");
-                sb.Append(inv, $"<line x1=\"{W - R + 10}\" y1=\"{ly}\" x2=\"{W - R + 30}\" y2=\"{ly}\" stroke=\"{color}\" stroke-width=\"1.5\" stroke-dasharray=\"6,4\"/>\n");
+                var flat = plot.Add.HorizontalLine(v, 1.5f, color, LinePattern.Dashed);
+                flat.LegendText = m.Name;
             }
-            else continue;
-            sb.Append(inv, $"<text x=\"{W - R + 35}\" y=\"{ly + 4}\">{Escape(m.Name)}</text>\n");
         }
-        sb.Append("</svg>\n");
-        return sb.ToString();
+        // the budget sets the x range, so runs that stopped early show how much of it they left
+        plot.Axes.SetLimitsX(0, Math.Max(1, Models.SelectMany(m => m.Curve).Select(p => p.Seconds).Append(BudgetSeconds ?? 0).DefaultIfEmpty(1).Max()) * 1.02);
+        plot.Axes.SetLimitsY(0, Math.Max(0.01, Models.SelectMany(m => m.Curve.Select(p => p.Ndcg10).Append(m.ValidationNdcg10 ?? 0)).DefaultIfEmpty(0).Max() * 1.1));
+        plot.ShowLegend(Edge.Right);
+        return plot;
     }
-
-    /// <summary>The smallest 1, 2, 2.5 or 5 times a power of ten at or above <paramref name="v"/> (v > 0).</summary>
-    private static double NiceCeiling(double v)
-    {
-        double p = Math.Pow(10, Math.Floor(Math.Log10(v)));
-        foreach (double m in new[] { 1, 2, 2.5, 5, 10 }) if (m * p >= v * (1 - 1e-12)) return m * p;
-        return 10 * p;
-    }
-
-    private static string Escape(string s) => s.Replace("&", "&amp;").Replace("<", "&lt;").Replace(">", "&gt;").Replace("\"", "&quot;");
 }

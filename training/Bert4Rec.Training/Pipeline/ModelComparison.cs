@@ -22,7 +22,7 @@ public sealed record ComparisonOptions
     /// <summary>Whole configs (preset files) that replace the preset for their model kind.</summary>
     public IReadOnlyList<TrainingConfig> Configs { get; init; } = [];
     public int Threads { get; init; }
-    /// <summary>Where report.md, report.json, chart.svg and runs/MODEL go; null writes nothing.</summary>
+    /// <summary>Where report.md, report.json, chart.png and runs/MODEL go; null writes nothing.</summary>
     public string? OutDir { get; init; }
     public int Resamples { get; init; } = 10_000;
     /// <summary>Refit every model before the test (see <see cref="TrainingConfig.Refit"/>): trained models train again on the

@@ -294,7 +294,7 @@ public sealed class Trainer
                 // checkpoint first: a kill between the two leaves the epoch's line missing, which the resumed run rewrites
                 Checkpoint.Save(Path.Combine(_runDir, CheckpointFile), state);
                 File.AppendAllText(Path.Combine(_runDir, MetricsFile), JsonSerializer.Serialize(rec) + "\n");
-                AtomicFile.WriteAllBytes(Path.Combine(_runDir, ChartFile), System.Text.Encoding.UTF8.GetBytes(TrainingChart.Svg(ReadHistory(_runDir))));
+                TrainingChart.Write(Path.Combine(_runDir, ChartFile), ReadHistory(_runDir));
             }
         }
         state.Finished = true;
@@ -342,40 +342,5 @@ public sealed class Trainer
             catch (JsonException e) { throw new InvalidDataException($"{p}:{line}: not an epoch record ({e.Message})"); }
         }
         return list;
-    }
-}
-
-/// <summary>An SVG chart of training loss and validation NDCG@10 per epoch (two y axes).</summary>
-public static class TrainingChart
-{
-    public static string Svg(IReadOnlyList<EpochRecord> history)
-    {
-        const int W = 640, H = 360, L = 60, R = 60, T = 30, B = 40;
-        var inv = CultureInfo.InvariantCulture;
-        var sb = new System.Text.StringBuilder();
-        sb.Append(inv, $"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{H}\" font-family=\"sans-serif\" font-size=\"11\">\n");
-        sb.Append("<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n");
-        sb.Append(inv, $"<text x=\"{W / 2}\" y=\"18\" text-anchor=\"middle\" font-size=\"13\">training loss (blue) and validation NDCG@10 (orange) per epoch</text>\n");
-        sb.Append(inv, $"<line x1=\"{L}\" y1=\"{H - B}\" x2=\"{W - R}\" y2=\"{H - B}\" stroke=\"black\"/><line x1=\"{L}\" y1=\"{T}\" x2=\"{L}\" y2=\"{H - B}\" stroke=\"black\"/><line x1=\"{W - R}\" y1=\"{T}\" x2=\"{W - R}\" y2=\"{H - B}\" stroke=\"black\"/>\n");
-        if (history.Count > 0)
-        {
-            int maxE = history.Max(h => h.Epoch);
-            double lmax = history.Where(h => double.IsFinite(h.Loss)).Select(h => h.Loss).DefaultIfEmpty(1).Max();
-            double lmin = history.Where(h => double.IsFinite(h.Loss)).Select(h => h.Loss).DefaultIfEmpty(0).Min();
-            if (lmax - lmin < 1e-9) lmax = lmin + 1;
-            double nmax = Math.Max(1e-3, history.Where(h => h.Validation != null).Select(h => h.Validation!.Ndcg10).DefaultIfEmpty(0).Max() * 1.1);
-            double X(int e) => L + (maxE <= 1 ? 0.5 : (e - 1) / (double)(maxE - 1)) * (W - L - R);
-            double YL(double v) => H - B - (v - lmin) / (lmax - lmin) * (H - T - B);
-            double YN(double v) => H - B - v / nmax * (H - T - B);
-            string Poly(IEnumerable<(double x, double y)> pts, string color) =>
-                $"<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{string.Join(" ", pts.Select(p => string.Format(inv, "{0:F1},{1:F1}", p.x, p.y)))}\"/>\n";
-            sb.Append(Poly(history.Where(h => double.IsFinite(h.Loss)).Select(h => (X(h.Epoch), YL(h.Loss))), "#1f77b4"));
-            sb.Append(Poly(history.Where(h => h.Validation != null).Select(h => (X(h.Epoch), YN(h.Validation!.Ndcg10))), "#ff7f0e"));
-            sb.Append(inv, $"<text x=\"{L - 5}\" y=\"{T + 4}\" text-anchor=\"end\" fill=\"#1f77b4\">{lmax:F3}</text><text x=\"{L - 5}\" y=\"{H - B}\" text-anchor=\"end\" fill=\"#1f77b4\">{lmin:F3}</text>\n");
-            sb.Append(inv, $"<text x=\"{W - R + 5}\" y=\"{T + 4}\" fill=\"#ff7f0e\">{nmax:F3}</text><text x=\"{W - R + 5}\" y=\"{H - B}\" fill=\"#ff7f0e\">0</text>\n");
-            sb.Append(inv, $"<text x=\"{L}\" y=\"{H - B + 15}\" text-anchor=\"middle\">1</text><text x=\"{W - R}\" y=\"{H - B + 15}\" text-anchor=\"middle\">{maxE}</text><text x=\"{W / 2}\" y=\"{H - 8}\" text-anchor=\"middle\">epoch</text>\n");
-        }
-        sb.Append("</svg>\n");
-        return sb.ToString();
     }
 }

@@ -109,67 +109,6 @@ public sealed record TrainingConfig
         Check(Kind != ModelKind.NeuMf || Layers <= 8, "layers", Layers, "must be <= 8 for neumf (the tower doubles per layer)");
     }
 
-    /// <summary>The hyperparameter flags of `bert4rec train` (all but --data, --out, --preset, --resume).</summary>
-    public static readonly string[] Flags =
-    [
-        "epochs", "batch", "lr", "warmup", "hidden", "heads", "layers", "max-len", "mask-prob", "max-predictions", "mask-token-rate",
-        "dropout", "attn-dropout", "weight-decay", "clip", "seed", "threads", "eval-every", "eval-every-steps", "patience", "val-users",
-        "checkpoint-every", "window-stride", "model", "loss", "negatives", "negative-sampling", "gbce-t", "refit", "features",
-    ];
-
-    /// <summary>
-    /// A preset (default synthetic) overridden by the command line's hyperparameter flags; a malformed or out-of-range value
-    /// is refused naming its flag. <paramref name="given"/> lists the hyperparameter flags that were present. With
-    /// <paramref name="resumed"/> (a checkpoint's config) the flags override that config instead of a preset, and --preset or
-    /// --model may only repeat what the run used.
-    /// </summary>
-    public static TrainingConfig FromCommandLine(CommandLine a, out List<string> given, TrainingConfig? resumed = null)
-    {
-        given = Flags.Where(a.Has).ToList();
-        string? file = a.String("preset-file");
-        TrainingConfig cfg;
-        if (resumed != null)
-        {
-            if (file != null) throw new UsageException("--preset-file: a resumed run keeps its own config; drop --preset-file");
-            if (a.String("preset") is { } p && !string.Equals(p, resumed.Preset, StringComparison.OrdinalIgnoreCase))
-                throw new UsageException($"--preset: the run was trained with preset '{resumed.Preset}', not '{p}'");
-            if (a.String("model") is { } m && !string.Equals(m, resumed.Model, StringComparison.OrdinalIgnoreCase))
-                throw new UsageException($"--model: the run trains {resumed.Model}, not '{m}'");
-            cfg = resumed;
-        }
-        else if (file != null)
-        {
-            if (a.Has("preset")) throw new UsageException("--preset-file: give --preset or --preset-file, not both");
-            cfg = FromFile(file);
-            if (a.String("model") is { } model)
-            {
-                if (!ModelKinds.TryParse(model, out var kind)) throw new UsageException($"--model: '{model}' is not one of {string.Join(", ", ModelKinds.All.Select(k => k.Name()))}");
-                cfg = cfg with { Model = kind.Name() };
-            }
-        }
-        else cfg = FromPreset(a.String("preset", "synthetic"), a.String("model", "bert4rec"));
-        cfg = cfg with
-        {
-            Epochs = a.Int("epochs", cfg.Epochs, 1), BatchSize = a.Int("batch", cfg.BatchSize, 1, 4096),
-            LearningRate = (float)a.Double("lr", cfg.LearningRate, 1e-8, 1), WarmupSteps = a.Int("warmup", cfg.WarmupSteps, 0),
-            Hidden = a.Int("hidden", cfg.Hidden, 2, 4096), Heads = a.Int("heads", cfg.Heads, 1, 256), Layers = a.Int("layers", cfg.Layers, 1, 64),
-            MaxLength = a.Int("max-len", cfg.MaxLength, 2, 4096), MaskProbability = (float)a.Double("mask-prob", cfg.MaskProbability, 0.001, 1),
-            MaxPredictions = a.Int("max-predictions", cfg.MaxPredictions, 1), MaskTokenRate = (float)a.Double("mask-token-rate", cfg.MaskTokenRate, 0, 1),
-            HiddenDropout = (float)a.Double("dropout", cfg.HiddenDropout, 0, 0.99), AttentionDropout = (float)a.Double("attn-dropout", cfg.AttentionDropout, 0, 0.99),
-            WeightDecay = (float)a.Double("weight-decay", cfg.WeightDecay, 0, 10), ClipNorm = (float)a.Double("clip", cfg.ClipNorm, 0, 1e6),
-            Seed = a.Int("seed", cfg.Seed), Threads = a.Int("threads", cfg.Threads, 0, 256), EvalEvery = a.Int("eval-every", cfg.EvalEvery, 0),
-            EvalEverySteps = a.Int("eval-every-steps", cfg.EvalEverySteps, 0), Patience = a.Int("patience", cfg.Patience, 0),
-            ValidationUsers = a.Int("val-users", cfg.ValidationUsers, 0), CheckpointEvery = a.Int("checkpoint-every", cfg.CheckpointEvery, 0),
-            WindowStride = a.Int("window-stride", cfg.WindowStride, 0),
-            Loss = a.String("loss", cfg.Loss).ToLowerInvariant(), Negatives = a.Int("negatives", cfg.Negatives, 1, 1_000_000),
-            NegativeSampling = a.String("negative-sampling", cfg.NegativeSampling).ToLowerInvariant(), GbceT = (float)a.Double("gbce-t", cfg.GbceT, 0, 1),
-            Refit = a.Choice("refit", cfg.Refit, ("on", true), ("off", false)),
-            Features = a.Choice("features", cfg.Features, ("on", true), ("off", false)),
-        };
-        cfg.Validate();
-        return cfg;
-    }
-
     /// <summary>
     /// A preset file: a whole config as JSON, as `tune` writes it (and as a run folder's config.json is). Every field must be
     /// known; fields left out keep the defaults of <see cref="TrainingConfig"/>. Throws <see cref="UsageException"/> naming
