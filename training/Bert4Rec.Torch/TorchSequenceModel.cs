@@ -159,8 +159,7 @@ public abstract class TorchSequenceModel : ITrainableModel
             var zeroBased = torch.tensor(targets.Select(t => t - 1).ToArray(), ScalarType.Int64).to(Device);
             return torch.nn.functional.cross_entropy(logits, zeroBased, reduction: nn.Reduction.Sum);
         }
-        foreach (int c in o.Candidates)
-            if (c < 1 || c > _items) throw new ArgumentException($"sampled objective: candidate {c} is not an item index in 1..{_items}");
+        o.CheckCandidates(_items);
         var cand = torch.tensor(o.Candidates.Select(c => (long)c).ToArray(), ScalarType.Int64).to(Device);
         var tg = torch.tensor(targets, ScalarType.Int64).to(Device);
         var pos = z.mul(emb.index_select(0, tg)).sum(1).add(bias.index_select(0, tg));             // (m)

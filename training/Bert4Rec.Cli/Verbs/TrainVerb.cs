@@ -84,10 +84,8 @@ internal sealed class TrainVerb : IVerb
             Console.WriteLine("RESULT " + JsonSerializer.Serialize(done));
             return 0;
         }
-        var weights = state.BestParameters ?? state.Parameters;
-        bool refit = cfg.Refit && state.BestStep > 0;
-        if (refit)
-            weights = Refit.Run(cfg, split, state.BestStep, null, Console.WriteLine, factory, Path.Combine(outDir, RunLayout.FinalWeights), vocabSha);
+        bool refit = Refit.Applies(cfg, state);
+        var weights = Refit.HandedOn(cfg, split, state, null, Console.WriteLine, factory, Path.Combine(outDir, RunLayout.FinalWeights), vocabSha);
         secs = clock.Elapsed.TotalSeconds;
         using var model = ModelComparison.OpenModel(cfg, split, 256);
         weights.CopyTo(model.Parameters, 0);

@@ -365,19 +365,14 @@ public abstract unsafe class SequenceModel : IDisposable
     private double SampledLossAndGradient(int M, SampledObjective o, bool train)
     {
         int d = _d, K = o.Candidates.Length, tok = _tokOff, ob = _biasOff;
-        if (K < 1) throw new ArgumentException("sampled objective: no candidates");
+        o.CheckCandidates(_items);
         if (_ec.Length < K * d) { _ec = new float[K * d]; _dec = new float[K * d]; _colTerm = new float[K]; _dbc = new float[K]; }
         if (_sl.Length < (long)M * K) _sl = new float[checked(Math.Max(M, 16) * K)];
         if (_sp.Length < M) _sp = new float[Math.Max(M, 16)];
         float[] P = Parameters, ec = _ec, sl = _sl, sp = _sp, z = _z;
         int[] cand = o.Candidates, tg = _mTarget;
         float[]? logQ = o.LogQ;
-        for (int j = 0; j < K; j++)
-        {
-            int c = cand[j];
-            if (c < 1 || c > _items) throw new ArgumentException($"sampled objective: candidate {c} is not an item index in 1..{_items}");
-            P.AsSpan(tok + c * d, d).CopyTo(ec.AsSpan(j * d, d));
-        }
+        for (int j = 0; j < K; j++) P.AsSpan(tok + cand[j] * d, d).CopyTo(ec.AsSpan(j * d, d));
         fixed (float* pz = z) fixed (float* pe = ec) fixed (float* pl = sl)
             Blas.Sgemm(false, true, M, K, d, 1f, pz, d, pe, d, 0f, pl, K);
         // candidate column terms: bias minus the log-Q correction
@@ -514,4 +509,12 @@ public sealed class SampledObjective
     public required int[] Candidates { get; init; }
     public float[]? LogQ { get; init; }
     public float Beta { get; init; } = 1f;
+
+    /// <summary>Refuses a candidate that is not an item index in 1..<paramref name="items"/> (every engine checks the same way).</summary>
+    public void CheckCandidates(int items)
+    {
+        if (Candidates.Length < 1) throw new ArgumentException("sampled objective: no candidates");
+        foreach (int c in Candidates)
+            if (c < 1 || c > items) throw new ArgumentException($"sampled objective: candidate {c} is not an item index in 1..{items}");
+    }
 }

@@ -182,10 +182,8 @@ public static class ModelComparison
         var trainer = new Trainer(cfg, split, runDir, line => log($"[{name}] {line}")) { TimeBudget = o.Budget };
         var clock = Stopwatch.StartNew();
         var state = trainer.Run();
-        var weights = state.BestParameters ?? state.Parameters;
-        if (cfg.Refit && state.BestStep > 0)
-            weights = Refit.Run(cfg, split, state.BestStep, o.Budget, line => log($"[{name}] {line}"),
-                                weightsPath: runDir == null ? null : Path.Combine(runDir, RunLayout.FinalWeights));
+        var weights = Refit.HandedOn(cfg, split, state, o.Budget, line => log($"[{name}] {line}"),
+                                     weightsPath: runDir == null ? null : Path.Combine(runDir, RunLayout.FinalWeights));
         double secs = clock.Elapsed.TotalSeconds;
         string stop = trainer.BudgetSpent ? "budget" : cfg.Patience > 0 && state.BadEvaluations >= cfg.Patience ? "early stop" : "epochs";
         var result = new ComparedModel
@@ -193,7 +191,7 @@ public static class ModelComparison
             Name = name, Preset = cfg.Preset, Full = NotYet, Pop100 = NotYet, TrainSeconds = secs,
             BestValidationSeconds = trainer.Validations.FirstOrDefault(v => v.Step == state.BestStep)?.Seconds,
             BestEpoch = state.BestEpoch, ValidationNdcg10 = double.IsFinite(state.BestMetric) ? state.BestMetric : null, Stop = stop,
-            Refit = cfg.Refit && state.BestStep > 0,
+            Refit = Refit.Applies(cfg, state),
             Curve = trainer.Validations.Select(v => new CurvePoint(v.Seconds, v.Epoch, v.Step, v.Metrics.Ndcg10)).ToList(),
         };
         return new Fitted(result, () =>

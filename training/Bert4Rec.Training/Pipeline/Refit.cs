@@ -9,6 +9,17 @@ namespace Bert4Rec.Training.Pipeline;
 
 public static class Refit
 {
+    /// <summary>Whether a finished run refits: its config asks for it and a validation chose a step count.</summary>
+    public static bool Applies(TrainingConfig cfg, TrainingState state) => cfg.Refit && state.BestStep > 0;
+
+    /// <summary>The weights a finished run hands on to the test: the refit's (<see cref="Run"/> for the best validation's
+    /// step count) when it <see cref="Applies"/>, else its best weights (its last ones if it never validated).</summary>
+    public static float[] HandedOn(TrainingConfig cfg, LeaveOneOutSplit split, TrainingState state, TimeSpan? budget, Action<string> log,
+                                   Func<ModelConfig, int, int, ITrainableModel>? modelFactory = null, string? weightsPath = null, string vocabularySha256 = "") =>
+        Applies(cfg, state)
+            ? Run(cfg, split, state.BestStep, budget, log, modelFactory, weightsPath, vocabularySha256)
+            : state.BestParameters ?? state.Parameters;
+
     /// <summary>
     /// Trains <paramref name="cfg"/> from scratch on <see cref="LeaveOneOut.WithValidationItems"/> of <paramref name="split"/>
     /// for <paramref name="steps"/> optimizer steps (or until <paramref name="budget"/> is spent) and returns the final
