@@ -33,10 +33,11 @@ internal sealed class PrepareVerb : IVerb
         var delimiterOpt = Flags.String("--feature-delimiter", "the feature files' field separator", "|", "C");
         var headerOpt = Flags.Flag("--feature-header", "the feature files' first line names the columns");
         var minCountOpt = Flags.Int("--feature-min-count", "rarer feature values share the out-of-vocabulary bucket", 2, 1);
+        var memoryOpt = Flags.Int("--memory-mb", "logs: the sort buffer's bound in MiB (24 bytes per interaction); a larger log is sorted in runs on disk beside --out and merged", 1024, 1);
         var c = new Command("prepare", "read interaction logs, filter, split and save a prepared dataset")
         {
             input, format, userCol, itemCol, timeCol, minUser, minItem, fixedPoint, synthetic, users, items, seed, outDir,
-            userFeatures, itemFeatures, userColumns, itemColumns, delimiterOpt, headerOpt, minCountOpt,
+            userFeatures, itemFeatures, userColumns, itemColumns, delimiterOpt, headerOpt, minCountOpt, memoryOpt,
         };
         c.SetAction(r =>
         {
@@ -56,12 +57,14 @@ internal sealed class PrepareVerb : IVerb
             string? userFile = r.GetValue(userFeatures), itemFile = r.GetValue(itemFeatures);
             var userSpec = Spec(userFile, r.GetValue(userColumns), "user-feature-columns", FeatureFileSpec.Ml100kUsers);
             var itemSpec = Spec(itemFile, r.GetValue(itemColumns), "item-feature-columns", FeatureFileSpec.Ml100kItems);
-            SequenceDataset data;
+            string dir = r.GetValue(outDir)!;
+            DatasetStatistics stats;
             if (r.GetValue(synthetic))
             {
-                foreach (var o in new Option[] { input, format, userCol, itemCol, timeCol, minUser, minItem, fixedPoint })
+                foreach (var o in new Option[] { input, format, userCol, itemCol, timeCol, minUser, minItem, fixedPoint, memoryOpt })
                     if (r.Given(o)) throw new UsageException($"{o.Name}: reads a log, which --synthetic does not");
-                data = SyntheticDataset.Generate(new SyntheticOptions { Users = r.GetValue(users), Items = r.GetValue(items), Seed = r.GetValue(seed) });
+                var data = SyntheticDataset.Generate(new SyntheticOptions { Users = r.GetValue(users), Items = r.GetValue(items), Seed = r.GetValue(seed) });
+                stats = Save(FeatureReader.Attach(data, userFile, userSpec, itemFile, itemSpec, Console.WriteLine), dir);
             }
             else
             {
@@ -73,19 +76,36 @@ internal sealed class PrepareVerb : IVerb
                     Format = InteractionLog.ParseFormat(r.GetValue(format)!), UserColumn = r.GetValue(userCol)!, ItemColumn = r.GetValue(itemCol)!,
                     TimeColumn = r.GetValue(timeCol)!, Progress = Progress,
                 };
-                var log = InteractionLog.Read(path, opts);
-                Console.WriteLine($"read {log.Count:N0} interactions from {path} in {clock.Elapsed.TotalSeconds:F2}s");
-                data = log.ToDataset(r.GetValue(minUser), r.GetValue(minItem), r.GetValue(fixedPoint));
+                int minU = r.GetValue(minUser), minI = r.GetValue(minItem);
+                bool fp = r.GetValue(fixedPoint);
+                if (userFile == null && itemFile == null)
+                {
+                    // the external sort: memory bounded by --memory-mb whatever the log's size (one run, no merge, when it fits)
+                    var sort = new ExternalSortOptions { MemoryBytes = (long)r.GetValue(memoryOpt) << 20, Log = line => Console.Error.WriteLine("prepare: " + line) };
+                    var res = ExternalPrepare.Run(path, opts, minU, minI, fp, dir, sort);
+                    Console.WriteLine($"read {res.LinesRead:N0} interactions from {path}, {res.Runs} sorted run(s), {res.KcorePasses} k-core pass(es)");
+                    stats = res.Statistics;
+                }
+                else
+                {
+                    // feature tables attach to the dataset in memory (they are per user and per item, as large as the vocabularies)
+                    var log = InteractionLog.Read(path, opts);
+                    Console.WriteLine($"read {log.Count:N0} interactions from {path} in {clock.Elapsed.TotalSeconds:F2}s");
+                    stats = Save(FeatureReader.Attach(log.ToDataset(minU, minI, fp), userFile, userSpec, itemFile, itemSpec, Console.WriteLine), dir);
+                }
             }
-            data = FeatureReader.Attach(data, userFile, userSpec, itemFile, itemSpec, Console.WriteLine);
-            string dir = r.GetValue(outDir)!;
-            data.Save(dir);
-            Console.WriteLine($"dataset: {data.Statistics}");
+            Console.WriteLine($"dataset: {stats}");
             Console.WriteLine($"saved to {dir} in {clock.Elapsed.TotalSeconds:F2}s");
-            Console.WriteLine("RESULT " + System.Text.Json.JsonSerializer.Serialize(new { data.Statistics.Users, data.Statistics.Items, data.Statistics.Interactions, seconds = Math.Round(clock.Elapsed.TotalSeconds, 2) }));
+            Console.WriteLine("RESULT " + System.Text.Json.JsonSerializer.Serialize(new { stats.Users, stats.Items, stats.Interactions, seconds = Math.Round(clock.Elapsed.TotalSeconds, 2) }));
             return 0;
         });
         return c;
+    }
+
+    private static DatasetStatistics Save(SequenceDataset data, string dir)
+    {
+        data.Save(dir);
+        return data.Statistics;
     }
 
     private static void Progress(long done, long total)

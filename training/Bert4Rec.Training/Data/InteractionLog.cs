@@ -31,66 +31,11 @@ public sealed class InteractionLog
 
     public static InteractionLog Read(string path, LogReadOptions options)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"input file not found: {path}", path);
         var log = new InteractionLog();
-        var users = new Dictionary<string, int>(StringComparer.Ordinal);
-        var items = new Dictionary<string, int>(StringComparer.Ordinal);
-        long total = new FileInfo(path).Length, read = 0, lastReport = 0;
-        using var reader = new StreamReader(path, System.Text.Encoding.UTF8, true, 1 << 16);
-        int lineNo = 0, userCol = 0, itemCol = 1, timeCol = -1;
-        char sep = options.Format switch { LogFormat.MovieLens => ':', LogFormat.Ml100k or LogFormat.Tsv => '\t', LogFormat.Csv => ',', _ => ' ' };
-        string? line;
-        if (options.Format is LogFormat.Csv or LogFormat.Tsv)
-        {
-            line = reader.ReadLine(); lineNo++;
-            if (line == null) throw new InvalidDataException($"{path}: empty file (a header line is expected)");
-            var header = line.Split(sep).Select(h => h.Trim().Trim('"')).ToList();
-            userCol = header.IndexOf(options.UserColumn);
-            itemCol = header.IndexOf(options.ItemColumn);
-            timeCol = options.TimeColumn == null ? -1 : header.IndexOf(options.TimeColumn);
-            if (userCol < 0) throw new InvalidDataException($"{path}:1: no column '{options.UserColumn}' in header ({string.Join(", ", header)}); choose it with --user-col");
-            if (itemCol < 0) throw new InvalidDataException($"{path}:1: no column '{options.ItemColumn}' in header; choose it with --item-col");
-            if (options.TimeColumn != null && timeCol < 0 && options.TimeColumn != "timestamp")
-                throw new InvalidDataException($"{path}:1: no column '{options.TimeColumn}' in header; choose it with --time-col");
-        }
-        else if (options.Format is LogFormat.MovieLens or LogFormat.Ml100k) timeCol = 3;
-        while ((line = reader.ReadLine()) != null)
-        {
-            lineNo++;
-            read += line.Length + 1;
-            if (options.Progress != null && read - lastReport > (8 << 20)) { options.Progress(read, total); lastReport = read; }
-            if (line.Length == 0 || (line.Length > 0 && string.IsNullOrWhiteSpace(line))) continue;
-            string[] f = options.Format == LogFormat.MovieLens ? line.Split("::")
-                       : options.Format == LogFormat.Pairs ? line.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries)
-                       : line.Split(sep);
-            int need = Math.Max(Math.Max(userCol, itemCol), timeCol) + 1;
-            if (f.Length < need)
-                throw new InvalidDataException($"{path}:{lineNo}: expected at least {need} fields for format {options.Format}, found {f.Length}: '{Trunc(line)}'");
-            string u = f[userCol].Trim().Trim('"'), i = f[itemCol].Trim().Trim('"');
-            if (u.Length == 0) throw new InvalidDataException($"{path}:{lineNo}: field 'user' (column {userCol + 1}) is empty");
-            if (i.Length == 0) throw new InvalidDataException($"{path}:{lineNo}: field 'item' (column {itemCol + 1}) is empty");
-            if (i.Any(char.IsWhiteSpace)) throw new InvalidDataException($"{path}:{lineNo}: field 'item' contains whitespace: '{i}'");
-            long time = log.Count;   // file order
-            if (timeCol >= 0)
-            {
-                string ts = f[timeCol].Trim().Trim('"');
-                if (!long.TryParse(ts, NumberStyles.Integer, CultureInfo.InvariantCulture, out time))
-                {
-                    if (double.TryParse(ts, NumberStyles.Float, CultureInfo.InvariantCulture, out double dt)) time = (long)dt;
-                    else if (DateTimeOffset.TryParse(ts, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var dto)) time = dto.ToUnixTimeSeconds();
-                    else throw new InvalidDataException($"{path}:{lineNo}: field 'timestamp' (column {timeCol + 1}) is not a number or a date: '{ts}'");
-                }
-            }
-            if (!users.TryGetValue(u, out int ui)) { ui = users.Count; users.Add(u, ui); log.UserNames.Add(u); }
-            if (!items.TryGetValue(i, out int ii)) { ii = items.Count; items.Add(i, ii); log.ItemNames.Add(i); }
-            log.Users.Add(ui); log.Items.Add(ii); log.Times.Add(time);
-        }
-        options.Progress?.Invoke(total, total);
-        if (log.Count == 0) throw new InvalidDataException($"{path}: no interactions found");
+        var scanner = new LogScanner(log.UserNames, log.ItemNames);
+        scanner.Scan(path, options, (user, item, time, _) => { log.Users.Add(user); log.Items.Add(item); log.Times.Add(time); });
         return log;
     }
-
-    private static string Trunc(string s) => s.Length > 80 ? s[..80] + "..." : s;
 
     /// <summary>
     /// k-core filtering (items with fewer than <paramref name="minItem"/> interactions, then users with fewer than

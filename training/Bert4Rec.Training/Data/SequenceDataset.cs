@@ -11,11 +11,14 @@ namespace Bert4Rec.Training.Data;
 
 public sealed record DatasetStatistics(int Users, int Items, long Interactions, double AverageLength, int MaxLength, int MinLength, double Density)
 {
-    public static DatasetStatistics Of(int[][] sequences, int items)
+    public static DatasetStatistics Of(int[][] sequences, int items) => OfLengths(sequences.Select(s => s.Length), items);
+
+    /// <summary>The statistics of sequences with these lengths over <paramref name="items"/> items.</summary>
+    public static DatasetStatistics OfLengths(IEnumerable<int> lengths, int items)
     {
-        long total = 0; int max = 0, min = sequences.Length == 0 ? 0 : int.MaxValue;
-        foreach (var s in sequences) { total += s.Length; max = Math.Max(max, s.Length); min = Math.Min(min, s.Length); }
-        int users = sequences.Length;
+        long total = 0; int max = 0, min = int.MaxValue, users = 0;
+        foreach (int n in lengths) { total += n; max = Math.Max(max, n); min = Math.Min(min, n); users++; }
+        if (users == 0) min = 0;
         return new DatasetStatistics(users, items, total, users == 0 ? 0 : (double)total / users, max, min,
             users == 0 || items == 0 ? 0 : (double)total / ((double)users * items));
     }
@@ -26,8 +29,8 @@ public sealed record DatasetStatistics(int Users, int Items, long Interactions, 
 
 public sealed class SequenceDataset
 {
-    private const uint Magic = 0x53523442; // "B4RS"
-    private const int Version = 1;
+    private const uint Magic = SequenceFileWriter.Magic;
+    private const int Version = SequenceFileWriter.Version;
     public const string DataFile = "sequences.bin", VocabFile = "vocab.txt", UsersFile = "users.txt", StatsFile = "stats.json";
     public const string UserFeaturesFile = "user_features.json", ItemFeaturesFile = "item_features.json";
 
@@ -68,31 +71,28 @@ public sealed class SequenceDataset
     }
 
     /// <summary>Writes the dataset into <paramref name="dir"/>: into a temporary folder first, renamed into place, so a failure leaves nothing behind.</summary>
-    public void Save(string dir)
+    public void Save(string dir) => WriteFolder(dir, tmp =>
+    {
+        using (var fs = File.Create(Path.Combine(tmp, DataFile)))
+        {
+            var w = new SequenceFileWriter(fs, Items.Count, Sequences.Select(s => s.Length).ToArray());
+            foreach (var s in Sequences) w.Write(s);
+            w.Finish();
+        }
+        WriteSideFiles(tmp, Items, UserIds, Statistics);
+        UserFeatures?.Save(Path.Combine(tmp, UserFeaturesFile), "user");
+        ItemFeatures?.Save(Path.Combine(tmp, ItemFeaturesFile), "item");
+    });
+
+    /// <summary>Runs <paramref name="write"/> on a fresh temporary folder beside <paramref name="dir"/> and swaps it into place; on failure removes it.</summary>
+    internal static void WriteFolder(string dir, Action<string> write)
     {
         string full = Path.GetFullPath(dir);
         string tmp = AtomicFile.TempFolderFor(full);
         Directory.CreateDirectory(tmp);
         try
         {
-            using (var ms = new MemoryStream())
-            {
-                using (var w = new BinaryWriter(ms, Encoding.UTF8, leaveOpen: true))
-                {
-                    w.Write(Magic); w.Write(Version); w.Write(Items.Count); w.Write(Sequences.Length);
-                    foreach (var s in Sequences) w.Write(s.Length);
-                    foreach (var s in Sequences) foreach (var i in s) w.Write(i);
-                }
-                byte[] body = ms.ToArray();
-                byte[] hash = SHA256.HashData(body);
-                using var fs = File.Create(Path.Combine(tmp, DataFile));
-                fs.Write(body); fs.Write(hash);
-            }
-            Items.Save(Path.Combine(tmp, VocabFile));
-            File.WriteAllLines(Path.Combine(tmp, UsersFile), UserIds);
-            File.WriteAllText(Path.Combine(tmp, StatsFile), JsonSerializer.Serialize(Statistics, new JsonSerializerOptions { WriteIndented = true }));
-            UserFeatures?.Save(Path.Combine(tmp, UserFeaturesFile), "user");
-            ItemFeatures?.Save(Path.Combine(tmp, ItemFeaturesFile), "item");
+            write(tmp);
             AtomicFile.ReplaceDirectory(tmp, full);
         }
         catch
@@ -100,6 +100,14 @@ public sealed class SequenceDataset
             if (Directory.Exists(tmp)) Directory.Delete(tmp, true);
             throw;
         }
+    }
+
+    /// <summary>vocab.txt, users.txt and stats.json of a dataset being written into <paramref name="tmp"/>.</summary>
+    internal static void WriteSideFiles(string tmp, Vocabulary items, IEnumerable<string> userIds, DatasetStatistics stats)
+    {
+        items.Save(Path.Combine(tmp, VocabFile));
+        File.WriteAllLines(Path.Combine(tmp, UsersFile), userIds);
+        File.WriteAllText(Path.Combine(tmp, StatsFile), JsonSerializer.Serialize(stats, new JsonSerializerOptions { WriteIndented = true }));
     }
 
     public static SequenceDataset Load(string dir)
