@@ -13,12 +13,12 @@ namespace Bert4Rec.Benchmarks
 {
     internal static class BenchCommands
     {
-        /// <summary>`bert4rec bench` with its four benchmarks.</summary>
+        /// <summary>`bert4rec bench` with its benchmarks.</summary>
         public static System.CommandLine.Command Build()
         {
             var top = CommandLines.Top("bert4rec", "benchmarks of ./bert4rec");
             top.Subcommands.Add(new System.CommandLine.Command("bench", "benchmarks; each run ends with one RESULT {json} line")
-                { TrainBench.Build(), InferBench.Build(), RetrievalBench.Build(), ServeBench.Build() });
+                { TrainBench.Build(), InferBench.Build(), RetrievalBench.Build(), ServeBench.Build(), PrepareBench.Build() });
             return top;
         }
     }

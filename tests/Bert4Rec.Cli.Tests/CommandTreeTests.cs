@@ -42,7 +42,7 @@ public class CommandTreeTests
     private static readonly string[] VerbNames =
     [
         "demo", "prepare", "train", "evaluate", "compare", "tune", "export", "index", "recommend", "serve",
-        "bench", "bench train", "bench infer", "bench retrieval", "bench serve",
+        "bench", "bench train", "bench infer", "bench retrieval", "bench serve", "bench prepare",
     ];
 
     public static TheoryData<string> Verbs() => new(VerbNames);
@@ -71,7 +71,7 @@ public class CommandTreeTests
     [Theory]
     // every flag each verb took before System.CommandLine (README, scripts and tests use them)
     [InlineData("demo", "--out --model --epochs --users --items --threads")]
-    [InlineData("prepare", "--input --format --user-col --item-col --time-col --min-user --min-item --kcore-fixed-point --synthetic --users --items --seed --out "
+    [InlineData("prepare", "--input --format --user-col --item-col --time-col --min-user --min-item --kcore-fixed-point --memory-mb --synthetic --users --items --seed --out "
         + "--user-features --item-features --user-feature-columns --item-feature-columns --feature-delimiter --feature-header --feature-min-count")]
     [InlineData("train", "--data --out --preset --preset-file --resume --epochs --batch --lr --warmup --hidden --heads --layers --max-len --mask-prob "
         + "--max-predictions --mask-token-rate --dropout --attn-dropout --weight-decay --clip --seed --threads --eval-every --eval-every-steps --patience "
@@ -111,6 +111,9 @@ public class CommandTreeTests
     [InlineData("serve", "--bundle b --provider tpu", "--provider: 'tpu' is not one of cpu, cuda, auto")]
     [InlineData("serve", "--bundle b --grace 10", "--grace: '10' needs a unit")]
     [InlineData("bench train", "--steps 0", "--steps: 0 is out of range [1, inf]")]
+    [InlineData("bench prepare", "--lines 0", "--lines: 0 is out of range [1, inf]")]
+    [InlineData("prepare", "--out o --input x --memory-mb 0", "--memory-mb: 0 is out of range [1, inf]")]
+    [InlineData("prepare", "--out o --synthetic --memory-mb 64", "--memory-mb: reads a log, which --synthetic does not")]
     [InlineData("bench train", "--loss softmax", "--loss: 'softmax' is not one of ce, sampled-ce, gbce")]
     [InlineData("bench retrieval", "--items 100000,lots", "--items: 'lots' is not an integer >= 1000")]
     [InlineData("bench serve", "--duration 601", "--duration: 601 is out of range [1, 600]")]

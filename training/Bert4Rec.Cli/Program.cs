@@ -25,7 +25,7 @@ namespace Bert4Rec.Cli
         {
             var top = CommandLines.Top("bert4rec", """
                 train-then-serve sequential recommender (BERT4Rec, SASRec, GRU4Rec); `bert4rec VERB --help` lists a verb's flags
-                also, through ./bert4rec: serve (the online ranking service), bench train|infer|retrieval|serve (benchmarks), test (every test)
+                also, through ./bert4rec: serve (the online ranking service), bench train|infer|retrieval|serve|prepare (benchmarks), test (every test)
                 """);
             foreach (var v in Verbs) top.Subcommands.Add(v.Build());
             return top;
