@@ -54,6 +54,7 @@ internal static class PrepareBench
         Generate(log, lines, users, items, seed);
         long bytes = new FileInfo(log).Length;
         Console.WriteLine($"generated {lines:N0} lines ({bytes / 1048576.0:N0} MiB, {users:N0} users, {items:N0} items) in {gen.Elapsed.TotalSeconds:F1}s");
+        gen.Stop();
         bool reset = ResetPeakRss();
         var read = new LogReadOptions { Format = LogFormat.Csv };
         var clock = Stopwatch.StartNew();

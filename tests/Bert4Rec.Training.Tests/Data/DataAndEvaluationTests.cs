@@ -37,12 +37,18 @@ public class ReaderTests : IDisposable
         Assert.Equal(3, e.Items.Count);
     }
 
+    /// <summary>Malformed logs: file name, text, format, and what the error must say (beside the path).</summary>
+    public static TheoryData<string, string, LogFormat, string> MalformedLogs() => new()
+    {
+        { "ratings.dat", "1::10::5::300\n1::20\n", LogFormat.MovieLens, ":2:" },
+        { "r.dat", "1::10::5::300\n1::20::5::noon\n", LogFormat.MovieLens, "timestamp" },
+        { "x.csv", "user_id,item_id\n1,\n", LogFormat.Csv, "'item'" },
+        { "y.csv", "a,b\n1,2\n", LogFormat.Csv, "no column 'user_id'" },
+        { "e.txt", "", LogFormat.Pairs, "no interactions" },
+    };
+
     [Theory]
-    [InlineData("ratings.dat", "1::10::5::300\n1::20\n", LogFormat.MovieLens, ":2:")]
-    [InlineData("r.dat", "1::10::5::300\n1::20::5::noon\n", LogFormat.MovieLens, "timestamp")]
-    [InlineData("x.csv", "user_id,item_id\n1,\n", LogFormat.Csv, "'item'")]
-    [InlineData("y.csv", "a,b\n1,2\n", LogFormat.Csv, "no column 'user_id'")]
-    [InlineData("e.txt", "", LogFormat.Pairs, "no interactions")]
+    [MemberData(nameof(MalformedLogs))]
     public void Malformed_files_name_the_file_line_and_field(string name, string text, LogFormat format, string expected)
     {
         var p = Write(name, text);

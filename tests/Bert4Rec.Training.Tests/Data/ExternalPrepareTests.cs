@@ -84,11 +84,7 @@ public class ExternalPrepareTests : IDisposable
     }
 
     [Theory]
-    [InlineData("ratings.dat", "1::10::5::300\n1::20\n", LogFormat.MovieLens, ":2:")]
-    [InlineData("r.dat", "1::10::5::300\n1::20::5::noon\n", LogFormat.MovieLens, "timestamp")]
-    [InlineData("x.csv", "user_id,item_id\n1,\n", LogFormat.Csv, "'item'")]
-    [InlineData("y.csv", "a,b\n1,2\n", LogFormat.Csv, "no column 'user_id'")]
-    [InlineData("e.txt", "", LogFormat.Pairs, "no interactions")]
+    [MemberData(nameof(ReaderTests.MalformedLogs), MemberType = typeof(ReaderTests))]
     public void Bad_rows_get_the_readers_errors_and_leave_nothing(string name, string text, LogFormat format, string expected)
     {
         string p = Write(name, text);
@@ -129,5 +125,58 @@ public class ExternalPrepareTests : IDisposable
         var e = Assert.Throws<ArgumentOutOfRangeException>(() => ExternalPrepare.Run(log, new LogReadOptions(), 0, 0, false, PathOf("o"), new ExternalSortOptions { MemoryBytes = 100 }));
         Assert.Contains("memory bound", e.Message);
         Assert.False(Directory.Exists(PathOf("o")));
+    }
+}
+
+public class SequenceStoreTests : IDisposable
+{
+    private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("b4r-store-");
+    public void Dispose() => _dir.Delete(true);
+
+    private string Saved()
+    {
+        var d = SyntheticDataset.Generate(new SyntheticOptions { Users = 60, Items = 40, Seed = 5 });
+        string dir = Path.Combine(_dir.FullName, "d");
+        d.Save(dir);
+        return dir;
+    }
+
+    [Fact]
+    public void The_map_reads_every_users_items_as_saved()
+    {
+        string dir = Saved();
+        var d = SequenceDataset.Load(dir);
+        using var store = SequenceStore.Open(Path.Combine(dir, SequenceDataset.DataFile));
+        Assert.Equal(d.Sequences.Length, store.Count);
+        Assert.Equal(d.Items.Count, store.ItemCount);
+        Assert.Equal(d.Statistics.Interactions, store.Interactions);
+        for (int u = 0; u < store.Count; u++) Assert.Equal(d.Sequences[u], store[u].ToArray());
+        Assert.Throws<ArgumentOutOfRangeException>(() => store.Length(store.Count));
+        store.Dispose();
+        Assert.Throws<ObjectDisposedException>(() => store.Length(0));
+    }
+
+    [Fact]
+    public void Corrupt_truncated_and_foreign_files_are_refused_with_the_path()
+    {
+        string file = Path.Combine(Saved(), SequenceDataset.DataFile);
+        byte[] good = File.ReadAllBytes(file);
+        void Expect(byte[] bytes, string message)
+        {
+            File.WriteAllBytes(file, bytes);
+            var e = Assert.Throws<InvalidDataException>(() => SequenceStore.Open(file));
+            Assert.Contains(file, e.Message);
+            Assert.Contains(message, e.Message);
+        }
+        var flipped = (byte[])good.Clone();
+        flipped[40] ^= 1;
+        Expect(flipped, "checksum mismatch");
+        Expect(good[..^4], "checksum mismatch");
+        Expect(good[..20], "too short");
+        var foreign = (byte[])good.Clone();
+        foreign[0] = (byte)'X';
+        Expect(foreign, "bad magic");
+        File.Delete(file);
+        Assert.Throws<FileNotFoundException>(() => SequenceStore.Open(file));
     }
 }

@@ -1,7 +1,5 @@
 // A prepared dataset: each user's items (dense indices 1..n) in time order, the vocabulary and statistics; saved in a
 // compact checksummed binary form beside vocab.txt, users.txt and stats.json.
-using System.Buffers.Binary;
-using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Bert4Rec.Contracts;
@@ -29,8 +27,6 @@ public sealed record DatasetStatistics(int Users, int Items, long Interactions, 
 
 public sealed class SequenceDataset
 {
-    private const uint Magic = SequenceFileWriter.Magic;
-    private const int Version = SequenceFileWriter.Version;
     public const string DataFile = "sequences.bin", VocabFile = "vocab.txt", UsersFile = "users.txt", StatsFile = "stats.json";
     public const string UserFeaturesFile = "user_features.json", ItemFeaturesFile = "item_features.json";
 
@@ -114,27 +110,13 @@ public sealed class SequenceDataset
     {
         string data = Path.Combine(dir, DataFile);
         if (!File.Exists(data)) throw new FileNotFoundException($"{data}: not found (is {dir} a dataset made by `bert4rec prepare`?)", data);
-        byte[] all = File.ReadAllBytes(data);
-        if (all.Length < 16 + 32 || BinaryPrimitives.ReadUInt32LittleEndian(all) != Magic)
-            throw new InvalidDataException($"{data}: not a prepared dataset (bad magic or too short)");
-        var body = all.AsSpan(0, all.Length - 32);
-        if (!SHA256.HashData(body).AsSpan().SequenceEqual(all.AsSpan(all.Length - 32)))
-            throw new InvalidDataException($"{data}: checksum mismatch (the file is corrupt or truncated)");
-        int o = 4;
-        int version = BinaryPrimitives.ReadInt32LittleEndian(body[o..]); o += 4;
-        if (version != Version) throw new InvalidDataException($"{data}: version {version}, this build reads {Version}");
-        int items = BinaryPrimitives.ReadInt32LittleEndian(body[o..]); o += 4;
-        int users = BinaryPrimitives.ReadInt32LittleEndian(body[o..]); o += 4;
-        if (items < 0 || users < 0 || o + 4L * users > body.Length) throw new InvalidDataException($"{data}: header out of range");
-        var seqs = new int[users][];
-        var lens = new int[users];
-        long total = 0;
-        for (int u = 0; u < users; u++) { lens[u] = BinaryPrimitives.ReadInt32LittleEndian(body[o..]); o += 4; total += lens[u]; }
-        if (o + 4 * total != body.Length) throw new InvalidDataException($"{data}: lengths do not match the file size");
-        for (int u = 0; u < users; u++)
+        int[][] seqs;
+        int items, users;
+        using (var store = SequenceStore.Open(data))   // checked through a read-only map, copied into arrays once
         {
-            seqs[u] = new int[lens[u]];
-            for (int k = 0; k < lens[u]; k++) { seqs[u][k] = BinaryPrimitives.ReadInt32LittleEndian(body[o..]); o += 4; }
+            items = store.ItemCount; users = store.Count;
+            seqs = new int[users][];
+            for (int u = 0; u < users; u++) seqs[u] = store[u].ToArray();
         }
         var vocab = Vocabulary.Load(Path.Combine(dir, VocabFile));
         if (vocab.Count != items) throw new InvalidDataException($"{Path.Combine(dir, VocabFile)}: {vocab.Count} items, {data} says {items}");
