@@ -54,6 +54,9 @@ public sealed class StageTwoRanker : IDisposable
         _width = fields.Sum(f => f.Width);
     }
 
+    /// <summary>The raw user ids the ranker knows (user_index i = entry i).</summary>
+    public IReadOnlyList<string> UserIds => _users.RawIds;
+
     /// <summary>The user feature fields' names, in order.</summary>
     public IEnumerable<string> FieldNames => _table?.Fields.Select(f => f.Name) ?? [];
 
