@@ -42,11 +42,10 @@ internal sealed class ExportVerb : IVerb
     private static int Run(string ckpt, string vocabPath, string outDir, bool fullCatalog, string? triton, string? tritonName, int tritonMaxBatch,
                            string? stageTwoRun, string? dataDir)
     {
-        var (cfg, weights) = Checkpoint.LoadWeights(ckpt);
+        var (cfg, weights) = Checkpoint.LoadWeights(ckpt, (tc, n) => tc.Kind.IsSequential() ? tc.ToModelConfig(n)
+            : throw new UsageException($"{ckpt}: a {tc.Kind.Name()} model ranks candidates but cannot find them; export a sequential run and give this one as --stage-two RUN_DIR --data DIR"));
         RunFolder.CheckVocabulary(ckpt, vocabPath);
         var vocab = Vocabulary.Load(vocabPath);
-        if (!cfg.Kind.IsSequential())
-            throw new UsageException($"{ckpt}: a {cfg.Kind.Name()} model ranks candidates but cannot find them; export a sequential run and give this one as --stage-two RUN_DIR --data DIR");
         var metrics = RunFolder.ReadTestMetrics(Path.GetDirectoryName(Path.GetFullPath(ckpt))!);
         var stageTwo = stageTwoRun != null ? LoadStageTwo(stageTwoRun, dataDir!, vocab) : null;
         if (stageTwo != null)
@@ -68,11 +67,23 @@ internal sealed class ExportVerb : IVerb
     private static StageTwoModel LoadStageTwo(string runDir, string dataDir, Vocabulary vocab)
     {
         string weightsPath = RunFolder.WeightsPath(runDir);
-        var (cfg, weights) = Checkpoint.LoadWeights(weightsPath);
-        if (cfg.Kind.IsSequential())
-            throw new UsageException($"--stage-two {runDir}: a {cfg.Kind.Name()} run; stage two is a feature model (neumf)");
         RunFolder.CheckVocabulary(weightsPath, Path.Combine(runDir, RunLayout.Vocabulary));
         var data = Bert4Rec.Training.Data.SequenceDataset.Load(dataDir);
+        // a feature model's layout depends on the data (its users and fields): the config comes from the run's and the split's
+        var split = Bert4Rec.Training.Data.LeaveOneOut.Split(data);
+        ModelConfig cfg;
+        float[] weights;
+        try
+        {
+            (cfg, weights) = Checkpoint.LoadWeights(weightsPath, (tc, n) => tc.Kind.IsSequential()
+                ? throw new UsageException($"--stage-two {runDir}: a {tc.Kind.Name()} run; stage two is a feature model (neumf)")
+                : n != split.ItemCount ? throw new UsageException($"--data {dataDir}: {split.ItemCount} items, the stage-two run trained on {n}")
+                : PointwiseModels.Config(tc, split));
+        }
+        catch (InvalidDataException e) when (e.Message.Contains("layout needs"))
+        {
+            throw new UsageException($"--data {dataDir}: its users or feature fields are not those {runDir} trained on ({e.Message})");
+        }
         if (!data.Items.RawIds.SequenceEqual(vocab.RawIds))
             throw new UsageException($"--data {dataDir}: its items are not stage one's vocabulary ({data.Items.Count} against {vocab.Count} items, or another order): give the dataset both runs trained on");
         if (!Vocabulary.Load(Path.Combine(runDir, RunLayout.Vocabulary)).RawIds.SequenceEqual(vocab.RawIds))
