@@ -1,5 +1,6 @@
 // What the ranking endpoints do, once for both transports: limits checked (a RequestError names the field at fault),
 // the request run on a lease of the current bundle, the response message built. HTTP and gRPC only map errors.
+using Bert4Rec.Contracts;
 using Bert4Rec.Contracts.Service;
 using Bert4Rec.Inference.Recommendation;
 using ScoredItem = Bert4Rec.Contracts.Service.ScoredItem;
@@ -90,7 +91,7 @@ internal static class RankingRequests
     {
         var q = Check(req, o, "");
         using var lease = holder.Acquire(UserKey(req.UserKey, "", caller));
-        var resp = Response(lease.Recommender.RecommendBatch([q])[0], lease);
+        var resp = Response(WithUserErrors("", () => lease.Recommender.RecommendBatch([q])[0]), lease);
         caller.Answered(metrics, lease.Arm, lease.Name);
         return resp;
     }
@@ -122,6 +123,8 @@ internal static class RankingRequests
             foreach (var lease in leases)
             {
                 int[] rows = Enumerable.Range(0, queries.Length).Where(i => ReferenceEquals(arms[i].Bundle, lease.Bundle)).ToArray();
+                // a bad user feature is named with its request's index: checked one by one before the batch runs
+                foreach (int i in rows) WithUserErrors($"requests[{i}].", () => lease.Recommender.CheckUser(queries[i].User));
                 var results = lease.Recommender.RecommendBatch(rows.Select(i => queries[i]).ToArray());
                 for (int j = 0; j < rows.Length; j++) resp[rows[j]] = Response(results[j], lease);
             }
@@ -142,8 +145,9 @@ internal static class RankingRequests
             if (string.IsNullOrEmpty(req.Candidates[i])) throw new RequestError($"candidates[{i}]", "empty item id");
         if (req.K < 0 || req.K > o.MaxK) throw new RequestError("k", $"k must be in 0..{o.MaxK}, got {req.K}");
         using var lease = holder.Acquire(UserKey(req.UserKey, "", caller));
-        var r = lease.Recommender.Rerank(req.History, req.Candidates, req.K);
-        var resp = new RerankResponse { ModelVersion = lease.Bundle.Version, Arm = lease.Arm, Version = lease.Name };
+        var user = CheckUser(req.UserId, req.UserFeatures, "");
+        var r = WithUserErrors("", () => lease.Recommender.Rerank(req.History, req.Candidates, req.K, user));
+        var resp = new RerankResponse { ModelVersion = lease.Bundle.Version, Arm = lease.Arm, Version = lease.Name, RankedBy = r.RankedBy };
         resp.Items.AddRange(r.Items.Select(i => new ScoredItem { ItemId = i.ItemId, Score = i.Score }));
         resp.UnknownIds.AddRange(r.UnknownIds);
         resp.UnknownCandidateIds.AddRange(r.UnknownCandidateIds);
@@ -162,6 +166,11 @@ internal static class RankingRequests
             Version = lease.Name, CanaryVersion = holder.CanaryName ?? "", CanaryShare = holder.CanaryShare,
         };
         info.Versions.AddRange(holder.Versions());
+        if (b.StageTwo is { } two)
+        {
+            info.StageTwoKind = two.Config.Kind.Name();
+            info.UserFeatureFields.AddRange(two.FieldNames);
+        }
         foreach (var (k, v) in b.Manifest.Metrics) info.Metrics[k] = v;
         return info;
     }
@@ -181,12 +190,35 @@ internal static class RankingRequests
         if (k < 1 || k > o.MaxK) throw new RequestError(prefix + "k", $"k must be in 1..{o.MaxK}, got {req.K}");
         int c = req.Candidates == 0 ? 200 : req.Candidates;
         if (c < 1 || c > o.MaxCandidates) throw new RequestError(prefix + "candidates", $"candidates must be in 1..{o.MaxCandidates}, got {req.Candidates}");
-        return new RecommendQuery(req.History, k, c, req.IncludeSeen);
+        return new RecommendQuery(req.History, k, c, req.IncludeSeen, CheckUser(req.UserId, req.UserFeatures, prefix));
+    }
+
+    /// <summary>The most user feature fields a request may carry, and the longest name and value.</summary>
+    public const int MaxUserFeatures = 64, MaxFeatureNameLength = 128, MaxFeatureValueLength = 1024;
+
+    /// <summary>The request's user for a stage-two ranker, its limits checked (what the bundle reads is checked by it).</summary>
+    private static UserContext? CheckUser(string userId, IDictionary<string, string> features, string prefix)
+    {
+        if (userId.Length > BundleHolder.MaxUserKeyLength) throw new RequestError(prefix + "user_id", $"at most {BundleHolder.MaxUserKeyLength} characters, got {userId.Length}");
+        if (features.Count > MaxUserFeatures) throw new RequestError(prefix + "user_features", $"at most {MaxUserFeatures} fields, got {features.Count}");
+        foreach (var (name, value) in features)
+        {
+            if (name.Length == 0 || name.Length > MaxFeatureNameLength) throw new RequestError(prefix + "user_features", $"a field name must have 1..{MaxFeatureNameLength} characters");
+            if (value.Length > MaxFeatureValueLength) throw new RequestError($"{prefix}user_features.{name}", $"at most {MaxFeatureValueLength} characters, got {value.Length}");
+        }
+        return userId.Length == 0 && features.Count == 0 ? null : new UserContext(userId, new Dictionary<string, string>(features, StringComparer.Ordinal));
+    }
+
+    /// <summary>Runs <paramref name="run"/>, turning a user feature the bundle cannot read into a RequestError naming its field.</summary>
+    private static T WithUserErrors<T>(string prefix, Func<T> run)
+    {
+        try { return run(); }
+        catch (UserFeatureException e) { throw new RequestError(prefix + e.Field, e.Message); }
     }
 
     private static RecommendResponse Response(RecommendationResult r, BundleHolder.Lease lease)
     {
-        var resp = new RecommendResponse { ModelVersion = lease.Bundle.Version, Arm = lease.Arm, Version = lease.Name };
+        var resp = new RecommendResponse { ModelVersion = lease.Bundle.Version, Arm = lease.Arm, Version = lease.Name, RankedBy = r.RankedBy };
         resp.Items.AddRange(r.Items.Select(i => new ScoredItem { ItemId = i.ItemId, Score = i.Score }));
         resp.UnknownIds.AddRange(r.UnknownIds);
         return resp;

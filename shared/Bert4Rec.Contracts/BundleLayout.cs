@@ -13,6 +13,10 @@ public static class BundleLayout
     public const string RoleModel = "model";
     public const string RoleIndex = "index";
     public const string RoleVocabulary = "vocabulary";
+
+    /// <summary>The stage-two ranker of a two-model bundle and what it needs to read a request's user.</summary>
+    public const string StageTwoModel = "stage_two.onnx", Users = "users.txt", UserFeatures = "user_features.pb";
+    public const string RoleStageTwo = "stage_two_model", RoleUsers = "users", RoleUserFeatures = "user_features";
 }
 
 /// <summary>File names inside a training run folder: written by the trainer and `train`, read by `evaluate`, `export`,

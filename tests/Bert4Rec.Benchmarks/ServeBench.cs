@@ -74,19 +74,27 @@ internal static class ServeBench
         });
         using var admin = new HttpClient { BaseAddress = new Uri(svc.AdminAddress!) };
         admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
-        int n;
-        using (var lease = svc.Holder.Acquire()) n = lease.Bundle.Config.ItemCount;
+        // requests name the bundle's own raw ids; with a stage-two ranker each also names a known user, so both models run
+        string[] itemIds, userIds;
+        string stageTwo;
+        using (var lease = svc.Holder.Acquire())
+        {
+            itemIds = lease.Bundle.Vocabulary.RawIds.ToArray();
+            userIds = lease.Bundle.StageTwo?.UserIds.ToArray() ?? [];
+            stageTwo = lease.Bundle.StageTwo?.Config.Kind.Name() ?? "";
+        }
+        int n = itemIds.Length;
         using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = concurrency }) { BaseAddress = new Uri(svc.Address) };
         using var channel = GrpcChannel.ForAddress(svc.GrpcAddress!, new GrpcChannelOptions { HttpHandler = new SocketsHttpHandler { EnableMultipleHttp2Connections = true } });
         var grpc = new Ranking.RankingClient(channel);
         var protocols = protocol == "both" ? new[] { "http", "grpc" } : new[] { protocol };
-        Console.WriteLine($"serve bench: HTTP {svc.Address}, gRPC {svc.GrpcAddress}, {n} items, {duration}s per protocol ({string.Join(" then ", protocols)}), " +
+        Console.WriteLine($"serve bench: HTTP {svc.Address}, gRPC {svc.GrpcAddress}, {n} items{(stageTwo.Length > 0 ? $", stage two {stageTwo} over {userIds.Length} users" : "")}, {duration}s per protocol ({string.Join(" then ", protocols)}), " +
                           $"concurrency {concurrency}, HTTP format {format}, history {historyLen}, metrics {(metrics ? "on" : "off")}, a hot reload at half time of each");
         var phases = new List<Phase>();
         string next = b2;
         foreach (var p in protocols)
         {
-            var ph = await RunPhaseAsync(p, http, admin, grpc, svc, Path.GetFileName(Path.GetFullPath(next).TrimEnd('/')), n, duration, concurrency, historyLen, format);
+            var ph = await RunPhaseAsync(p, http, admin, grpc, svc, Path.GetFileName(Path.GetFullPath(next).TrimEnd('/')), itemIds, userIds, duration, concurrency, historyLen, format);
             next = next == b2 ? b1 : b2;
             phases.Add(ph);
             Console.WriteLine($"  {p}: {ph.Requests:N0} recommendations in {ph.Seconds:F1}s = {ph.Rps:N0}/s; latency p50 {ph.P50:F2} ms, p99 {ph.P99:F2} ms, p999 {ph.P999:F2} ms; " +
@@ -96,7 +104,7 @@ internal static class ServeBench
         if (metrics)
             Console.WriteLine($"  service counted {svc.Metrics.Count("recommend") - svc.Metrics.Count("recommend", RequestMetrics.Grpc):N0} HTTP requests ({svc.Metrics.Errors("recommend") - svc.Metrics.Errors("recommend", RequestMetrics.Grpc)} errors), " +
                               $"{svc.Metrics.Count("recommend", RequestMetrics.Grpc):N0} gRPC calls ({svc.Metrics.Errors("recommend", RequestMetrics.Grpc)} errors)");
-        var result = new Dictionary<string, object> { ["protocol"] = protocol, ["concurrency"] = concurrency, ["format"] = format, ["metrics"] = metrics ? "on" : "off", ["errors"] = phases.Sum(x => x.Errors) };
+        var result = new Dictionary<string, object> { ["protocol"] = protocol, ["concurrency"] = concurrency, ["format"] = format, ["metrics"] = metrics ? "on" : "off", ["errors"] = phases.Sum(x => x.Errors), ["stage_two"] = stageTwo };
         foreach (var ph in phases)
             result[ph.Protocol] = new
             {
@@ -109,7 +117,7 @@ internal static class ServeBench
 
     /// <summary>One protocol's load for <paramref name="duration"/> seconds, reloading <paramref name="reloadTo"/> at half time.</summary>
     private static async Task<Phase> RunPhaseAsync(string protocol, HttpClient http, HttpClient admin, Ranking.RankingClient grpc, RunningService svc, string reloadTo,
-                                                   int n, int duration, int concurrency, int historyLen, string format)
+                                                   string[] itemIds, string[] userIds, int duration, int concurrency, int historyLen, string format)
     {
         var latencies = new List<double>[concurrency];
         long errors = 0;
@@ -124,7 +132,8 @@ internal static class ServeBench
             while (clock.Elapsed < end)
             {
                 var req = new RecommendRequest { K = 10 };
-                for (int h = 0; h < historyLen; h++) req.History.Add(rng.Next(1, n + 1).ToString());
+                for (int h = 0; h < historyLen; h++) req.History.Add(itemIds[rng.Next(itemIds.Length)]);
+                if (userIds.Length > 0) req.UserId = userIds[rng.Next(userIds.Length)];
                 long t0 = Stopwatch.GetTimestamp();
                 try
                 {

@@ -66,13 +66,23 @@ public abstract class TorchSequenceModel : ITrainableModel
 
     // ---------------------------------------------------------------- steps
 
+    /// <summary>
+    /// The trainer's parameters into the leaves. On the CPU each leaf's own memory is written directly: no host tensor, no
+    /// views and no copy_ through the autograd dispatcher. (The copy_ route, from views of one host tensor, failed on Amazon
+    /// Beauty at the end of the first epoch, after 640 steps, inside libtorch's forward-mode AD check: "forward view info
+    /// can only exist for forward views"; synthetic runs never showed it.) Other devices copy from a host tensor per leaf.
+    /// </summary>
     private void Upload()
     {
         using var _ = torch.no_grad();
-        using var host = torch.tensor(Parameters);
         foreach (var t in Layout.Tensors)
-            using (var slice = host.narrow(0, t.Offset, t.Size))
-                _views[t.Name].copy_(slice.view(_views[t.Name].shape));
+        {
+            var leaf = _views[t.Name];
+            if (Device.type == DeviceType.CPU) leaf.bytes = System.Runtime.InteropServices.MemoryMarshal.AsBytes(Layout.Slice(Parameters, t.Name));
+            else
+                using (var host = torch.tensor(Layout.Slice(Parameters, t.Name).ToArray(), leaf.shape, ScalarType.Float32))
+                    leaf.copy_(host);
+        }
     }
 
     /// <summary>Checks the rows (left-padded, ids in the vocabulary) and returns each row's number of real tokens.</summary>

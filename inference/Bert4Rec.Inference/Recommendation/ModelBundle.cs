@@ -16,6 +16,8 @@ public sealed class ModelBundle : IDisposable
     public Vocabulary Vocabulary { get; }
     public InferenceSession Session { get; }
     public ItemIndex? Index { get; }
+    /// <summary>The stage-two ranker of a two-model bundle; null in a one-model bundle.</summary>
+    public StageTwoRanker? StageTwo { get; private init; }
     /// <summary>w_v = [E[v], b_O[v]] for v = 1..n, (n, d+1): exact candidate scores are user_vector . w_v.</summary>
     public float[] ItemVectors { get; }
     public string Version { get; }
@@ -57,8 +59,11 @@ public sealed class ModelBundle : IDisposable
             throw new BundleException(vocabFile.Name, "item count differs from the model's", $"{System.IO.Path.Combine(dir, vocabFile.Name)}: {vocab.Count} items, the model has {cfg.ItemCount}");
         byte[] modelBytes = BundleManifests.ReadVerified(dir, modelFile, maxModel);
         var indexFile = BundleManifests.FileOfRole(m, BundleLayout.RoleIndex);
-        // the index is verified by its loader, which hashes the same open file FAISS then reads
-        BundleManifests.VerifyFiles(dir, new BundleManifest { Files = { m.Files.Where(f => f != vocabFile && f != modelFile && f != indexFile) } }, MaxBytes);
+        // the index is verified by its loader, which hashes the same open file FAISS then reads; stage two's files by its own
+        string[] stageTwoRoles = [BundleLayout.RoleStageTwo, BundleLayout.RoleUsers, BundleLayout.RoleUserFeatures];
+        if (m.StageTwo == null && m.Files.FirstOrDefault(f => stageTwoRoles.Contains(f.Role)) is { } stray)
+            throw new BundleException(stray.Name, "a stage-two file without a stage_two model in the manifest", $"{dir}: {stray.Name} ({stray.Role}) is listed but the manifest has no stage_two");
+        BundleManifests.VerifyFiles(dir, new BundleManifest { Files = { m.Files.Where(f => f != vocabFile && f != modelFile && f != indexFile && !stageTwoRoles.Contains(f.Role)) } }, MaxBytes);
         string modelPath = System.IO.Path.Combine(dir, modelFile.Name);
         float[] w;
         int n, dim;
@@ -69,6 +74,7 @@ public sealed class ModelBundle : IDisposable
         if (!AllFinite(w)) throw new BundleException(modelFile.Name, "weights are not finite (NaN or Inf)", $"{modelPath}: the item vectors hold NaN or Inf");
         InferenceSession? session = null;
         ItemIndex? index = null;
+        StageTwoRanker? stageTwo = null;
         try
         {
             try { session = new InferenceSession(modelBytes, modelPath, options ?? new SessionOptions { IntraOpThreads = 1 }); }
@@ -80,13 +86,15 @@ public sealed class ModelBundle : IDisposable
             if (indexFile != null) index = BundleIndexer.Open(dir, m, indexFile, cfg.Hidden + 1, cfg.ItemCount, maxIndex);
             else if (requireIndex) throw new BundleException(BundleLayout.Manifest, "no index in the bundle", $"{dir}: no index in the bundle (run `bert4rec index --bundle {dir}`)");
             Canary(session, cfg, modelFile.Name);
+            if (m.StageTwo != null) stageTwo = StageTwoRanker.Load(dir, m, cfg.ItemCount, options ?? new SessionOptions { IntraOpThreads = 1 });
             string version = $"{m.CreatedAt}/{modelFile.Sha256[..Math.Min(12, modelFile.Sha256.Length)]}";
-            return new ModelBundle(System.IO.Path.GetFullPath(dir), m, cfg, vocab, session, index, w, version);
+            return new ModelBundle(System.IO.Path.GetFullPath(dir), m, cfg, vocab, session, index, w, version) { StageTwo = stageTwo };
         }
         catch
         {
             session?.Dispose();
             index?.Dispose();
+            stageTwo?.Dispose();
             throw;
         }
     }
@@ -128,5 +136,6 @@ public sealed class ModelBundle : IDisposable
     {
         Session.Dispose();
         Index?.Dispose();
+        StageTwo?.Dispose();
     }
 }

@@ -1,6 +1,7 @@
 // Two-stage recommendation over a bundle: history -> vocabulary -> user_vector (ONNX Runtime) -> FAISS top-K candidates
 // -> exact candidate scores (user_vector . [E, b_O], what the graph's `scores` output computes) -> seen items dropped -> top-k.
-// Rerank scores caller-supplied candidates through the graph's `scores` output. Each stage is a trace span (ActivitySource
+// With a stage-two ranker in the bundle, the candidates are rescored by it (for users it can rank).
+// Rerank scores caller-supplied candidates through the graph's `scores` output (or the stage-two ranker's). Each stage is a trace span (ActivitySource
 // "Bert4Rec.Inference": vocabulary, model_run, faiss_search, scoring), free when nothing listens.
 using System.Diagnostics;
 using Bert4Rec.Contracts;
@@ -14,14 +15,33 @@ public sealed record ScoredItem(string ItemId, float Score);
 public sealed record RecommendationResult(IReadOnlyList<ScoredItem> Items, IReadOnlyList<string> UnknownIds)
 {
     public IReadOnlyList<string> UnknownCandidateIds { get; init; } = [];
+    /// <summary>Which model ordered the items (and whose scores they carry): <see cref="Recommender.StageOne"/> or
+    /// <see cref="Recommender.StageTwoRanked"/>.</summary>
+    public string RankedBy { get; init; } = Recommender.StageOne;
 }
 
-/// <summary>One recommendation query: raw-id history, k results, K FAISS candidates, seen items kept or dropped.</summary>
-public sealed record RecommendQuery(IReadOnlyList<string> History, int K, int Candidates = 200, bool IncludeSeen = false);
+/// <summary>One recommendation query: raw-id history, k results, K FAISS candidates, seen items kept or dropped, and the
+/// user (id and features) for a bundle's stage-two ranker.</summary>
+public sealed record RecommendQuery(IReadOnlyList<string> History, int K, int Candidates = 200, bool IncludeSeen = false, UserContext? User = null);
 
 public sealed class Recommender(ModelBundle bundle)
 {
     public ModelBundle Bundle => bundle;
+
+    /// <summary>What <see cref="RecommendationResult.RankedBy"/> says: stage one's exact scores, or the stage-two ranker's.</summary>
+    public const string StageOne = "stage_one", StageTwoRanked = "stage_two";
+
+    /// <summary>Checks a request's user against the stage-two ranker (a <see cref="UserFeatureException"/> names the field at fault);
+    /// returns true (the bundle has no ranker, or the user reads well).</summary>
+    public bool CheckUser(UserContext? user)
+    {
+        bundle.StageTwo?.Encode(user ?? UserContext.Anonymous);
+        return true;
+    }
+
+    /// <summary>The users of a batch encoded for stage two (null without one); a bad feature throws before any model runs.</summary>
+    private EncodedUser[]? EncodeUsers(IEnumerable<UserContext?> users) =>
+        bundle.StageTwo is { } two ? users.Select(u => two.Encode(u ?? UserContext.Anonymous)).ToArray() : null;
 
     /// <summary>The stages' trace source; a span exists only while a listener (e.g. an OpenTelemetry tracer) samples it.</summary>
     public static readonly ActivitySource Tracing = new("Bert4Rec.Inference");
@@ -72,7 +92,12 @@ public sealed class Recommender(ModelBundle bundle)
             if (q.K < 1) throw new ArgumentOutOfRangeException(nameof(queries), q.K, "k must be >= 1");
         int B = queries.Count, dim = bundle.Config.Hidden + 1;
         (List<int> Known, List<string> Unknown)[] mapped;
-        using (Tracing.StartActivity("vocabulary")?.SetTag("bert4rec.queries", B)) mapped = queries.Select(q => Map(q.History)).ToArray();
+        EncodedUser[]? users;
+        using (Tracing.StartActivity("vocabulary")?.SetTag("bert4rec.queries", B))
+        {
+            mapped = queries.Select(q => Map(q.History)).ToArray();
+            users = EncodeUsers(queries.Select(q => q.User));
+        }
         float[] user;
         using (Tracing.StartActivity("model_run")?.SetTag("bert4rec.batch", B).SetTag("bert4rec.execution_provider", bundle.Session.ActiveProvider))
             user = UserVectors(mapped.Select(m => (IReadOnlyList<int>)m.Known).ToArray());
@@ -89,20 +114,32 @@ public sealed class Recommender(ModelBundle bundle)
             Neighbor[][] found;
             using (Tracing.StartActivity("faiss_search")?.SetTag("bert4rec.queries", rows.Length).SetTag("bert4rec.candidates", K).SetTag("bert4rec.index", index.Factory))
                 found = index.Search(qv, rows.Length, K, search, exclude.Any(e => e.Count > 0) ? exclude : null);
+            // stage two rescores the candidates of the rows it can rank (all at once); the others keep stage one's exact scores
+            var ranked = new float[rows.Length][];
+            if (bundle.StageTwo is { } two)
+            {
+                int[] rankable = Enumerable.Range(0, rows.Length).Where(j => two.CanRank(users![rows[j]])).ToArray();
+                using (Tracing.StartActivity("stage_two")?.SetTag("bert4rec.queries", rankable.Length).SetTag("bert4rec.stage_two", two.Config.Kind.Name()))
+                {
+                    var scores = two.Score(rankable.Select(j => users![rows[j]]).ToArray(), rankable.Select(j => (IReadOnlyList<int>)mapped[rows[j]].Known).ToArray(),
+                                           rankable.Select(j => (IReadOnlyList<int>)found[j].Select(nb => (int)nb.Id).ToArray()).ToArray());
+                    for (int r = 0; r < rankable.Length; r++) ranked[rankable[r]] = scores[r];
+                }
+            }
             using var scoring = Tracing.StartActivity("scoring")?.SetTag("bert4rec.queries", rows.Length);
             for (int j = 0; j < rows.Length; j++)
             {
                 int b = rows[j];
                 var u = user.AsSpan(b * dim, dim);
                 var scored = new List<ScoredItem>(found[j].Length);
-                foreach (var nb in found[j])
+                for (int c = 0; c < found[j].Length; c++)
                 {
-                    int v = (int)nb.Id;
-                    float s = System.Numerics.Tensors.TensorPrimitives.Dot(u, w.AsSpan((v - 1) * dim, dim));
+                    int v = (int)found[j][c].Id;
+                    float s = ranked[j]?[c] ?? System.Numerics.Tensors.TensorPrimitives.Dot(u, w.AsSpan((v - 1) * dim, dim));
                     scored.Add(new ScoredItem(bundle.Vocabulary.RawId(v), s));
                 }
                 var top = scored.OrderByDescending(x => x.Score).ThenBy(x => x.ItemId, StringComparer.Ordinal).Take(queries[b].K).ToList();
-                results[b] = new RecommendationResult(top, mapped[b].Unknown);
+                results[b] = new RecommendationResult(top, mapped[b].Unknown) { RankedBy = ranked[j] != null ? StageTwoRanked : StageOne };
             }
         }
         return results;
@@ -112,26 +149,44 @@ public sealed class Recommender(ModelBundle bundle)
     /// Scores the caller's candidates with the model (ONNX `scores`), best first, each distinct candidate once; unknown
     /// history ids and unknown candidate ids are reported apart, not scored.
     /// </summary>
-    public RecommendationResult Rerank(IReadOnlyList<string> history, IReadOnlyList<string> candidates, int k = 0)
+    public RecommendationResult Rerank(IReadOnlyList<string> history, IReadOnlyList<string> candidates, int k = 0, UserContext? user = null)
     {
         List<int> known, allCands;
         List<string> unknown, unknownCands;
+        EncodedUser[]? encoded;
         using (Tracing.StartActivity("vocabulary")?.SetTag("bert4rec.candidates", candidates.Count))
         {
             (known, unknown) = Map(history);
             (allCands, unknownCands) = Map(candidates.Distinct(StringComparer.Ordinal).ToList());
+            encoded = EncodeUsers([user]);
         }
         var cands = allCands.Distinct().ToList();
         if (cands.Count == 0) return new RecommendationResult([], unknown) { UnknownCandidateIds = unknownCands };
+        var cfg = bundle.Config;
+        float[] scores;
+        string rankedBy = StageOne;
+        if (bundle.StageTwo is { } two && two.CanRank(encoded![0]))
+        {
+            using (Tracing.StartActivity("stage_two")?.SetTag("bert4rec.candidates", cands.Count).SetTag("bert4rec.stage_two", two.Config.Kind.Name()))
+                scores = two.Score(encoded, [known], [cands])[0];
+            rankedBy = StageTwoRanked;
+        }
+        else scores = StageOneScores(known, cands);
+        using var ranking = Tracing.StartActivity("ranking");
+        var ranked = cands.Select((c, i) => new ScoredItem(bundle.Vocabulary.RawId(c), scores[i]))
+            .OrderByDescending(x => x.Score).ThenBy(x => x.ItemId, StringComparer.Ordinal);
+        return new RecommendationResult((k > 0 ? ranked.Take(k) : ranked).ToList(), unknown) { UnknownCandidateIds = unknownCands, RankedBy = rankedBy };
+    }
+
+    /// <summary>Stage one's scores (the serving graph's `scores`) of candidates for one history.</summary>
+    private float[] StageOneScores(List<int> known, List<int> cands)
+    {
         var cfg = bundle.Config;
         var row = ModelInput.Row(known, cfg);
         var scores = new float[cands.Count];
         using (Tracing.StartActivity("model_run")?.SetTag("bert4rec.candidates", cands.Count).SetTag("bert4rec.execution_provider", bundle.Session.ActiveProvider))
             bundle.Session.Run(new[] { NamedTensor.Int64(ModelIo.ItemIds, row, 1, cfg.MaxLength), NamedTensor.Int64(ModelIo.CandidateIds, cands.Select(c => (long)c).ToArray(), 1, cands.Count) },
                            new[] { NamedTensor.Float(ModelIo.Scores, scores, 1, cands.Count), NamedTensor.Float(ModelIo.UserVector, new float[cfg.Hidden + 1], 1, cfg.Hidden + 1) });
-        using var ranking = Tracing.StartActivity("ranking");
-        var ranked = cands.Select((c, i) => new ScoredItem(bundle.Vocabulary.RawId(c), scores[i]))
-            .OrderByDescending(x => x.Score).ThenBy(x => x.ItemId, StringComparer.Ordinal);
-        return new RecommendationResult((k > 0 ? ranked.Take(k) : ranked).ToList(), unknown) { UnknownCandidateIds = unknownCands };
+        return scores;
     }
 }

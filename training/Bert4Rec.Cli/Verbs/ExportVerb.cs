@@ -19,8 +19,10 @@ internal sealed class ExportVerb : IVerb
         var tritonOpt = Flags.String("--triton", "also write a Triton Inference Server model repository: DIR/NAME/config.pbtxt, DIR/NAME/1/model.onnx", helpName: "DIR");
         var tritonNameOpt = Flags.String("--triton-name", "its model name (default: the model kind)", helpName: "NAME");
         var tritonBatchOpt = Flags.Int("--triton-max-batch", "its max_batch_size, with dynamic batching", 64, 1, 1 << 20);
+        var stageTwoOpt = Flags.String("--stage-two", "a feature-model run (neumf) to rank stage one's candidates: a two-model bundle (with --data)", helpName: "RUN_DIR");
+        var dataOpt = Flags.String("--data", "with --stage-two: the prepared dataset both runs trained on (its users and user features go into the bundle)", helpName: "DIR");
         var c = new Command("export", "export a checkpoint to an artifact bundle (model.onnx, vocabulary, manifest); give --checkpoint or --run")
-            { ckptOpt, runOpt, vocabOpt, outOpt, fullOpt, tritonOpt, tritonNameOpt, tritonBatchOpt };
+            { ckptOpt, runOpt, vocabOpt, outOpt, fullOpt, tritonOpt, tritonNameOpt, tritonBatchOpt, stageTwoOpt, dataOpt };
         c.SetAction(a =>
         {
             string? run = a.GetValue(runOpt);
@@ -29,20 +31,29 @@ internal sealed class ExportVerb : IVerb
             string? triton = a.GetValue(tritonOpt), tritonName = a.GetValue(tritonNameOpt);
             if (triton == null && (tritonName != null || a.Given(tritonBatchOpt))) throw new UsageException("--triton-name and --triton-max-batch go with --triton DIR");
             if (tritonName != null) TritonRepository.CheckName(tritonName);      // before the bundle is written
+            string? stageTwo = a.GetValue(stageTwoOpt), data = a.GetValue(dataOpt);
+            if ((stageTwo == null) != (data == null)) throw new UsageException("--stage-two RUN_DIR and --data DIR go together");
             return Run(ckpt, a.GetValue(vocabOpt) ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(ckpt))!, "vocab.txt"), a.GetValue(outOpt)!,
-                a.GetValue(fullOpt), triton, tritonName, a.GetValue(tritonBatchOpt));
+                a.GetValue(fullOpt), triton, tritonName, a.GetValue(tritonBatchOpt), stageTwo, data);
         });
         return c;
     }
 
-    private static int Run(string ckpt, string vocabPath, string outDir, bool fullCatalog, string? triton, string? tritonName, int tritonMaxBatch)
+    private static int Run(string ckpt, string vocabPath, string outDir, bool fullCatalog, string? triton, string? tritonName, int tritonMaxBatch,
+                           string? stageTwoRun, string? dataDir)
     {
-        var (cfg, weights) = Checkpoint.LoadWeights(ckpt);
+        var (cfg, weights) = Checkpoint.LoadWeights(ckpt, (tc, n) => tc.Kind.IsSequential() ? tc.ToModelConfig(n)
+            : throw new UsageException($"{ckpt}: a {tc.Kind.Name()} model ranks candidates but cannot find them; export a sequential run and give this one as --stage-two RUN_DIR --data DIR"));
         RunFolder.CheckVocabulary(ckpt, vocabPath);
         var vocab = Vocabulary.Load(vocabPath);
         var metrics = RunFolder.ReadTestMetrics(Path.GetDirectoryName(Path.GetFullPath(ckpt))!);
-        BundleWriter.Write(outDir, cfg, weights, vocab, "bert4rec export " + string.Join(' ', Environment.GetCommandLineArgs().Skip(2)), metrics, Path.GetFullPath(ckpt), fullCatalog);
-        Console.WriteLine($"bundle written to {outDir}: {BundleLayout.Model}, {BundleLayout.Vocabulary}, {BundleLayout.Manifest} ({cfg.Kind.Name()}, {cfg.ItemCount} items, d={cfg.Hidden}, N={cfg.MaxLength})");
+        var stageTwo = stageTwoRun != null ? LoadStageTwo(stageTwoRun, dataDir!, vocab) : null;
+        if (stageTwo != null)
+            foreach (var (k, v) in RunFolder.ReadTestMetrics(stageTwoRun!)) metrics["stage_two." + k] = v;
+        BundleWriter.Write(outDir, cfg, weights, vocab, "bert4rec export " + string.Join(' ', Environment.GetCommandLineArgs().Skip(2)), metrics, Path.GetFullPath(ckpt), fullCatalog,
+                           stageTwo);
+        Console.WriteLine($"bundle written to {outDir}: {BundleLayout.Model}, {BundleLayout.Vocabulary}, {BundleLayout.Manifest} ({cfg.Kind.Name()}, {cfg.ItemCount} items, d={cfg.Hidden}, N={cfg.MaxLength})" +
+                          (stageTwo != null ? $"; stage two {stageTwo.Config.Kind.Name()} ({BundleLayout.StageTwoModel}, {stageTwo.UserIds.Count} users, user fields [{stageTwo.Config.UserFeatures}])" : ""));
         if (triton != null)
         {
             string name = tritonName ?? cfg.Kind.Name();
@@ -50,5 +61,41 @@ internal sealed class ExportVerb : IVerb
             Console.WriteLine($"Triton model repository written to {triton}: {name}/config.pbtxt, {name}/1/model.onnx");
         }
         return 0;
+    }
+
+    /// <summary>A feature-model run and the dataset it trained on, checked against stage one's vocabulary.</summary>
+    private static StageTwoModel LoadStageTwo(string runDir, string dataDir, Vocabulary vocab)
+    {
+        string weightsPath = RunFolder.WeightsPath(runDir);
+        RunFolder.CheckVocabulary(weightsPath, Path.Combine(runDir, RunLayout.Vocabulary));
+        var data = Bert4Rec.Training.Data.SequenceDataset.Load(dataDir);
+        // a feature model's layout depends on the data (its users and fields): the config comes from the run's and the split's
+        var split = Bert4Rec.Training.Data.LeaveOneOut.Split(data);
+        ModelConfig cfg;
+        float[] weights;
+        try
+        {
+            (cfg, weights) = Checkpoint.LoadWeights(weightsPath, (tc, n) => tc.Kind.IsSequential()
+                ? throw new UsageException($"--stage-two {runDir}: a {tc.Kind.Name()} run; stage two is a feature model (neumf)")
+                : n != split.ItemCount ? throw new UsageException($"--data {dataDir}: {split.ItemCount} items, the stage-two run trained on {n}")
+                : PointwiseModels.Config(tc, split));
+        }
+        catch (InvalidDataException e) when (e.Message.Contains("layout needs"))
+        {
+            throw new UsageException($"--data {dataDir}: its users or feature fields are not those {runDir} trained on ({e.Message})");
+        }
+        if (!data.Items.RawIds.SequenceEqual(vocab.RawIds))
+            throw new UsageException($"--data {dataDir}: its items are not stage one's vocabulary ({data.Items.Count} against {vocab.Count} items, or another order): give the dataset both runs trained on");
+        if (!Vocabulary.Load(Path.Combine(runDir, RunLayout.Vocabulary)).RawIds.SequenceEqual(vocab.RawIds))
+            throw new UsageException($"--stage-two {runDir}: trained on other items than stage one (its vocab.txt differs)");
+        if (data.UserIds.Count != cfg.UserCount)
+            throw new UsageException($"--data {dataDir}: {data.UserIds.Count} users, the stage-two model knows {cfg.UserCount}: give the dataset it trained on");
+        var users = cfg.UserFeatures.Length > 0 ? data.UserFeatures : null;
+        var items = cfg.ItemFeatures.Length > 0 ? data.ItemFeatures : null;
+        if (cfg.UserFeatures.Length > 0 && users?.Shape != cfg.UserFeatures)
+            throw new UsageException($"--data {dataDir}: its user features [{users?.Shape ?? "none"}] are not the ones the stage-two model trained on [{cfg.UserFeatures}]");
+        if (cfg.ItemFeatures.Length > 0 && items?.Shape != cfg.ItemFeatures)
+            throw new UsageException($"--data {dataDir}: its item features [{items?.Shape ?? "none"}] are not the ones the stage-two model trained on [{cfg.ItemFeatures}]");
+        return new StageTwoModel(cfg, weights, items?.Slots, data.UserIds, users);
     }
 }

@@ -16,16 +16,8 @@ public sealed record FeatureReadReport(int RowsRead, int RowsMatched, int RowsUn
 
 public static class FeatureReader
 {
-    private static readonly string[] DateFormats = ["d-MMM-yyyy", "yyyy-MM-dd", "yyyy-MM-ddTHH:mm:ss", "yyyy"];
-
     /// <summary>A number, or a date read as a fractional year (1995-07-02 -> 1995.5); null when it is neither.</summary>
-    public static double? ParseNumber(string s)
-    {
-        if (double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out double x) && double.IsFinite(x)) return x;
-        if (DateTime.TryParseExact(s, DateFormats, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out var d))
-            return d.Year + (d.DayOfYear - 1) / (DateTime.IsLeapYear(d.Year) ? 366.0 : 365.0);
-        return null;
-    }
+    public static double? ParseNumber(string s) => Bert4Rec.Contracts.FeatureValues.ParseNumber(s);
 
     /// <summary>
     /// Reads <paramref name="path"/> by <paramref name="spec"/>. <paramref name="rowOf"/> maps a raw id to its table row

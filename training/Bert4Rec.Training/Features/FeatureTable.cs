@@ -15,7 +15,7 @@ namespace Bert4Rec.Training.Features;
 /// </summary>
 public sealed record FeatureField
 {
-    public const int Pad = 0, Oov = 1, FirstValue = 2;
+    public const int Pad = FeatureValues.Pad, Oov = FeatureValues.Oov, FirstValue = FeatureValues.FirstValue;
 
     public required string Name { get; init; }
     [JsonConverter(typeof(JsonStringEnumConverter))]
@@ -38,9 +38,7 @@ public sealed record FeatureField
         if (Kind == FeatureKind.Numeric)
         {
             double x = FeatureReader.ParseNumber(v) ?? throw new FormatException($"'{Trunc(v)}' is not a number or a date");
-            int b = 0;
-            while (b < Boundaries.Count && x >= Boundaries[b]) b++;
-            return FirstValue + b;
+            return FeatureValues.Bucket(Boundaries, x);
         }
         _index ??= Values.Select((s, i) => (s, i)).ToDictionary(p => p.s, p => p.i + FirstValue, StringComparer.Ordinal);
         return _index.TryGetValue(v, out int id) ? id : Oov;
@@ -89,6 +87,20 @@ public sealed class FeatureTable
     public string Shape => FeatureShape.Format(Fields.Select(f => (f.VocabSize, f.Width)));
 
     public ReadOnlySpan<int> Row(int r) => Slots.AsSpan(r * Width, Width);
+
+    /// <summary>The table as the bundle carries it for the service (user_features.pb): fields, vocabularies, buckets, rows.</summary>
+    public Contracts.Bundle.FeatureTableInfo ToInfo()
+    {
+        var info = new Contracts.Bundle.FeatureTableInfo { Rows = Rows };
+        foreach (var f in Fields)
+            info.Fields.Add(new Contracts.Bundle.FeatureFieldInfo
+            {
+                Name = f.Name, Width = f.Width, Values = { f.Values }, Boundaries = { f.Boundaries },
+                Kind = f.Kind switch { FeatureKind.MultiHot => "multi_hot", FeatureKind.Numeric => "numeric", _ => "categorical" },
+            });
+        info.Slots.AddRange(Slots);
+        return info;
+    }
 
     private sealed record Stored(int Version, string Side, IReadOnlyList<FeatureField> Fields, int Rows, int[] Slots);
 
