@@ -42,8 +42,8 @@ public sealed unsafe class NeuMfModel : IPointwiseModel
         _uf = FeatureShape.Parse(config.UserFeatures);
         _if = FeatureShape.Parse(config.ItemFeatures);
         _uw = _uf.Sum(x => x.Width); _iw = _if.Sum(x => x.Width);
-        _userSlots = CheckSlots(userSlots, _uf, _users, "user");
-        _itemSlots = CheckSlots(itemSlots, _if, _rows, "item");
+        _userSlots = FeatureSlots.Check(userSlots, _uf, _users, "user");
+        _itemSlots = FeatureSlots.Check(itemSlots, _if, _rows, "item");
         _in0 = 2 * _m + _f * (_uf.Length + _if.Length);
         _outs = Enumerable.Range(0, _L).Select(l => _m >> l).ToArray();
         int Off(string name) => checked((int)Layout[name].Offset);
@@ -61,29 +61,6 @@ public sealed unsafe class NeuMfModel : IPointwiseModel
         }
         _g = new float[maxBatch * _f]; _z = new float[maxBatch];
         Blas.SetThreads(threads > 0 ? threads : Environment.ProcessorCount);
-    }
-
-    private static int[] CheckSlots(int[]? slots, (int Vocab, int Width)[] fields, int rows, string side)
-    {
-        if (fields.Length == 0)
-        {
-            if (slots != null && slots.Length > 0) throw new ArgumentException($"{side} feature slots given, but the config has no {side} fields");
-            return [];
-        }
-        int w = fields.Sum(x => x.Width);
-        if (slots == null || slots.LongLength != (long)rows * w)
-            throw new ArgumentException($"{side} feature slots: {slots?.Length ?? 0} ids for {rows} rows of width {w}");
-        for (int r = 0; r < rows; r++)
-        {
-            int o = 0;
-            foreach (var (vocab, width) in fields)
-            {
-                for (int k = 0; k < width; k++)
-                    if ((uint)slots[r * w + o + k] >= (uint)vocab) throw new ArgumentException($"{side} row {r}: feature id {slots[r * w + o + k]} outside 0..{vocab - 1}");
-                o += width;
-            }
-        }
-        return slots;
     }
 
     /// <summary>Embeddings N(0, 0.01) as the paper; MLP and output weights Glorot-uniform; biases 0.</summary>

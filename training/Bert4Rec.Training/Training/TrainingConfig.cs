@@ -65,7 +65,7 @@ public sealed record TrainingConfig
     public const int AutoSampledItems = 20_000;
 
     /// <summary>The loss a run over <paramref name="itemCount"/> items trains with (auto resolved).</summary>
-    public string ResolvedLoss(int itemCount) => Loss != "auto" ? Loss : Kind == ModelKind.NeuMf ? "bce" : itemCount > AutoSampledItems ? "sampled-ce" : "ce";
+    public string ResolvedLoss(int itemCount) => Loss != "auto" ? Loss : !Kind.IsSequential() ? "bce" : itemCount > AutoSampledItems ? "sampled-ce" : "ce";
 
     public ModelConfig ToModelConfig(int itemCount) => new()
     {
@@ -104,9 +104,9 @@ public sealed record TrainingConfig
         Check(Negatives >= 1, "negatives", Negatives, "must be >= 1");
         Check(SamplingNames.Contains(NegativeSampling), "negative-sampling", NegativeSampling, $"is not one of {string.Join(", ", SamplingNames)}");
         Check(GbceT is >= 0 and <= 1, "gbce-t", GbceT, "must be in [0, 1]");
-        Check(Kind == ModelKind.NeuMf ? Loss is "bce" or "auto" : Loss != "bce", "loss", Loss,
-              Kind == ModelKind.NeuMf ? "is not bce (neumf trains with binary cross-entropy over sampled negatives)" : "is for neumf only");
-        Check(Kind != ModelKind.NeuMf || Layers <= 8, "layers", Layers, "must be <= 8 for neumf (the tower doubles per layer)");
+        Check(!Kind.IsSequential() ? Loss is "bce" or "auto" : Loss != "bce", "loss", Loss,
+              !Kind.IsSequential() ? $"is not bce ({Kind.Name()} trains with binary cross-entropy over sampled negatives)" : "is for the feature models (neumf, deepfm) only");
+        Check(Kind.IsSequential() || Layers <= 8, "layers", Layers, $"must be <= 8 for {Kind.Name()} (the tower doubles per layer)");
     }
 
     /// <summary>
@@ -175,12 +175,22 @@ public sealed record TrainingConfig
         Epochs = shape == "synthetic" ? 10 : 50, Patience = shape == "synthetic" ? 3 : 5,
     };
 
+    /// <summary>DeepFM, every data shape: k = 16, a 64 -> 32 -> 16 deep part, history fields over the latest 5 items, 4 uniform
+    /// negatives per positive, lr 1e-3, batch 256 positives, validated every epoch; the synthetic preset is short.</summary>
+    private static TrainingConfig DeepFmPreset(string shape) => new()
+    {
+        Model = ModelKind.DeepFm.Name(), Preset = shape, Hidden = 16, Heads = 1, Layers = 3, MaxLength = 5, HiddenDropout = 0f, AttentionDropout = 0f,
+        BatchSize = 256, LearningRate = 1e-3f, WarmupSteps = 0, WeightDecay = 0f, Negatives = 4, Loss = "bce",
+        Epochs = shape == "synthetic" ? 10 : 50, Patience = shape == "synthetic" ? 3 : 5,
+    };
+
     public static TrainingConfig FromPreset(string name, string model = "bert4rec")
     {
         if (!ModelKinds.TryParse(model, out var kind)) throw new UsageException($"--model: '{model}' is not one of {string.Join(", ", ModelKinds.All.Select(k => k.Name()))}");
         string shape = name.ToLowerInvariant();
         if (!PresetNames.Contains(shape)) throw new UsageException($"--preset: '{name}' is not one of {string.Join(", ", PresetNames)}");
         if (kind == ModelKind.NeuMf) return NeuMfPreset(shape);
+        if (kind == ModelKind.DeepFm) return DeepFmPreset(shape);
         var c = kind switch
         {
             ModelKind.Bert4Rec => shape switch

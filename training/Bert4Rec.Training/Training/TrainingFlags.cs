@@ -9,7 +9,7 @@ public sealed class TrainingFlags
 {
     public readonly Option<string?> Preset = Flags.String("--preset", $"data shape: {string.Join(", ", TrainingConfig.PresetNames)} (default synthetic)", helpName: "NAME");
     public readonly Option<string?> PresetFile = Flags.String("--preset-file", "a whole config as JSON (tune's preset.json, a run's config.json); flags override it", helpName: "FILE");
-    public readonly Option<string?> Model = Flags.String("--model", "bert4rec, sasrec, gru4rec or neumf (default bert4rec)", helpName: "KIND");
+    public readonly Option<string?> Model = Flags.String("--model", "bert4rec, sasrec, gru4rec, neumf or deepfm (default bert4rec)", helpName: "KIND");
     private readonly Option<int?> _epochs = Flags.OptionalInt("--epochs", "upper bound on epochs (early stopping ends sooner)", 1);
     private readonly Option<int?> _batch = Flags.OptionalInt("--batch", "sequences per optimizer step", 1, 4096);
     private readonly Option<double?> _lr = Flags.OptionalDouble("--lr", "peak learning rate (AdamW)", 1e-8, 1);
@@ -39,8 +39,8 @@ public sealed class TrainingFlags
     private readonly Option<double?> _gbceT = Flags.OptionalDouble("--gbce-t", "gbce: calibration t", 0, 1);
     private readonly Option<string?> _refit = Flags.OnOff("--refit", "after training, train again from the start on the validation items too, for the "
         + "best validation's step count; test and hand on those weights (final.bin); default: the preset's");
-    private readonly Option<string?> _features = Flags.OnOff("--features", "neumf: embed the dataset's user and item feature fields (default on); "
-        + "--negatives K are its sampled negatives per positive (preset 4), --hidden its predictive factors");
+    private readonly Option<string?> _features = Flags.OnOff("--features", "neumf, deepfm: embed the dataset's user and item feature fields (default on); "
+        + "--negatives K are its sampled negatives per positive (preset 4), --hidden its predictive factors; deepfm: --max-len its history window");
 
     public TrainingFlags()
     {
