@@ -41,23 +41,11 @@ public class DeepFmParityTests : IDisposable
         // a full window, a partial one, an empty one (no history), a window with a repeated item
         var history = new long[] { 3, 7, 1, 12, 0, 0, 5, 9, 0, 0, 0, 0, 2, 2, 11, 2 };
         var cands = Enumerable.Range(0, B * C).Select(_ => (long)rng.Next(1, 13)).ToArray();
-        var inputs = new List<NamedTensor> { NamedTensor.Int64(ModelIo.UserIndex, users, B), NamedTensor.Int64(ModelIo.CandidateIds, cands, B, C) };
-        if (features)
-        {
-            var uf = new long[B * uw];
-            for (int b = 0; b < B; b++) for (int k = 0; k < uw; k++) uf[b * uw + k] = userSlots![users[b] * uw + k];
-            inputs.Add(NamedTensor.Int64(ModelIo.UserFeatures, uf, B, uw));
-        }
-        inputs.Add(NamedTensor.Int64(ModelIo.History, history, B, H));
-        var scores = new float[B * C];
-        s.Run(inputs.ToArray(), new[] { NamedTensor.Float(ModelIo.Scores, scores, B, C) });
+        var scores = NeuMfParityTests.Score(s, users, cands, C, userSlots, uw, [NamedTensor.Int64(ModelIo.History, history, B, H)]);
         var logits = new float[B * C];
         var windows = Enumerable.Range(0, B * C).SelectMany(x => history.Skip(x / C * H).Take(H).Select(v => (int)v)).ToArray();
         model.Logits(Enumerable.Range(0, B * C).Select(x => (int)users[x / C]).ToArray(), windows, cands.Select(c => (int)c).ToArray(), logits);
-        double maxDiff = 0;
-        for (int x = 0; x < B * C; x++) maxDiff = Math.Max(maxDiff, Math.Abs(scores[x] - logits[x]));
-        Assert.True(maxDiff <= 1e-4, $"max |ORT - trainer| = {maxDiff:E2}");
-        Assert.True(logits.Max() - logits.Min() > 0.1, "the test needs logits that differ");
+        NeuMfParityTests.AssertParity(scores, logits);
 
         // a changed weight is caught
         model.Parameters[^1] += 0.01f;

@@ -15,17 +15,8 @@ public class DeepFmTests
     // 3 users, 6 items, a history window of 3; the feature fields and rows of NeuMfTests
     internal static ModelConfig Tiny(bool features) => NeuMfTests.Tiny(features) with { Kind = ModelKind.DeepFm, MaxLength = 3 };
 
-    internal static DeepFmModel Build(bool features, int maxBatch = 8)
-    {
-        var m = new DeepFmModel(Tiny(features), features ? NeuMfTests.UserSlots : null, features ? NeuMfTests.ItemSlots : null, maxBatch, 1);
-        m.InitializeParameters(5);
-        // larger weights than the init so that every path carries signal, and biases that keep most ReLUs open
-        var rng = new Random(11);
-        for (int i = 0; i < m.Parameters.Length; i++) m.Parameters[i] += (float)(rng.NextDouble() - 0.5) * 0.8f;
-        foreach (var t in m.Layout.Tensors.Where(t => t.Name.EndsWith(".b")))
-            m.Layout.Slice(m.Parameters, t.Name).Fill(0.3f);
-        return m;
-    }
+    internal static DeepFmModel Build(bool features, int maxBatch = 8) =>
+        NeuMfTests.Spread(new DeepFmModel(Tiny(features), features ? NeuMfTests.UserSlots : null, features ? NeuMfTests.ItemSlots : null, maxBatch, 1));
 
     private static readonly int[] Users = [0, 1, 2, 0, 2, 1];
     private static readonly int[] Items = [1, 2, 6, 4, 3, 5];

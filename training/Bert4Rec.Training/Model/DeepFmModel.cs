@@ -20,13 +20,12 @@ public sealed class DeepFmModel : IPointwiseModel
     private readonly int _k, _L, _F, _in0, _users, _rows, _H, _idWidth, _userFieldCount, _uw, _iw;
     private readonly DeepFmField[] _fields;
     private readonly int[] _emb, _w, _idAt;             // per field: table offsets, and where its ids start in an example's id row
-    private readonly int[] _outs, _wOff, _bOff;
     private readonly int _outW, _outB;
     private readonly int[] _userSlots, _itemSlots;
-    // per step (B examples): _ids (B, idWidth) every field's ids; _acts[0] = x0 (B, F k) the field embeddings side by side,
-    // _acts[l+1] = ReLU(x_l W_l + b_l); _sum (B, k) = sum_f e_f; _z (B) the logits
+    // per step (B examples): _ids (B, idWidth) every field's ids; the deep part's Acts[0] = x0 (B, F k) the field embeddings
+    // side by side, layer l's output m >> l; _sum (B, k) = sum_f e_f; _z (B) the logits
     private readonly int[] _ids;
-    private readonly float[][] _acts, _dacts;
+    private readonly ReluTower _tower;
     private readonly float[] _sum, _z;
 
     /// <param name="userSlots">(UserCount, user width) feature ids of each user, or null when the config has no user fields.</param>
@@ -56,40 +55,16 @@ public sealed class DeepFmModel : IPointwiseModel
         _idAt = new int[_F];
         for (int f = 1; f < _F; f++) _idAt[f] = _idAt[f - 1] + _fields[f - 1].Width;
         _idWidth = _idAt[^1] + _fields[^1].Width;
-        _outs = Enumerable.Range(0, _L).Select(l => config.MlpEmbedding >> l).ToArray();
-        _wOff = Enumerable.Range(0, _L).Select(l => Off($"mlp.{l}.w")).ToArray();
-        _bOff = Enumerable.Range(0, _L).Select(l => Off($"mlp.{l}.b")).ToArray();
         _outW = Off("out.w"); _outB = Off("out.b");
         _ids = new int[maxBatch * _idWidth];
-        _acts = new float[_L + 1][]; _dacts = new float[_L + 1][];
-        for (int l = 0; l <= _L; l++)
-        {
-            int w = l == 0 ? _in0 : _outs[l - 1];
-            _acts[l] = new float[maxBatch * w]; _dacts[l] = new float[maxBatch * w];
-        }
+        _tower = new ReluTower(Layout, _in0, Enumerable.Range(0, _L).Select(l => config.MlpEmbedding >> l).ToArray(), maxBatch);
         _sum = new float[maxBatch * _k]; _z = new float[maxBatch];
         Blas.SetThreads(threads > 0 ? threads : Environment.ProcessorCount);
     }
 
     /// <summary>Embeddings and first-order weights N(0, 0.01); MLP and output weights Glorot-uniform; biases 0.</summary>
-    public void InitializeParameters(ulong seed)
-    {
-        var rng = new Random(unchecked((int)(seed ^ (seed >> 32))));
-        Array.Clear(Parameters);
-        foreach (var t in Layout.Tensors)
-        {
-            var s = Parameters.AsSpan(checked((int)t.Offset), checked((int)t.Size));
-            if (t.Name.EndsWith(".b", StringComparison.Ordinal)) continue;
-            bool dense = t.Name.StartsWith("mlp.", StringComparison.Ordinal) || t.Name == "out.w";
-            double limit = dense ? Math.Sqrt(6.0 / (t.Shape[0] + t.Shape[1])) : 0;
-            for (int i = 0; i < s.Length; i++)
-            {
-                if (dense) { s[i] = (float)((rng.NextDouble() * 2 - 1) * limit); continue; }
-                double u1 = 1.0 - rng.NextDouble(), u2 = rng.NextDouble();
-                s[i] = (float)(0.01 * Math.Sqrt(-2.0 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2));
-            }
-        }
-    }
+    public void InitializeParameters(ulong seed) =>
+        ReluTower.Initialize(Layout, Parameters, seed, t => t.Name.StartsWith("mlp.", StringComparison.Ordinal) || t.Name == "out.w");
 
     // ---------------------------------------------------------------- fields
 
@@ -182,7 +157,7 @@ public sealed class DeepFmModel : IPointwiseModel
     /// <summary>Logits of <paramref name="count"/> examples into _z, keeping the ids and activations for the backward.</summary>
     private void Forward(ReadOnlySpan<int> users, ReadOnlySpan<int> histories, ReadOnlySpan<int> items, int count)
     {
-        var x0 = _acts[0];
+        var x0 = _tower.Acts[0];
         var first = _z;
         for (int b = 0; b < count; b++)
         {
@@ -191,19 +166,10 @@ public sealed class DeepFmModel : IPointwiseModel
             // a padded window's zeros are pads: the history fields skip them, so only the real items count
             first[b] = EmbedFields(ids, 0, _F, x0.AsSpan(b * _in0, _in0), _sum.AsSpan(b * _k, _k));
         }
-        int inSize = _in0;
-        for (int l = 0; l < _L; l++)
-        {
-            int o = _outs[l];
-            var y = _acts[l + 1].AsSpan(0, count * o);
-            Blas.Sgemm(false, false, count, o, inSize, 1f, _acts[l].AsSpan(0, count * inSize), inSize, Parameters.AsSpan(_wOff[l], inSize * o), o, 0f, y, o);
-            Elementwise.AddBias(y, Parameters.AsSpan(_bOff[l], o), count, o);
-            for (int k = 0; k < y.Length; k++) if (y[k] < 0) y[k] = 0;
-            inSize = o;
-        }
+        _tower.Forward(Parameters, count);
         var w = Parameters.AsSpan(_outW, _k);
         float bias = Parameters[_outB];
-        var xL = _acts[_L];
+        var xL = _tower.Acts[_L];
         for (int b = 0; b < count; b++)
         {
             double z = bias + first[b];
@@ -211,8 +177,6 @@ public sealed class DeepFmModel : IPointwiseModel
             _z[b] = (float)z;
         }
     }
-
-    private static double Bce(float z, float y) => Math.Max(z, 0) - z * y + Math.Log(1 + Math.Exp(-Math.Abs(z)));
 
     public float TrainStep(ReadOnlySpan<int> users, ReadOnlySpan<int> items, ReadOnlySpan<float> labels, int count) =>
         TrainStep(users, default, items, labels, count);
@@ -228,26 +192,16 @@ public sealed class DeepFmModel : IPointwiseModel
         double loss = 0;
         var w = Parameters.AsSpan(_outW, k);
         var dw = Gradients.AsSpan(_outW, k);
-        var dxL = _dacts[_L];
+        var dxL = _tower.DActs[_L];
         var dz = new float[count];
         for (int b = 0; b < count; b++)
         {
-            loss += Bce(_z[b], labels[b]);
+            loss += ReluTower.Bce(_z[b], labels[b]);
             float d = dz[b] = (float)((1.0 / (1.0 + Math.Exp(-_z[b])) - labels[b]) / count);
             Gradients[_outB] += d;
-            for (int c = 0; c < k; c++) { dw[c] += d * _acts[_L][b * k + c]; dxL[b * k + c] = d * w[c]; }
+            for (int c = 0; c < k; c++) { dw[c] += d * _tower.Acts[_L][b * k + c]; dxL[b * k + c] = d * w[c]; }
         }
-        // the deep part, last layer first: da = dx ⊙ [y > 0], dW += x^T da, db += Σ da, dx_prev = da W^T
-        for (int l = _L - 1; l >= 0; l--)
-        {
-            int o = _outs[l], inSize = l == 0 ? _in0 : _outs[l - 1];
-            var y = _acts[l + 1].AsSpan(0, count * o);
-            var da = _dacts[l + 1].AsSpan(0, count * o);
-            for (int q = 0; q < da.Length; q++) if (y[q] <= 0) da[q] = 0;
-            Blas.Sgemm(true, false, inSize, o, count, 1f, _acts[l].AsSpan(0, count * inSize), inSize, da, o, 1f, Gradients.AsSpan(_wOff[l], inSize * o), o);
-            Elementwise.BiasBackward(Gradients.AsSpan(_bOff[l], o), da, count, o);
-            Blas.Sgemm(false, true, count, inSize, o, 1f, da, o, Parameters.AsSpan(_wOff[l], inSize * o), o, 0f, _dacts[l].AsSpan(0, count * inSize), inSize);
-        }
+        _tower.Backward(Parameters, Gradients, count);
         // each field: de_f = (deep part's column block) + dz (S - e_f) for the FM, dw_f = dz, back to the rows it pooled
         var de = new float[k];
         for (int b = 0; b < count; b++)
@@ -256,8 +210,8 @@ public sealed class DeepFmModel : IPointwiseModel
             var sum = _sum.AsSpan(b * k, k);
             for (int f = 0; f < _F; f++)
             {
-                var e = _acts[0].AsSpan(b * _in0 + f * k, k);
-                var dDeep = _dacts[0].AsSpan(b * _in0 + f * k, k);
+                var e = _tower.Acts[0].AsSpan(b * _in0 + f * k, k);
+                var dDeep = _tower.DActs[0].AsSpan(b * _in0 + f * k, k);
                 for (int c = 0; c < k; c++) de[c] = dDeep[c] + dz[b] * (sum[c] - e[c]);
                 EmbedBackward(f, ids.Slice(_idAt[f], _fields[f].Width), de, dz[b]);
             }
@@ -271,7 +225,7 @@ public sealed class DeepFmModel : IPointwiseModel
         CheckExamples(users, histories, items, count);
         Forward(users, histories, items, count);
         double loss = 0;
-        for (int b = 0; b < count; b++) loss += Bce(_z[b], labels[b]);
+        for (int b = 0; b < count; b++) loss += ReluTower.Bce(_z[b], labels[b]);
         return count == 0 ? 0 : loss / count;
     }
 
@@ -300,14 +254,14 @@ public sealed class DeepFmModel : IPointwiseModel
     /// </summary>
     public void ScoreItems(ReadOnlySpan<int> users, ReadOnlySpan<int> histories, Span<float> scores)
     {
-        int B = users.Length, n = _rows - 1, k = _k, o0 = _outs[0];
+        int B = users.Length, n = _rows - 1, k = _k, o0 = _tower.Outputs[0];
         if (scores.Length < B * _rows) throw new ArgumentException($"scores holds {scores.Length} floats, {B} users need {B * _rows}");
         if (histories.Length != 0 && histories.Length != B * _H) throw new ArgumentException($"histories holds {histories.Length} ids; {B} users need {B} x {_H} (or none)");
         foreach (int u in users) if ((uint)u >= (uint)_users) throw new ArgumentOutOfRangeException(nameof(users), u, $"user index outside 0..{_users - 1}");
         foreach (int h in histories) if ((uint)h >= (uint)_rows) throw new ArgumentOutOfRangeException(nameof(histories), h, $"history item outside 0..{_rows - 1} (0 = pad)");
         if (B == 0) return;
         int fu = _userFieldCount, uCols = fu * k, iCols = (_F - fu) * k;
-        var W0 = Parameters.AsSpan(_wOff[0], _in0 * o0);
+        var W0 = _tower.Weights(Parameters, 0);
         var idRow = new int[_idWidth];
         // item side: x_I (n, iCols), S_I (n, k), first-order + FM within I (n); x_I W_0[I rows] + b_0 (n, o0)
         var xi = new float[n * iCols];
@@ -320,7 +274,7 @@ public sealed class DeepFmModel : IPointwiseModel
         }
         var itemPart = new float[n * o0];
         Blas.Sgemm(false, false, n, o0, iCols, 1f, xi, iCols, W0.Slice(uCols * o0), o0, 0f, itemPart, o0);
-        Elementwise.AddBias(itemPart, Parameters.AsSpan(_bOff[0], o0), n, o0);
+        _tower.AddFirstBias(Parameters, itemPart, n);
         // user side: x_U (B, uCols), S_U (B, k), first-order + FM within U; x_U W_0[U rows] (B, o0)
         var xu = new float[B * uCols];
         var su = new float[B * k];
@@ -332,28 +286,16 @@ public sealed class DeepFmModel : IPointwiseModel
         }
         var userPart = new float[B * o0];
         Blas.Sgemm(false, false, B, o0, uCols, 1f, xu, uCols, W0, o0, 0f, userPart, o0);
-        var hidden = new float[_L][];
-        for (int l = 0; l < _L; l++) hidden[l] = new float[n * _outs[l]];
+        var hidden = _tower.ItemBuffers(n);
         var z = new float[n];
         var w = Parameters.AsSpan(_outW, k);
         float bias = Parameters[_outB];
         for (int b = 0; b < B; b++)
         {
-            var h0 = hidden[0];
-            var up = userPart.AsSpan(b * o0, o0);
-            for (int i = 0; i < n; i++)
-                for (int c = 0; c < o0; c++) { float v = itemPart[i * o0 + c] + up[c]; h0[i * o0 + c] = v > 0 ? v : 0; }
-            for (int l = 1; l < _L; l++)
-            {
-                int inSize = _outs[l - 1], o = _outs[l];
-                Blas.Sgemm(false, false, n, o, inSize, 1f, hidden[l - 1], inSize, Parameters.AsSpan(_wOff[l], inSize * o), o, 0f, hidden[l], o);
-                Elementwise.AddBias(hidden[l], Parameters.AsSpan(_bOff[l], o), n, o);
-                var y = hidden[l];
-                for (int q = 0; q < y.Length; q++) if (y[q] < 0) y[q] = 0;
-            }
+            var top = _tower.OverItems(Parameters, itemPart, userPart.AsSpan(b * o0, o0), n, hidden);
             // the cross-side FM term S_I S_U and the deep part's output x_L out.w, for every item at once
             Blas.Sgemm(false, false, n, 1, k, 1f, si, k, su.AsSpan(b * k, k), 1, 0f, z, 1);
-            Blas.Sgemm(false, false, n, 1, k, 1f, hidden[_L - 1], k, w, 1, 1f, z, 1);
+            Blas.Sgemm(false, false, n, 1, k, 1f, top, k, w, 1, 1f, z, 1);
             var row = scores.Slice(b * _rows, _rows);
             row[0] = float.NegativeInfinity;
             float c0 = bias + userConst[b];

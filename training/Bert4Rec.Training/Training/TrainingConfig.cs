@@ -175,11 +175,13 @@ public sealed record TrainingConfig
         Epochs = shape == "synthetic" ? 10 : 50, Patience = shape == "synthetic" ? 3 : 5,
     };
 
-    /// <summary>DeepFM, every data shape: k = 16, a 64 -> 32 -> 16 deep part, history fields over the latest 5 items, 4 uniform
-    /// negatives per positive, lr 1e-3, batch 256 positives, validated every epoch; the synthetic preset is short.</summary>
+    /// <summary>DeepFM, every data shape: k = 16, a 64 -> 32 -> 16 deep part, history fields over the latest 10 items, 4 uniform
+    /// negatives per positive, lr 1e-3, batch 256 positives, validated every epoch; the synthetic preset is short. ML-100k with
+    /// features, best validation NDCG@10: history window 10 0.1192 (epoch 19), 5 0.1180, 3 0.1140; with window 5, 8 negatives
+    /// 0.1191 (slower epochs), popularity-drawn negatives 0.0964.</summary>
     private static TrainingConfig DeepFmPreset(string shape) => new()
     {
-        Model = ModelKind.DeepFm.Name(), Preset = shape, Hidden = 16, Heads = 1, Layers = 3, MaxLength = 5, HiddenDropout = 0f, AttentionDropout = 0f,
+        Model = ModelKind.DeepFm.Name(), Preset = shape, Hidden = 16, Heads = 1, Layers = 3, MaxLength = 10, HiddenDropout = 0f, AttentionDropout = 0f,
         BatchSize = 256, LearningRate = 1e-3f, WarmupSteps = 0, WeightDecay = 0f, Negatives = 4, Loss = "bce",
         Epochs = shape == "synthetic" ? 10 : 50, Patience = shape == "synthetic" ? 3 : 5,
     };
