@@ -177,11 +177,12 @@ public static class ModelComparison
             throw new UsageException("--rerank: a pair is named twice");
     }
 
-    /// <summary>Stage two reranking stage one's candidates, from the two models' own test-time weights (nothing trains again).</summary>
+    /// <summary>Stage two reranking stage one's candidates, from the two models' own test-time weights (nothing trains again);
+    /// the row has no preset or curve of its own (the two models' rows have them).</summary>
     private static Fitted Rerank(Fitted one, Fitted two, int candidates) => new(
         new ComparedModel
         {
-            Name = $"{one.Result.Name}>{two.Result.Name}", Preset = two.Result.Preset, Full = NotYet, Pop100 = NotYet,
+            Name = $"{one.Result.Name}>{two.Result.Name}", Full = NotYet, Pop100 = NotYet,
             TrainSeconds = one.Result.TrainSeconds + two.Result.TrainSeconds, Refit = one.Result.Refit && two.Result.Refit,
         },
         () =>
