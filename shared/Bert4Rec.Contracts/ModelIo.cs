@@ -16,9 +16,6 @@ public static class ModelIo
     /// int64 [batch, user width] -> scores float [batch, C].</summary>
     public const string UserIndex = "user_index", UserFeatures = "user_features";
 
-    /// <summary>DeepFM's graph also reads history int64 [batch, MaxLength]: the latest items, left-padded with 0 (<see cref="ModelInput.Fill"/>).</summary>
-    public const string History = "history";
-
     /// <summary>The inputs of a feature model's graph, in order, as the bundle manifest declares them: name, element type, dims
     /// (a number, or a symbolic name).</summary>
     public static IReadOnlyList<(string Name, string Type, string[] Dims)> FeatureModelInputs(ModelConfig cfg)
@@ -26,7 +23,8 @@ public static class ModelIo
         var list = new List<(string, string, string[])> { (UserIndex, "int64", ["batch"]), (CandidateIds, "int64", ["batch", "candidates"]) };
         int uw = FeatureShape.Parse(cfg.UserFeatures).Sum(f => f.Width);
         if (uw > 0) list.Add((UserFeatures, "int64", ["batch", uw.ToString(System.Globalization.CultureInfo.InvariantCulture)]));
-        if (cfg.Kind == ModelKind.DeepFm) list.Add((History, "int64", ["batch", cfg.MaxLength.ToString(System.Globalization.CultureInfo.InvariantCulture)]));
+        // DeepFM's history fields read the serving graph's row: the latest MaxLength items, left-padded (ModelInput.Fill)
+        if (cfg.Kind == ModelKind.DeepFm) list.Add((ItemIds, "int64", ["batch", cfg.MaxLength.ToString(System.Globalization.CultureInfo.InvariantCulture)]));
         return list;
     }
 }

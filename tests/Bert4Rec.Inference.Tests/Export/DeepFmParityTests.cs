@@ -34,14 +34,14 @@ public class DeepFmParityTests : IDisposable
         DeepFmOnnx.Export(cfg, model.Parameters, itemSlots, path);
         using var s = new InferenceSession(path, new SessionOptions { IntraOpThreads = 1 });
         Assert.Equal(DeepFmOnnx.Inputs(cfg).Select(x => x.Name), s.Inputs.Select(i => i.Name));
-        Assert.Equal(ModelIo.History, s.Inputs[^1].Name);
+        Assert.Equal(ModelIo.ItemIds, s.Inputs[^1].Name);
 
         int B = 4, C = 6, uw = features ? 3 : 0, H = 4;
         var users = new long[] { 0, 3, 4, 1 };
         // a full window, a partial one, an empty one (no history), a window with a repeated item
         var history = new long[] { 3, 7, 1, 12, 0, 0, 5, 9, 0, 0, 0, 0, 2, 2, 11, 2 };
         var cands = Enumerable.Range(0, B * C).Select(_ => (long)rng.Next(1, 13)).ToArray();
-        var scores = NeuMfParityTests.Score(s, users, cands, C, userSlots, uw, [NamedTensor.Int64(ModelIo.History, history, B, H)]);
+        var scores = NeuMfParityTests.Score(s, users, cands, C, userSlots, uw, [NamedTensor.Int64(ModelIo.ItemIds, history, B, H)]);
         var logits = new float[B * C];
         var windows = Enumerable.Range(0, B * C).SelectMany(x => history.Skip(x / C * H).Take(H).Select(v => (int)v)).ToArray();
         model.Logits(Enumerable.Range(0, B * C).Select(x => (int)users[x / C]).ToArray(), windows, cands.Select(c => (int)c).ToArray(), logits);
@@ -65,7 +65,7 @@ public class DeepFmParityTests : IDisposable
         Assert.Throws<ArgumentException>(() => DeepFmOnnx.Build(cfg with { Kind = ModelKind.NeuMf }, new float[layout.TotalSize], [0, 1, 2, 3]));
         Assert.Throws<NotSupportedException>(() => OnnxExporter.Build(cfg, new float[layout.TotalSize], fullCatalog: true, itemFeatureSlots: [0, 1, 2, 3]));
         var shape = BundleManifests.ToShape(cfg with { UserFeatures = "4x1,5x2" });
-        Assert.Equal([ModelIo.UserIndex, ModelIo.CandidateIds, ModelIo.UserFeatures, ModelIo.History], shape.Inputs.Select(i => i.Name));
+        Assert.Equal([ModelIo.UserIndex, ModelIo.CandidateIds, ModelIo.UserFeatures, ModelIo.ItemIds], shape.Inputs.Select(i => i.Name));
         Assert.Equal(["batch", "3"], shape.Inputs[3].Dims);
         Assert.Equal(cfg, BundleManifests.ToConfig(BundleManifests.ToShape(cfg)));
     }

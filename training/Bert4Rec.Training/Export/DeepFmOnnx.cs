@@ -1,7 +1,7 @@
 // DeepFM -> ONNX (opset 17, standard operators): the eval-mode forward of DeepFmModel for a batch of known users, their history
 // windows and their candidates. Inputs (declared in the manifest): user_index int64 [batch], candidate_ids int64 [batch, C],
-// user_features int64 [batch, user width] when the model has user fields, history int64 [batch, MaxLength] (the latest items,
-// left-padded with 0). The item feature table is a constant of the graph. Output: scores [batch, C], the logits. The graph
+// user_features int64 [batch, user width] when the model has user fields, item_ids int64 [batch, MaxLength] (the history's
+// latest items, left-padded with 0: the sequential models' input row). The item feature table is a constant of the graph. Output: scores [batch, C], the logits. The graph
 // splits the fields as the trainer's all-items scoring: user side once per row, item side per candidate, and
 // FM(all) = FM(user side) + FM(item side) + S_user . S_item.
 using Bert4Rec.Contracts;
@@ -34,8 +34,8 @@ public static class DeepFmOnnx
             string ids;
             if (f.Name == DeepFmFields.User) ids = ModelIo.UserIndex;                                       // [B]
             else if (f.Name == DeepFmFields.Item) ids = ModelIo.CandidateIds;                               // [B,C]
-            else if (f.Name == DeepFmFields.LastItem) ids = g.Node("Squeeze", [Cols(ModelIo.History, H - 1, H, 1), g.Int64s(1)]);
-            else if (f.Name == DeepFmFields.RecentItems) ids = ModelIo.History;
+            else if (f.Name == DeepFmFields.LastItem) ids = g.Node("Squeeze", [Cols(ModelIo.ItemIds, H - 1, H, 1), g.Int64s(1)]);
+            else if (f.Name == DeepFmFields.RecentItems) ids = ModelIo.ItemIds;
             else if (f.UserSide) { ids = Cols(ModelIo.UserFeatures, userAt, userAt + f.Width, 1); userAt += f.Width; }
             else { ids = Cols(itemSlotsOnCandidates, itemAt, itemAt + f.Width, 2); itemAt += f.Width; }
             string weights = g.Node("Unsqueeze", [$"{f.Name}.w", g.Int64s(1)]);                            // (Vocab, 1)
