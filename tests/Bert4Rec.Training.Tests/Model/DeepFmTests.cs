@@ -125,10 +125,39 @@ public class DeepFmTests
         Assert.Contains("deepfm", bad.Message);
     }
 
+    [Fact]
+    public void Hard_negatives_come_from_stage_ones_top_items_after_the_last_item_and_skip_seen_ones()
+    {
+        // chains 1 -> 2 -> ... -> 6: Markov's best item after i is i + 1
+        var seqs = new[] { new[] { 1, 2, 3, 4, 5, 6 }, new[] { 2, 3, 4, 5 }, new[] { 3, 4, 5, 6 } };
+        // Markov after 3: 4 (three transitions), then by popularity 5 (3 counts), then 2 and 6 (2 counts; the lower index first)
+        var hard = HardNegatives.AfterEachItem(new MarkovScorer(seqs, 6), 3, 1);
+        var rng = new Random(1);
+        for (int t = 0; t < 20; t++)
+        {
+            Assert.True(hard.TryDraw(3, [1], rng, out int j));
+            Assert.Contains(j, new[] { 4, 5, 2 });
+        }
+        Assert.True(hard.TryDraw(3, [4, 5], rng, out int only));
+        Assert.Equal(2, only);
+        Assert.False(hard.TryDraw(3, [2, 4, 5], rng, out _));           // every one seen: the sampled negatives take over
+        Assert.False(hard.TryDraw(0, [], rng, out _));                  // no history: the same
+        var examples = new PointwiseExamples(seqs, 6, 2) { Hard = hard };
+        var (u, i, l) = (new int[3], new int[3], new float[3]);
+        examples.Fill(2, 1, new Random(3), u, i, l, 0);                 // user 2's positive 4 after 3: the hard negative 2, one sampled
+        Assert.Equal((4, 2), (i[0], i[1]));
+        Assert.Contains(i[2], new[] { 1, 2 });
+        Assert.Equal([1f, 0f, 0f], l);
+        var bad = Assert.Throws<UsageException>(() => (TrainingConfig.FromPreset("synthetic", "deepfm") with { HardNegatives = 5 }).Validate());
+        Assert.Contains("--hard-negatives", bad.Message);
+        Assert.Throws<UsageException>(() => (TrainingConfig.FromPreset("synthetic", "sasrec") with { HardNegatives = 1 }).Validate());
+    }
+
     [Theory]
-    [InlineData("uniform")]
-    [InlineData("popularity")]
-    public void Training_learns_what_follows_the_last_item(string sampling)
+    [InlineData("uniform", 0)]
+    [InlineData("popularity", 0)]
+    [InlineData("uniform", 2)]
+    public void Training_learns_what_follows_the_last_item(string sampling, int hard)
     {
         // every user walks a chain i -> i+1 -> ... over 20 items from a random start: only the history fields can tell the next item
         var rng = new Random(1);
@@ -138,6 +167,7 @@ public class DeepFmTests
         var cfg = TrainingConfig.FromPreset("synthetic", "deepfm") with
         {
             Hidden = 8, Layers = 2, MaxLength = 2, Epochs = 20, Patience = 0, BatchSize = 64, LearningRate = 1e-2f, Threads = 1, NegativeSampling = sampling,
+            HardNegatives = hard,
         };
         var state = new Trainer(cfg, split, null, _ => { }).Run();
         using var model = ModelComparison.OpenModel(cfg, split, 64);

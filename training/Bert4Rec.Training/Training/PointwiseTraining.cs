@@ -21,6 +21,8 @@ public sealed class PointwiseExamples
     public int Negatives { get; }
     /// <summary>History items per example (0: none).</summary>
     public int HistoryLength => _history?.MaxLength ?? 0;
+    /// <summary>Where the first <see cref="HardNegatives.Count"/> negatives of each positive come from (null: all sampled).</summary>
+    public HardNegatives? Hard { get; init; }
 
     /// <param name="history">The config whose history window the examples carry (its MaxLength), or null for none.</param>
     /// <param name="popularity">Draw negatives by training popularity (NegativeSampler's distribution) instead of uniformly.</param>
@@ -40,10 +42,12 @@ public sealed class PointwiseExamples
         users[at] = user; items[at] = _train[user][position]; labels[at] = 1f;
         var seen = _seen[user];
         bool any = seen.Count < _items;
+        int hard = Hard?.Count ?? 0;
         for (int k = 1; k <= Negatives; k++)
         {
             int j;
-            do j = _popularity != null ? NegativeSampler.DrawPopular(_popularity, rng) : 1 + rng.Next(_items); while (any && seen.Contains(j));
+            if (k <= hard && Hard!.TryDraw(position > 0 ? _train[user][position - 1] : 0, seen, rng, out j)) { }
+            else do j = _popularity != null ? NegativeSampler.DrawPopular(_popularity, rng) : 1 + rng.Next(_items); while (any && seen.Contains(j));
             users[at + k] = user; items[at + k] = j; labels[at + k] = 0f;
         }
         if (_history == null) return;
@@ -51,6 +55,61 @@ public sealed class PointwiseExamples
         var window = histories.Slice(at * H, H);
         ModelInput.Fill(_train[user].AsSpan(0, position), _history, window);
         for (int k = 1; k <= Negatives; k++) window.CopyTo(histories.Slice((at + k) * H, H));
+    }
+}
+
+/// <summary>
+/// Hard negatives from a stage one: for each item i, stage one's top items for a history ending in i (scored as the one-item
+/// history [i]; exact for a first-order Markov stage one). A positive whose history ends in i draws its hard negatives
+/// uniformly from i's list, skipping items the user has seen; a positive without history, or whose list is all seen, falls
+/// back to the sampled negatives.
+/// </summary>
+public sealed class HardNegatives
+{
+    private readonly int[][] _after;
+    public int Count { get; }
+
+    private HardNegatives(int[][] after, int count) { _after = after; Count = count; }
+
+    /// <param name="pool">Stage one's top items kept per last item.</param>
+    /// <param name="count">Hard negatives per positive.</param>
+    public static HardNegatives AfterEachItem(IItemScorer stageOne, int pool, int count)
+    {
+        if (pool < 1) throw new ArgumentOutOfRangeException(nameof(pool), pool, "must be >= 1");
+        if (count < 1) throw new ArgumentOutOfRangeException(nameof(count), count, "must be >= 1");
+        int n = stageOne.ItemCount, bs = Math.Max(1, stageOne.PreferredBatchSize);
+        var after = new int[n + 1][];
+        after[0] = [];
+        var scores = new float[bs * (n + 1)];
+        for (int start = 1; start <= n; start += bs)
+        {
+            int rows = Math.Min(bs, n + 1 - start);
+            var histories = Enumerable.Range(start, rows).Select(i => new[] { i }).ToList();
+            stageOne.Score(histories, scores.AsSpan(0, rows * (n + 1)));
+            for (int r = 0; r < rows; r++)
+            {
+                var row = scores.AsSpan(r * (n + 1), n + 1).ToArray();
+                int last = start + r;
+                after[last] = Enumerable.Range(1, n).Where(i => i != last && !float.IsNaN(row[i]))
+                    .OrderByDescending(i => row[i]).ThenBy(i => i).Take(pool).ToArray();
+            }
+        }
+        return new HardNegatives(after, count);
+    }
+
+    /// <summary>A hard negative for a positive whose history ends in <paramref name="last"/> (0 = no history), not in
+    /// <paramref name="seen"/>; false when there is none to draw.</summary>
+    public bool TryDraw(int last, HashSet<int> seen, Random rng, out int item)
+    {
+        item = 0;
+        var list = _after[last];
+        if (list.Length == 0) return false;
+        for (int tries = 0; tries < 4 * list.Length; tries++)
+        {
+            int j = list[rng.Next(list.Length)];
+            if (!seen.Contains(j)) { item = j; return true; }
+        }
+        return false;
     }
 }
 

@@ -138,7 +138,11 @@ public sealed class Trainer
         var sequential = model as ITrainableModel;
         var pointwiseModel = model as IPointwiseModel;
         var examples = pointwiseModel == null ? null
-            : new PointwiseExamples(_split.TrainSequences, n, cfg.Negatives, pointwiseModel.HistoryLength > 0 ? model.Config : null, cfg.NegativeSampling == "popularity");
+            : new PointwiseExamples(_split.TrainSequences, n, cfg.Negatives, pointwiseModel.HistoryLength > 0 ? model.Config : null, cfg.NegativeSampling == "popularity")
+            {
+                Hard = cfg.HardNegatives == 0 ? null
+                    : HardNegatives.AfterEachItem(new MarkovScorer(_split.TrainSequences, n), TrainingConfig.HardNegativePool, cfg.HardNegatives),
+            };
         string lossName = cfg.ResolvedLoss(n);
         var opt = new AdamW(model.Layout, new AdamWSettings(WeightDecay: cfg.WeightDecay));
         TrainingState state;
