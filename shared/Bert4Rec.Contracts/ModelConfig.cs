@@ -4,7 +4,7 @@ namespace Bert4Rec.Contracts;
 /// <summary>The models of DESIGN.md. The sequential kinds (BERT4Rec, SASRec, GRU4Rec) share the vocabulary, the input row and
 /// the output identity logit(v) = z . E[v] + b_O[v]; they differ in how z is computed from the row. NeuMF is a feature model:
 /// it scores (user, item) pairs from user and item embeddings and the users' and items' feature fields.</summary>
-public enum ModelKind { Bert4Rec, SasRec, Gru4Rec, NeuMf }
+public enum ModelKind { Bert4Rec, SasRec, Gru4Rec, NeuMf, DeepFm }
 
 public static class ModelKinds
 {
@@ -12,13 +12,14 @@ public static class ModelKinds
     public static string Name(this ModelKind k) => k switch
     {
         ModelKind.Bert4Rec => "bert4rec", ModelKind.SasRec => "sasrec", ModelKind.Gru4Rec => "gru4rec", ModelKind.NeuMf => "neumf",
+        ModelKind.DeepFm => "deepfm",
         _ => throw new ArgumentOutOfRangeException(nameof(k), k, "unknown model kind"),
     };
 
-    public static readonly IReadOnlyList<ModelKind> All = [ModelKind.Bert4Rec, ModelKind.SasRec, ModelKind.Gru4Rec, ModelKind.NeuMf];
+    public static readonly IReadOnlyList<ModelKind> All = [ModelKind.Bert4Rec, ModelKind.SasRec, ModelKind.Gru4Rec, ModelKind.NeuMf, ModelKind.DeepFm];
 
     /// <summary>True for the kinds that read a history row (everything but the feature models).</summary>
-    public static bool IsSequential(this ModelKind k) => k != ModelKind.NeuMf;
+    public static bool IsSequential(this ModelKind k) => k is not (ModelKind.NeuMf or ModelKind.DeepFm);
 
     /// <summary>Parses a kind's name (case-insensitive); an empty name is BERT4Rec (manifests and checkpoints written before kinds existed).</summary>
     public static bool TryParse(string? name, out ModelKind kind)
@@ -82,15 +83,15 @@ public sealed record ModelConfig
         if (MaxLength < 2) throw new ArgumentException($"MaxLength must be >= 2, got {MaxLength}", nameof(MaxLength));
         if (HiddenDropout is < 0 or >= 1) throw new ArgumentException($"HiddenDropout must be in [0,1), got {HiddenDropout}", nameof(HiddenDropout));
         if (AttentionDropout is < 0 or >= 1) throw new ArgumentException($"AttentionDropout must be in [0,1), got {AttentionDropout}", nameof(AttentionDropout));
-        if (Kind == ModelKind.NeuMf)
+        if (!Kind.IsSequential())
         {
-            if (UserCount < 1) throw new ArgumentException($"UserCount must be >= 1 for neumf, got {UserCount}", nameof(UserCount));
-            if (Layers > 8) throw new ArgumentException($"Layers must be <= 8 for neumf (the tower doubles per layer), got {Layers}", nameof(Layers));
+            if (UserCount < 1) throw new ArgumentException($"UserCount must be >= 1 for {Kind.Name()}, got {UserCount}", nameof(UserCount));
+            if (Layers > 8) throw new ArgumentException($"Layers must be <= 8 for {Kind.Name()} (the tower doubles per layer), got {Layers}", nameof(Layers));
             FeatureShape.Parse(UserFeatures);
             FeatureShape.Parse(ItemFeatures);
         }
         else if (UserCount != 0 || UserFeatures.Length > 0 || ItemFeatures.Length > 0)
-            throw new ArgumentException($"UserCount and features belong to neumf, not {Kind.Name()}", nameof(UserCount));
+            throw new ArgumentException($"UserCount and features belong to the feature models (neumf, deepfm), not {Kind.Name()}", nameof(UserCount));
         if (!(LayerNormEpsilon > 0)) throw new ArgumentException($"LayerNormEpsilon must be > 0, got {LayerNormEpsilon}", nameof(LayerNormEpsilon));
     }
 }

@@ -23,6 +23,8 @@ public static class ModelIo
         var list = new List<(string, string, string[])> { (UserIndex, "int64", ["batch"]), (CandidateIds, "int64", ["batch", "candidates"]) };
         int uw = FeatureShape.Parse(cfg.UserFeatures).Sum(f => f.Width);
         if (uw > 0) list.Add((UserFeatures, "int64", ["batch", uw.ToString(System.Globalization.CultureInfo.InvariantCulture)]));
+        // DeepFM's history fields read the serving graph's row: the latest MaxLength items, left-padded (ModelInput.Fill)
+        if (cfg.Kind == ModelKind.DeepFm) list.Add((ItemIds, "int64", ["batch", cfg.MaxLength.ToString(System.Globalization.CultureInfo.InvariantCulture)]));
         return list;
     }
 }

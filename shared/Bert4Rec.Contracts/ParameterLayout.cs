@@ -39,6 +39,11 @@ public sealed record ParameterTensor(string Name, long Offset, int[] Shape, bool
 ///              mlp.user | mlp.item | user fields in order | item fields in order
 /// out.w (2f,1) [rows: GMF | MLP]  out.b (1)
 /// </code>
+/// DeepFM (k = Hidden, F fields of <see cref="DeepFmFields.Of"/>, m = k * 2^(L-1)):
+/// <code>
+/// per field: NAME.emb (Vocab,k)  NAME.w (Vocab)   then the deep part over the F field embeddings side by side:
+/// per layer l: mlp.l.w (in_l, m/2^l)  mlp.l.b (m/2^l)   in_0 = F k;   out.w (k,1)  out.b (1) (also the FM's bias)
+/// </code>
 /// Weight decay applies to matrices and embeddings, never to LayerNorm parameters or biases (as the original code).
 /// </summary>
 public sealed class ParameterLayout
@@ -62,6 +67,18 @@ public sealed class ParameterLayout
             list.Add(t);
             _byName.Add(name, t);
             offset += t.Size;
+        }
+        if (config.Kind == ModelKind.DeepFm)
+        {
+            var fields = DeepFmFields.Of(config);
+            foreach (var f in fields) { Add($"{f.Name}.emb", true, f.Vocab, d); Add($"{f.Name}.w", true, f.Vocab); }
+            int inSize = fields.Count * d, m = config.MlpEmbedding;
+            for (int l = 0; l < config.Layers; l++) { Add($"mlp.{l}.w", true, inSize, m >> l); Add($"mlp.{l}.b", false, m >> l); inSize = m >> l; }
+            Add("out.w", true, d, 1);
+            Add("out.b", false, 1);
+            Tensors = list;
+            TotalSize = offset;
+            return;
         }
         if (config.Kind == ModelKind.NeuMf)
         {

@@ -33,29 +33,44 @@ public class NeuMfParityTests : IDisposable
         using var s = new InferenceSession(path, new SessionOptions { IntraOpThreads = 1 });
         Assert.Equal(NeuMfOnnx.Inputs(cfg).Select(x => x.Name), s.Inputs.Select(i => i.Name));
 
-        int B = 4, C = 6, uw = features ? 3 : 0;
+        int B = 4, C = 6;
         var users = new long[] { 0, 3, 4, 1 };
         var cands = Enumerable.Range(0, B * C).Select(_ => (long)rng.Next(1, 13)).ToArray();
-        var inputs = new List<NamedTensor> { NamedTensor.Int64(ModelIo.UserIndex, users, B), NamedTensor.Int64(ModelIo.CandidateIds, cands, B, C) };
-        if (features)
-        {
-            var uf = new long[B * uw];
-            for (int b = 0; b < B; b++) for (int k = 0; k < uw; k++) uf[b * uw + k] = userSlots![users[b] * uw + k];
-            inputs.Add(NamedTensor.Int64(ModelIo.UserFeatures, uf, B, uw));
-        }
-        var scores = new float[B * C];
-        s.Run(inputs.ToArray(), new[] { NamedTensor.Float(ModelIo.Scores, scores, B, C) });
+        var scores = Score(s, users, cands, C, userSlots, features ? 3 : 0, []);
         var logits = new float[B * C];
         model.Logits(Enumerable.Range(0, B * C).Select(k => (int)users[k / C]).ToArray(), cands.Select(c => (int)c).ToArray(), logits);
-        double maxDiff = 0;
-        for (int k = 0; k < B * C; k++) maxDiff = Math.Max(maxDiff, Math.Abs(scores[k] - logits[k]));
-        Assert.True(maxDiff <= 1e-4, $"max |ORT - trainer| = {maxDiff:E2}");
-        Assert.True(logits.Max() - logits.Min() > 0.1, "the test needs logits that differ");
+        AssertParity(scores, logits);
 
         // a changed weight is caught
         model.Parameters[^1] += 0.01f;
         model.Logits([(int)users[0]], [(int)cands[0]], logits.AsSpan(0, 1));
         Assert.True(Math.Abs(logits[0] - scores[0]) > 5e-3);
+    }
+
+    /// <summary>The graph's scores (B, C) for users and candidates, the users' feature rows from <paramref name="userSlots"/>
+    /// (width <paramref name="uw"/>; none when 0) and any further inputs.</summary>
+    internal static float[] Score(InferenceSession s, long[] users, long[] cands, int C, int[]? userSlots, int uw, NamedTensor[] more)
+    {
+        int B = users.Length;
+        var inputs = new List<NamedTensor> { NamedTensor.Int64(ModelIo.UserIndex, users, B), NamedTensor.Int64(ModelIo.CandidateIds, cands, B, C) };
+        if (uw > 0)
+        {
+            var uf = new long[B * uw];
+            for (int b = 0; b < B; b++) for (int k = 0; k < uw; k++) uf[b * uw + k] = userSlots![users[b] * uw + k];
+            inputs.Add(NamedTensor.Int64(ModelIo.UserFeatures, uf, B, uw));
+        }
+        inputs.AddRange(more);
+        var scores = new float[B * C];
+        s.Run(inputs.ToArray(), new[] { NamedTensor.Float(ModelIo.Scores, scores, B, C) });
+        return scores;
+    }
+
+    internal static void AssertParity(float[] scores, float[] logits)
+    {
+        double maxDiff = 0;
+        for (int k = 0; k < scores.Length; k++) maxDiff = Math.Max(maxDiff, Math.Abs(scores[k] - logits[k]));
+        Assert.True(maxDiff <= 1e-4, $"max |ORT - trainer| = {maxDiff:E2}");
+        Assert.True(logits.Max() - logits.Min() > 0.1, "the test needs logits that differ");
     }
 
     [Fact]

@@ -23,8 +23,13 @@ public class NeuMfTests
     internal static NeuMfModel Build(bool features, int maxBatch = 8)
     {
         var m = new NeuMfModel(Tiny(features), features ? UserSlots : null, features ? ItemSlots : null, maxBatch, 1);
+        return Spread(m);
+    }
+
+    /// <summary>Initialised, then larger weights than the init so that every path carries signal, and biases that keep most ReLUs open.</summary>
+    internal static T Spread<T>(T m) where T : IParameterModel
+    {
         m.InitializeParameters(5);
-        // larger weights than the init so that every path carries signal, and biases that keep most ReLUs open
         var rng = new Random(11);
         for (int i = 0; i < m.Parameters.Length; i++) m.Parameters[i] += (float)(rng.NextDouble() - 0.5) * 0.8f;
         foreach (var t in m.Layout.Tensors.Where(t => t.Name.EndsWith(".b")))

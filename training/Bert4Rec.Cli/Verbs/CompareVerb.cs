@@ -13,7 +13,7 @@ internal sealed class CompareVerb : IVerb
     public Command Build()
     {
         var dataOpt = Flags.Required("--data", "a prepared dataset", "DIR");
-        var modelsOpt = Flags.String("--models", "comma-separated: pop, markov, bert4rec, sasrec, gru4rec, neumf (default: the first five)", "pop,markov,bert4rec,sasrec,gru4rec", "LIST");
+        var modelsOpt = Flags.String("--models", "comma-separated: pop, markov, bert4rec, sasrec, gru4rec, neumf, deepfm (default: the first five)", "pop,markov,bert4rec,sasrec,gru4rec", "LIST");
         var budgetOpt = Flags.Duration("--budget", "wall-clock training budget per trained model (default: none)");
         var presetOpt = Flags.String("--preset", "preset for every trained model (default: beauty for short sequences, ml-1m for long ones)", helpName: "NAME");
         presetOpt.CompletionSources.Add(TrainingConfig.PresetNames);
@@ -24,13 +24,16 @@ internal sealed class CompareVerb : IVerb
         var threadsOpt = Flags.Int("--threads", "compute threads (0 = one per core)", 0, 0, 256);
         var refitOpt = Flags.OnOff("--refit", "test every model after a refit on the validation items too (trained models for their best "
             + "validation's step count; baselines count them); default: each preset's own setting");
+        var rerankOpt = Flags.String("--rerank", "two-stage rows ONE:TWO (e.g. markov:deepfm), both listed in --models: TWO reranks ONE's top candidates; the row is named ONE>TWO", helpName: "A:B[,C:D]");
+        var candidatesOpt = Flags.Int("--rerank-candidates", "how many of stage one's unseen items stage two reranks", 200, 1, 1_000_000);
         var c = new Command("compare", """
             train several models within a budget and compare them on the same test users, with significance
             prints one table (full and pop100), each model against the best other one (paired NDCG@10 difference, 95 % CI,
             p-value), and a RESULT line
-            """) { dataOpt, modelsOpt, budgetOpt, presetOpt, filesOpt, outOpt, seedOpt, resamplesOpt, threadsOpt, refitOpt };
+            """) { dataOpt, modelsOpt, budgetOpt, presetOpt, filesOpt, outOpt, seedOpt, resamplesOpt, threadsOpt, refitOpt, rerankOpt, candidatesOpt };
         c.SetAction(a => Run(a.GetValue(dataOpt)!, Split(a.GetValue(modelsOpt)), a.GetValue(budgetOpt), a.GetValue(presetOpt), Split(a.GetValue(filesOpt)),
-            a.GetValue(outOpt)!, a.GetValue(seedOpt), a.GetValue(resamplesOpt), a.GetValue(threadsOpt), a.IsOn(refitOpt)));
+            a.GetValue(outOpt)!, a.GetValue(seedOpt), a.GetValue(resamplesOpt), a.GetValue(threadsOpt), a.IsOn(refitOpt),
+            Pairs(Split(a.GetValue(rerankOpt))), a.GetValue(candidatesOpt)));
         return c;
     }
 
@@ -49,7 +52,14 @@ internal sealed class CompareVerb : IVerb
 
     private static string[] Split(string? list) => (list ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 
-    private static int Run(string dataDir, string[] models, TimeSpan? budget, string? preset, string[] files, string outDir, int seed, int resamples, int threads, bool? refit)
+    private static (string, string)[] Pairs(string[] entries) => entries.Select(e =>
+    {
+        var p = e.Split(':', StringSplitOptions.TrimEntries);
+        return p.Length == 2 && p[0].Length > 0 && p[1].Length > 0 ? (p[0], p[1]) : throw new UsageException($"--rerank: '{e}' is not STAGE_ONE:STAGE_TWO (e.g. markov:deepfm)");
+    }).ToArray();
+
+    private static int Run(string dataDir, string[] models, TimeSpan? budget, string? preset, string[] files, string outDir, int seed, int resamples, int threads, bool? refit,
+                           (string, string)[] reranks, int rerankCandidates)
     {
         if (preset != null) TrainingConfig.FromPreset(preset);   // an unknown name fails before the data loads
         var configs = files.Select(TrainingConfig.FromFile).ToList();
@@ -58,7 +68,7 @@ internal sealed class CompareVerb : IVerb
         var report = ModelComparison.Run(data, new ComparisonOptions
         {
             Models = models, Budget = budget, Seed = seed, Preset = preset, Configs = configs, Threads = threads, OutDir = outDir,
-            Resamples = resamples, Refit = refit, DataName = Path.GetFileName(Path.GetFullPath(dataDir).TrimEnd('/')),
+            Resamples = resamples, Refit = refit, Reranks = reranks, RerankCandidates = rerankCandidates, DataName = Path.GetFileName(Path.GetFullPath(dataDir).TrimEnd('/')),
         });
         Console.WriteLine();
         if (Terminal.Interactive) PrintTable(report);

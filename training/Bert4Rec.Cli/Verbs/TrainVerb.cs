@@ -23,7 +23,7 @@ internal sealed class TrainVerb : IVerb
         var hyper = new TrainingFlags();
         var engineFlags = new EngineChoice.Options();
         var c = new Command("train", """
-            train a model (bert4rec, sasrec, gru4rec; neumf) on a prepared dataset
+            train a model (bert4rec, sasrec, gru4rec; neumf, deepfm) on a prepared dataset
             both engines write the same run folder and checkpoints; a run may be resumed with either engine
             run folder: config.json, metrics.jsonl, loss.png, checkpoint.bin (full state, for --resume), best.bin (best weights),
             vocab.txt, final.bin (the refit's weights, with --refit on), metrics.json (test split, full and pop100, of the weights
@@ -92,7 +92,7 @@ internal sealed class TrainVerb : IVerb
         var scorer = ModelComparison.Scorer(model);
         var (full, p100) = RunFolder.EvaluateTest(scorer, split);
         // the NCF paper's protocol beside the project's two (He et al. 2017: 100 uniformly drawn negatives)
-        var uniform = cfg.Kind == ModelKind.NeuMf ? Evaluator.Evaluate(scorer, split.Test, new EvaluationOptions { Protocol = EvaluationProtocol.Uniform100 }) : null;
+        var uniform = !cfg.Kind.IsSequential() ? Evaluator.Evaluate(scorer, split.Test, new EvaluationOptions { Protocol = EvaluationProtocol.Uniform100 }) : null;
         string title = refit ? $"test (refit weights, {state.BestStep:N0} steps on train + validation items)" : $"test (best weights, epoch {state.BestEpoch})";
         if (Terminal.Interactive)
             Terminal.MetricsTable(title, [(full.Protocol, full, null), (p100.Protocol, p100, null), .. uniform != null ? new[] { (uniform.Protocol, uniform, (double?)null) } : []]);

@@ -18,31 +18,15 @@ public static class NeuMfOnnx
 
     public static OnnxModel Build(ModelConfig cfg, float[] parameters, int[]? itemSlots, string producerVersion = "1.0")
     {
-        if (cfg.Kind != ModelKind.NeuMf) throw new ArgumentException($"NeuMfOnnx exports neumf, not {cfg.Kind.Name()}");
-        var layout = new ParameterLayout(cfg);
-        if (parameters.Length != layout.TotalSize) throw new ArgumentException($"parameters has {parameters.Length} floats; the layout needs {layout.TotalSize}");
-        foreach (var x in parameters) if (!float.IsFinite(x)) throw new ArgumentException("parameters contain NaN or infinity; refusing to export");
+        var g = Start(cfg, ModelKind.NeuMf, parameters, itemSlots);
         var uf = FeatureShape.Parse(cfg.UserFeatures);
         var itf = FeatureShape.Parse(cfg.ItemFeatures);
-        int f = cfg.Hidden, m = cfg.MlpEmbedding, uw = uf.Sum(x => x.Width), iw = itf.Sum(x => x.Width);
+        int f = cfg.Hidden, m = cfg.MlpEmbedding, iw = itf.Sum(x => x.Width);
         int in0 = 2 * m + f * (uf.Length + itf.Length);
-        if (iw > 0 && (itemSlots == null || itemSlots.Length != (cfg.ItemCount + 1) * iw))
-            throw new ArgumentException($"the item feature table must hold {(cfg.ItemCount + 1) * iw} ids ({cfg.ItemCount + 1} rows of width {iw})");
-        var g = new OnnxGraphBuilder(cfg.Kind.Name());
-        foreach (var t in layout.Tensors)
-            g.Initializer(t.Name, layout.Slice(parameters, t.Name), t.Shape.Select(s => (long)s).ToArray());
         var axis0 = OnnxGraphBuilder.Int("axis", 0);
         string Gather(string table, string ids) => g.Node("Gather", [table, ids], null, "", axis0);
         string Cols(string x, long from, long to, int axis) => g.Node("Slice", [x, g.Int64s(from), g.Int64s(to), g.Int64s(axis)]);
-        // the mean of a field's non-pad embedding rows: slots [..., w] -> [..., f]
-        string Pool(string table, string slots, int axis)
-        {
-            string mask = g.Node("Cast", [g.Node("Greater", [slots, g.Int64s(0)])], null, "", OnnxGraphBuilder.Int("to", (long)DT.Float));
-            string sum = g.Node("ReduceSum", [g.Node("Mul", [Gather(table, slots), g.Node("Unsqueeze", [mask, g.Int64s(axis + 1)])]), g.Int64s(axis)], null, "",
-                OnnxGraphBuilder.Int("keepdims", 0));
-            string count = g.Node("Max", [g.Node("ReduceSum", [mask, g.Int64s(axis)], null, "", OnnxGraphBuilder.Int("keepdims", 1)), g.Scalar(1f)]);
-            return g.Node("Div", [sum, count]);
-        }
+        string Pool(string table, string slots, int axis) => PoolRows(g, table, slots, axis);
         // GMF: p_u [B,1,f] * q_c [B,C,f]
         string p = g.Node("Unsqueeze", [Gather("gmf.user", ModelIo.UserIndex), g.Int64s(1)]);
         string gmf = g.Node("Mul", [p, Gather("gmf.item", ModelIo.CandidateIds)]);
@@ -53,9 +37,7 @@ public static class NeuMfOnnx
         var itemCols = new List<string> { Gather("mlp.item", ModelIo.CandidateIds) };
         if (iw > 0)
         {
-            var table = new long[itemSlots!.Length];
-            for (int i = 0; i < table.Length; i++) table[i] = itemSlots[i];
-            string slots = Gather(g.Initializer(ItemFeatureTable, table, cfg.ItemCount + 1, iw), ModelIo.CandidateIds);   // [B,C,iw]
+            string slots = Gather(ItemTable(g, cfg, itemSlots!), ModelIo.CandidateIds);   // [B,C,iw]
             o = 0;
             for (int k = 0; k < itf.Length; k++) { itemCols.Add(Pool($"item_feat.{k}", Cols(slots, o, o + itf[k].Width, 2), 2)); o += itf[k].Width; }
         }
@@ -71,16 +53,59 @@ public static class NeuMfOnnx
         string logit = g.Node("Add", [g.Node("MatMul", [g.Node("Concat", [gmf, h], null, "", OnnxGraphBuilder.Int("axis", 2)), "out.w"]), "out.b"]); // [B,C,1]
         g.Node("Squeeze", [logit, g.Int64s(2)], ModelIo.Scores);
 
-        foreach (var (name, _, dims) in Inputs(cfg))
+        return Finish(g, cfg, producerVersion,
+            $"neumf: {cfg.UserCount} users, {cfg.ItemCount} items, f={f}, {cfg.Layers} MLP layers, user fields [{cfg.UserFeatures}], item fields [{cfg.ItemFeatures}]");
+    }
+
+    /// <summary>A feature model's graph so far: the config's kind checked, the parameters checked and added as initializers.</summary>
+    internal static OnnxGraphBuilder Start(ModelConfig cfg, ModelKind kind, float[] parameters, int[]? itemSlots)
+    {
+        if (cfg.Kind != kind) throw new ArgumentException($"this exporter writes {kind.Name()}, not {cfg.Kind.Name()}");
+        var layout = new ParameterLayout(cfg);
+        if (parameters.Length != layout.TotalSize) throw new ArgumentException($"parameters has {parameters.Length} floats; the layout needs {layout.TotalSize}");
+        foreach (var x in parameters) if (!float.IsFinite(x)) throw new ArgumentException("parameters contain NaN or infinity; refusing to export");
+        int iw = FeatureShape.Parse(cfg.ItemFeatures).Sum(x => x.Width);
+        if (iw > 0 && (itemSlots == null || itemSlots.Length != (cfg.ItemCount + 1) * iw))
+            throw new ArgumentException($"the item feature table must hold {(cfg.ItemCount + 1) * iw} ids ({cfg.ItemCount + 1} rows of width {iw})");
+        var g = new OnnxGraphBuilder(cfg.Kind.Name());
+        foreach (var t in layout.Tensors)
+            g.Initializer(t.Name, layout.Slice(parameters, t.Name), t.Shape.Select(s => (long)s).ToArray());
+        return g;
+    }
+
+    /// <summary>The item feature table as the graph's constant (ItemCount + 1, width).</summary>
+    internal static string ItemTable(OnnxGraphBuilder g, ModelConfig cfg, int[] itemSlots)
+    {
+        var table = new long[itemSlots.Length];
+        for (int i = 0; i < table.Length; i++) table[i] = itemSlots[i];
+        return g.Initializer(ItemFeatureTable, table, cfg.ItemCount + 1, table.Length / (cfg.ItemCount + 1));
+    }
+
+    /// <summary>Declares the manifest's inputs and the scores output, and writes the model with its metadata.</summary>
+    internal static OnnxModel Finish(OnnxGraphBuilder g, ModelConfig cfg, string producerVersion, string doc)
+    {
+        foreach (var (name, _, dims) in ModelIo.FeatureModelInputs(cfg))
             g.Graph.Input.Add(OnnxGraphBuilder.Value(name, DT.Int64, dims.Select(d => int.TryParse(d, out int v) ? (object)v : d).ToArray()));
         g.Graph.Output.Add(OnnxGraphBuilder.Value(ModelIo.Scores, DT.Float, "batch", "candidates"));
         var model = g.ToModel(OnnxExporter.Opset, producerVersion);
-        model.DocString = $"neumf: {cfg.UserCount} users, {cfg.ItemCount} items, f={f}, {cfg.Layers} MLP layers, user fields [{cfg.UserFeatures}], item fields [{cfg.ItemFeatures}]";
+        model.DocString = doc;
         model.MetadataProps.Add(new StringEntry { Key = OnnxWeights.KindKey, Value = cfg.Kind.Name() });
         foreach (var (k, v) in new[] { ("item_count", cfg.ItemCount.ToString()), ("user_count", cfg.UserCount.ToString()), ("hidden", cfg.Hidden.ToString()),
-                                       ("layers", cfg.Layers.ToString()), ("user_features", cfg.UserFeatures), ("item_features", cfg.ItemFeatures) })
+                                       ("layers", cfg.Layers.ToString()), ("max_length", cfg.MaxLength.ToString()), ("user_features", cfg.UserFeatures), ("item_features", cfg.ItemFeatures) })
             model.MetadataProps.Add(new StringEntry { Key = k, Value = v });
         return model;
+    }
+
+    /// <summary>The mean of a field's non-pad (non-zero) rows of <paramref name="table"/>: slots [..., w] at
+    /// <paramref name="axis"/> -> [..., f] (a zero vector when every slot is pad), as the trainers' pooling.</summary>
+    public static string PoolRows(OnnxGraphBuilder g, string table, string slots, int axis)
+    {
+        string mask = g.Node("Cast", [g.Node("Greater", [slots, g.Int64s(0)])], null, "", OnnxGraphBuilder.Int("to", (long)DT.Float));
+        string rows = g.Node("Gather", [table, slots], null, "", OnnxGraphBuilder.Int("axis", 0));
+        string sum = g.Node("ReduceSum", [g.Node("Mul", [rows, g.Node("Unsqueeze", [mask, g.Int64s(axis + 1)])]), g.Int64s(axis)], null, "",
+            OnnxGraphBuilder.Int("keepdims", 0));
+        string count = g.Node("Max", [g.Node("ReduceSum", [mask, g.Int64s(axis)], null, "", OnnxGraphBuilder.Int("keepdims", 1)), g.Scalar(1f)]);
+        return g.Node("Div", [sum, count]);
     }
 
     /// <summary>Writes the NeuMF graph atomically.</summary>

@@ -26,14 +26,16 @@ public static class OnnxExporter
     /// </summary>
     /// <remarks>
     /// NeuMF has its own graph (<see cref="NeuMfOnnx"/>: user_index, candidate_ids[, user_features] -> scores), which needs the
-    /// item feature table (<paramref name="itemFeatureSlots"/>) when the model has item fields.
+    /// item feature table (<paramref name="itemFeatureSlots"/>) when the model has item fields; so has DeepFM
+    /// (<see cref="DeepFmOnnx"/>, which also reads history).
     /// </remarks>
     public static OnnxModel Build(ModelConfig cfg, float[] parameters, string producerVersion = "1.0", bool fullCatalog = false,
                                   AttentionForm attention = AttentionForm.Standard, int[]? itemFeatureSlots = null)
     {
-        if (cfg.Kind == ModelKind.NeuMf)
+        if (!cfg.Kind.IsSequential())
             return fullCatalog || attention != AttentionForm.Standard
-                ? throw new NotSupportedException("neumf has one graph form: no full-catalog graph and no fused attention")
+                ? throw new NotSupportedException($"{cfg.Kind.Name()} has one graph form: no full-catalog graph and no fused attention")
+                : cfg.Kind == ModelKind.DeepFm ? DeepFmOnnx.Build(cfg, parameters, itemFeatureSlots, producerVersion)
                 : NeuMfOnnx.Build(cfg, parameters, itemFeatureSlots, producerVersion);
         var layout = new ParameterLayout(cfg);
         if (parameters.Length != layout.TotalSize) throw new ArgumentException($"parameters has {parameters.Length} floats; the layout needs {layout.TotalSize}");

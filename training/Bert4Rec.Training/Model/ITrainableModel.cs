@@ -42,6 +42,15 @@ public interface IPointwiseModel : IParameterModel
     float TrainStep(ReadOnlySpan<int> users, ReadOnlySpan<int> items, ReadOnlySpan<float> labels, int count);
     /// <summary>Eval-mode logits of items 0..n for each user: <paramref name="scores"/> is (users, n+1); column 0 is unused.</summary>
     void ScoreItems(ReadOnlySpan<int> users, Span<float> scores);
+
+    /// <summary>History items each example carries (DeepFM's history fields); 0 = the model reads no history (NeuMF).</summary>
+    int HistoryLength => 0;
+    /// <summary><see cref="TrainStep(ReadOnlySpan{int}, ReadOnlySpan{int}, ReadOnlySpan{float}, int)"/> with each example's
+    /// history window: (count, <see cref="HistoryLength"/>) items, the latest last, left-padded with 0 (<see cref="ModelInput.Fill"/>).</summary>
+    float TrainStep(ReadOnlySpan<int> users, ReadOnlySpan<int> histories, ReadOnlySpan<int> items, ReadOnlySpan<float> labels, int count) =>
+        TrainStep(users, items, labels, count);
+    /// <summary><see cref="ScoreItems(ReadOnlySpan{int}, Span{float})"/> with each user's history window (users, <see cref="HistoryLength"/>).</summary>
+    void ScoreItems(ReadOnlySpan<int> users, ReadOnlySpan<int> histories, Span<float> scores) => ScoreItems(users, scores);
 }
 
 /// <summary>The native engine (<see cref="SequenceModel"/>) as an <see cref="ITrainableModel"/>; disposing it disposes the model.</summary>

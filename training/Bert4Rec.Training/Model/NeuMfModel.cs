@@ -15,14 +15,13 @@ public sealed unsafe class NeuMfModel : IPointwiseModel
     public int MaxBatch { get; }
 
     private readonly int _f, _m, _L, _in0, _users, _rows;
-    private readonly int[] _outs;                       // layer l's output size, m >> l
     private readonly (int Vocab, int Width)[] _uf, _if;
     private readonly int[] _userSlots, _itemSlots;      // (U, Wu) and (n+1, Wi): feature value ids, 0 = pad
     private readonly int _uw, _iw;
     private readonly int _gmfU, _gmfI, _mlpU, _mlpI, _outW, _outB;
-    private readonly int[] _ufOff, _ifOff, _wOff, _bOff;
-    // per step (B examples): _acts[0] = x0 (B,in0), _acts[l+1] = ReLU(x_l W_l + b_l) (B,out_l); _g (B,f) = p_u * q_i; _z (B)
-    private readonly float[][] _acts, _dacts;
+    private readonly int[] _ufOff, _ifOff;
+    // per step (B examples): the tower's Acts[0] = x0 (B,in0), layer l's output m >> l; _g (B,f) = p_u * q_i; _z (B)
+    private readonly ReluTower _tower;
     private readonly float[] _g, _z;
 
     /// <param name="userSlots">(UserCount, user width) feature ids of each user, or null when the config has no user fields.</param>
@@ -42,69 +41,22 @@ public sealed unsafe class NeuMfModel : IPointwiseModel
         _uf = FeatureShape.Parse(config.UserFeatures);
         _if = FeatureShape.Parse(config.ItemFeatures);
         _uw = _uf.Sum(x => x.Width); _iw = _if.Sum(x => x.Width);
-        _userSlots = CheckSlots(userSlots, _uf, _users, "user");
-        _itemSlots = CheckSlots(itemSlots, _if, _rows, "item");
+        _userSlots = FeatureSlots.Check(userSlots, _uf, _users, "user");
+        _itemSlots = FeatureSlots.Check(itemSlots, _if, _rows, "item");
         _in0 = 2 * _m + _f * (_uf.Length + _if.Length);
-        _outs = Enumerable.Range(0, _L).Select(l => _m >> l).ToArray();
         int Off(string name) => checked((int)Layout[name].Offset);
         _gmfU = Off("gmf.user"); _gmfI = Off("gmf.item"); _mlpU = Off("mlp.user"); _mlpI = Off("mlp.item");
         _ufOff = Enumerable.Range(0, _uf.Length).Select(k => Off($"user_feat.{k}")).ToArray();
         _ifOff = Enumerable.Range(0, _if.Length).Select(k => Off($"item_feat.{k}")).ToArray();
-        _wOff = Enumerable.Range(0, _L).Select(l => Off($"mlp.{l}.w")).ToArray();
-        _bOff = Enumerable.Range(0, _L).Select(l => Off($"mlp.{l}.b")).ToArray();
         _outW = Off("out.w"); _outB = Off("out.b");
-        _acts = new float[_L + 1][]; _dacts = new float[_L + 1][];
-        for (int l = 0; l <= _L; l++)
-        {
-            int w = l == 0 ? _in0 : _outs[l - 1];
-            _acts[l] = new float[maxBatch * w]; _dacts[l] = new float[maxBatch * w];
-        }
+        _tower = new ReluTower(Layout, _in0, Enumerable.Range(0, _L).Select(l => _m >> l).ToArray(), maxBatch);
         _g = new float[maxBatch * _f]; _z = new float[maxBatch];
         Blas.SetThreads(threads > 0 ? threads : Environment.ProcessorCount);
     }
 
-    private static int[] CheckSlots(int[]? slots, (int Vocab, int Width)[] fields, int rows, string side)
-    {
-        if (fields.Length == 0)
-        {
-            if (slots != null && slots.Length > 0) throw new ArgumentException($"{side} feature slots given, but the config has no {side} fields");
-            return [];
-        }
-        int w = fields.Sum(x => x.Width);
-        if (slots == null || slots.LongLength != (long)rows * w)
-            throw new ArgumentException($"{side} feature slots: {slots?.Length ?? 0} ids for {rows} rows of width {w}");
-        for (int r = 0; r < rows; r++)
-        {
-            int o = 0;
-            foreach (var (vocab, width) in fields)
-            {
-                for (int k = 0; k < width; k++)
-                    if ((uint)slots[r * w + o + k] >= (uint)vocab) throw new ArgumentException($"{side} row {r}: feature id {slots[r * w + o + k]} outside 0..{vocab - 1}");
-                o += width;
-            }
-        }
-        return slots;
-    }
-
     /// <summary>Embeddings N(0, 0.01) as the paper; MLP and output weights Glorot-uniform; biases 0.</summary>
-    public void InitializeParameters(ulong seed)
-    {
-        var rng = new Random(unchecked((int)(seed ^ (seed >> 32))));
-        Array.Clear(Parameters);
-        foreach (var t in Layout.Tensors)
-        {
-            var s = Parameters.AsSpan(checked((int)t.Offset), checked((int)t.Size));
-            if (t.Name.EndsWith(".b", StringComparison.Ordinal)) continue;
-            bool dense = t.Name.EndsWith(".w", StringComparison.Ordinal);
-            double limit = dense ? Math.Sqrt(6.0 / (t.Shape[0] + t.Shape[1])) : 0;
-            for (int i = 0; i < s.Length; i++)
-            {
-                if (dense) { s[i] = (float)((rng.NextDouble() * 2 - 1) * limit); continue; }
-                double u1 = 1.0 - rng.NextDouble(), u2 = rng.NextDouble();
-                s[i] = (float)(0.01 * Math.Sqrt(-2.0 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2));
-            }
-        }
-    }
+    public void InitializeParameters(ulong seed) =>
+        ReluTower.Initialize(Layout, Parameters, seed, t => t.Name.EndsWith(".w", StringComparison.Ordinal));
 
     // ---------------------------------------------------------------- forward and backward over examples
 
@@ -163,7 +115,7 @@ public sealed unsafe class NeuMfModel : IPointwiseModel
     private void Forward(ReadOnlySpan<int> users, ReadOnlySpan<int> items, int count)
     {
         int f = _f;
-        var x0 = _acts[0];
+        var x0 = _tower.Acts[0];
         for (int b = 0; b < count; b++)
         {
             int u = users[b], i = items[b];
@@ -173,19 +125,10 @@ public sealed unsafe class NeuMfModel : IPointwiseModel
             var g = _g.AsSpan(b * f, f);
             for (int c = 0; c < f; c++) g[c] = p[c] * q[c];
         }
-        int inSize = _in0;
-        for (int l = 0; l < _L; l++)
-        {
-            int o = _outs[l];
-            var y = _acts[l + 1].AsSpan(0, count * o);
-            Blas.Sgemm(false, false, count, o, inSize, 1f, _acts[l].AsSpan(0, count * inSize), inSize, Parameters.AsSpan(_wOff[l], inSize * o), o, 0f, y, o);
-            Elementwise.AddBias(y, Parameters.AsSpan(_bOff[l], o), count, o);
-            for (int k = 0; k < y.Length; k++) if (y[k] < 0) y[k] = 0;
-            inSize = o;
-        }
+        _tower.Forward(Parameters, count);
         var w = Parameters.AsSpan(_outW, 2 * f);
         float bias = Parameters[_outB];
-        var xL = _acts[_L];
+        var xL = _tower.Acts[_L];
         for (int b = 0; b < count; b++)
         {
             double z = bias;
@@ -193,8 +136,6 @@ public sealed unsafe class NeuMfModel : IPointwiseModel
             _z[b] = (float)z;
         }
     }
-
-    private static double Bce(float z, float y) => Math.Max(z, 0) - z * y + Math.Log(1 + Math.Exp(-Math.Abs(z)));
 
     public float TrainStep(ReadOnlySpan<int> users, ReadOnlySpan<int> items, ReadOnlySpan<float> labels, int count)
     {
@@ -207,34 +148,24 @@ public sealed unsafe class NeuMfModel : IPointwiseModel
         double loss = 0;
         var w = Parameters.AsSpan(_outW, 2 * f);
         var dw = Gradients.AsSpan(_outW, 2 * f);
-        var dxL = _dacts[_L];
+        var dxL = _tower.DActs[_L];
         // _g (B,f) holds g until its row's output gradient is taken, then dL/dg
         for (int b = 0; b < count; b++)
         {
-            loss += Bce(_z[b], labels[b]);
+            loss += ReluTower.Bce(_z[b], labels[b]);
             float dz = (float)((1.0 / (1.0 + Math.Exp(-_z[b])) - labels[b]) / count);
             Gradients[_outB] += dz;
             for (int c = 0; c < f; c++)
             {
                 dw[c] += dz * _g[b * f + c];
-                dw[f + c] += dz * _acts[_L][b * f + c];
+                dw[f + c] += dz * _tower.Acts[_L][b * f + c];
                 _g[b * f + c] = dz * w[c];
                 dxL[b * f + c] = dz * w[f + c];
             }
         }
-        // the tower, last layer first: da = dx ⊙ [y > 0], dW += x^T da, db += Σ da, dx_prev = da W^T
-        for (int l = _L - 1; l >= 0; l--)
-        {
-            int o = _outs[l], inSize = l == 0 ? _in0 : _outs[l - 1];
-            var y = _acts[l + 1].AsSpan(0, count * o);
-            var da = _dacts[l + 1].AsSpan(0, count * o);
-            for (int k = 0; k < da.Length; k++) if (y[k] <= 0) da[k] = 0;
-            Blas.Sgemm(true, false, inSize, o, count, 1f, _acts[l].AsSpan(0, count * inSize), inSize, da, o, 1f, Gradients.AsSpan(_wOff[l], inSize * o), o);
-            Elementwise.BiasBackward(Gradients.AsSpan(_bOff[l], o), da, count, o);
-            Blas.Sgemm(false, true, count, inSize, o, 1f, da, o, Parameters.AsSpan(_wOff[l], inSize * o), o, 0f, _dacts[l].AsSpan(0, count * inSize), inSize);
-        }
+        _tower.Backward(Parameters, Gradients, count);
         // the embeddings: x0's columns back to their rows, the GMF product to both sides
-        var dx0 = _dacts[0];
+        var dx0 = _tower.DActs[0];
         for (int b = 0; b < count; b++)
         {
             int u = users[b], i = items[b];
@@ -262,7 +193,7 @@ public sealed unsafe class NeuMfModel : IPointwiseModel
         CheckExamples(users, items, count);
         Forward(users, items, count);
         double loss = 0;
-        for (int b = 0; b < count; b++) loss += Bce(_z[b], labels[b]);
+        for (int b = 0; b < count; b++) loss += ReluTower.Bce(_z[b], labels[b]);
         return count == 0 ? 0 : loss / count;
     }
 
@@ -288,7 +219,7 @@ public sealed unsafe class NeuMfModel : IPointwiseModel
     /// </summary>
     public void ScoreItems(ReadOnlySpan<int> users, Span<float> scores)
     {
-        int B = users.Length, n = _rows - 1, f = _f, o0 = _outs[0];
+        int B = users.Length, n = _rows - 1, f = _f, o0 = _tower.Outputs[0];
         if (scores.Length < B * _rows) throw new ArgumentException($"scores holds {scores.Length} floats, {B} users need {B * _rows}");
         foreach (int u in users) if ((uint)u >= (uint)_users) throw new ArgumentOutOfRangeException(nameof(users), u, $"user index outside 0..{_users - 1}");
         if (B == 0) return;
@@ -303,12 +234,12 @@ public sealed unsafe class NeuMfModel : IPointwiseModel
             int o = _m, s = 0;
             for (int k = 0; k < _if.Length; k++) { PoolField(row.Slice(o, f), _itemSlots.AsSpan(i * _iw + s, _if[k].Width), _ifOff[k]); o += f; s += _if[k].Width; }
         }
-        var W0 = Parameters.AsSpan(_wOff[0], _in0 * o0);
+        var W0 = _tower.Weights(Parameters, 0);
         int itemFieldRow = 2 * _m + f * _uf.Length;
         Blas.Sgemm(false, false, n, o0, _m, 1f, xi, iCols, W0.Slice(_m * o0), o0, 0f, itemPart, o0);
         if (_if.Length > 0)
             Blas.Sgemm(false, false, n, o0, f * _if.Length, 1f, xi.AsSpan(_m), iCols, W0.Slice(itemFieldRow * o0), o0, 1f, itemPart, o0);
-        Elementwise.AddBias(itemPart, Parameters.AsSpan(_bOff[0], o0), n, o0);
+        _tower.AddFirstBias(Parameters, itemPart, n);
         // user side: X_u (B, uCols) = mlp.user | user fields, then X_u W_0[user rows] (B, o0)
         var xu = new float[B * uCols];
         for (int b = 0; b < B; b++)
@@ -323,8 +254,7 @@ public sealed unsafe class NeuMfModel : IPointwiseModel
         Blas.Sgemm(false, false, B, o0, _m, 1f, xu, uCols, W0, o0, 0f, userPart, o0);
         if (_uf.Length > 0)
             Blas.Sgemm(false, false, B, o0, f * _uf.Length, 1f, xu.AsSpan(_m), uCols, W0.Slice(2 * _m * o0), o0, 1f, userPart, o0);
-        var hidden = new float[_L][];
-        for (int l = 0; l < _L; l++) hidden[l] = new float[n * _outs[l]];
+        var hidden = _tower.ItemBuffers(n);
         var gw = new float[f];
         var gmf = new float[n];
         var w = Parameters.AsSpan(_outW, 2 * f);
@@ -333,23 +263,12 @@ public sealed unsafe class NeuMfModel : IPointwiseModel
         for (int b = 0; b < B; b++)
         {
             int u = users[b];
-            var h0 = hidden[0];
-            var up = userPart.AsSpan(b * o0, o0);
-            for (int i = 0; i < n; i++)
-                for (int c = 0; c < o0; c++) { float v = itemPart[i * o0 + c] + up[c]; h0[i * o0 + c] = v > 0 ? v : 0; }
-            for (int l = 1; l < _L; l++)
-            {
-                int inSize = _outs[l - 1], o = _outs[l];
-                Blas.Sgemm(false, false, n, o, inSize, 1f, hidden[l - 1], inSize, Parameters.AsSpan(_wOff[l], inSize * o), o, 0f, hidden[l], o);
-                Elementwise.AddBias(hidden[l], Parameters.AsSpan(_bOff[l], o), n, o);
-                var y = hidden[l];
-                for (int k = 0; k < y.Length; k++) if (y[k] < 0) y[k] = 0;
-            }
+            var top = _tower.OverItems(Parameters, itemPart, userPart.AsSpan(b * o0, o0), n, hidden);
             // GMF: q_i . (p_u * w_g) for every item at once; MLP: x_L,i . w_m
             var p = Parameters.AsSpan(_gmfU + u * f, f);
             for (int c = 0; c < f; c++) gw[c] = p[c] * w[c];
             Blas.Sgemm(false, false, n, 1, f, 1f, Q, f, gw, 1, 0f, gmf, 1);
-            Blas.Sgemm(false, false, n, 1, f, 1f, hidden[_L - 1], f, w.Slice(f), 1, 1f, gmf, 1);
+            Blas.Sgemm(false, false, n, 1, f, 1f, top, f, w.Slice(f), 1, 1f, gmf, 1);
             var row = scores.Slice(b * _rows, _rows);
             row[0] = float.NegativeInfinity;
             for (int i = 0; i < n; i++) row[i + 1] = gmf[i] + bias;

@@ -11,7 +11,7 @@ namespace Bert4Rec.Training.Pipeline;
 
 public sealed record ComparisonOptions
 {
-    /// <summary>Baselines (pop, markov) and model kinds (bert4rec, sasrec, gru4rec, neumf), in the order of the table.</summary>
+    /// <summary>Baselines (pop, markov) and model kinds (bert4rec, sasrec, gru4rec, neumf, deepfm), in the order of the table.</summary>
     public required IReadOnlyList<string> Models { get; init; }
     /// <summary>Wall-clock budget of each trained model (null: until early stopping or the preset's epochs).</summary>
     public TimeSpan? Budget { get; init; }
@@ -32,6 +32,10 @@ public sealed record ComparisonOptions
     /// <summary>How the report names the data (its folder).</summary>
     public string DataName { get; init; } = "data";
     public Action<string>? Log { get; init; }
+    /// <summary>Two-stage rows (stage one, stage two), both named in <see cref="Models"/>: stage two reranks stage one's top
+    /// <see cref="RerankCandidates"/> unseen items (<see cref="RerankScorer"/>); the row is named "ONE>TWO".</summary>
+    public IReadOnlyList<(string StageOne, string StageTwo)> Reranks { get; init; } = [];
+    public int RerankCandidates { get; init; } = 200;
 }
 
 public static class ModelComparison
@@ -62,6 +66,7 @@ public static class ModelComparison
             if (!Names.Contains(m)) throw new UsageException($"--models: '{m}' is not one of {string.Join(", ", Names)}");
         if (names.Distinct().Count() != names.Count) throw new UsageException("--models: a model is named twice");
         if (o.Resamples < 1) throw new UsageException($"--resamples: {o.Resamples} must be >= 1");
+        CheckReranks(o, names);
         var split = LeaveOneOut.Split(data);
         if (split.Test.Count == 0) throw new InvalidDataException("no user has 3 items: nothing to validate and test on");
         int n = split.ItemCount;
@@ -84,6 +89,8 @@ public static class ModelComparison
             log($"== {m}");
             fitted.Add(configs.TryGetValue(m, out var cfg) ? Train(m, cfg, split, o, log) : Baseline(m, split, refitBaselines));
         }
+        foreach (var (one, two) in o.Reranks)
+            fitted.Add(Rerank(fitted[names.IndexOf(one.Trim().ToLowerInvariant())], fitted[names.IndexOf(two.Trim().ToLowerInvariant())], o.RerankCandidates));
 
         // the test split, read once, on the same users for every model
         var popularity = SequenceDataset.Popularity(split.TrainSequences, n);
@@ -100,6 +107,7 @@ public static class ModelComparison
             {
                 fullRanks = Evaluator.Ranks(scorer.Scorer, split.Test, full);
                 sampledRanks = Evaluator.Ranks(scorer.Scorer, split.Test, pop100);
+                if (scorer.Scorer is RerankScorer r) log($"test {f.Result.Name}: stage one's recall@{r.Candidates} of the test item {r.StageOneRecall:F4}");
             }
             var model = f.Result with
             {
@@ -107,7 +115,7 @@ public static class ModelComparison
                 Pop100 = RankingMetrics.FromRanks(Evaluator.Label(pop100), sampledRanks),
             };
             log($"test {model.Name}: {model.Full.Ndcg10:F4} full NDCG@10, {model.Pop100.Ndcg10:F4} pop100 NDCG@10 ({clock.Elapsed.TotalSeconds:F1}s)");
-            if (f.Result.Name == ModelKind.NeuMf.Name())
+            if (f.Result.Name == ModelKind.NeuMf.Name() || f.Result.Name == ModelKind.DeepFm.Name())
             {
                 // the NCF paper's own protocol, for checking NeuMF against its paper (the report's table keeps the project's two)
                 using var scorer = f.OpenScorer();
@@ -152,6 +160,41 @@ public static class ModelComparison
     {
         public IItemScorer Scorer => scorer;
         public void Dispose() => owned?.Dispose();
+    }
+
+    private static void CheckReranks(ComparisonOptions o, List<string> names)
+    {
+        if (o.Reranks.Count == 0) return;
+        if (o.RerankCandidates < 1) throw new UsageException($"--rerank-candidates: {o.RerankCandidates} must be >= 1");
+        foreach (var (one, two) in o.Reranks)
+        {
+            string a = one.Trim().ToLowerInvariant(), b = two.Trim().ToLowerInvariant();
+            foreach (var x in new[] { a, b })
+                if (!names.Contains(x)) throw new UsageException($"--rerank {one}:{two}: '{x}' is not in --models ({string.Join(",", names)}); list both stages there");
+            if (a == b) throw new UsageException($"--rerank {one}:{two}: stage one and stage two are the same model");
+        }
+        if (o.Reranks.Select(r => (r.StageOne.Trim().ToLowerInvariant(), r.StageTwo.Trim().ToLowerInvariant())).Distinct().Count() != o.Reranks.Count)
+            throw new UsageException("--rerank: a pair is named twice");
+    }
+
+    /// <summary>Stage two reranking stage one's candidates, from the two models' own test-time weights (nothing trains again);
+    /// the row has no preset or curve of its own (the two models' rows have them).</summary>
+    private static Fitted Rerank(Fitted one, Fitted two, int candidates) => new(
+        new ComparedModel
+        {
+            Name = $"{one.Result.Name}>{two.Result.Name}", Full = NotYet, Pop100 = NotYet,
+            TrainSeconds = one.Result.TrainSeconds + two.Result.TrainSeconds, Refit = one.Result.Refit && two.Result.Refit,
+        },
+        () =>
+        {
+            var a = one.OpenScorer();
+            var b = two.OpenScorer();
+            return new OpenedScorer(new RerankScorer(a.Scorer, b.Scorer, candidates), new Both(a, b));
+        });
+
+    private sealed class Both(IDisposable a, IDisposable b) : IDisposable
+    {
+        public void Dispose() { a.Dispose(); b.Dispose(); }
     }
 
     /// <summary>A trained or counted model: what the report says about its training, and how to score with it.</summary>

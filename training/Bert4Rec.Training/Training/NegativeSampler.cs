@@ -24,20 +24,13 @@ public sealed class NegativeSampler
         float[]? logQ = null;
         if (popularity)
         {
-            var counts = SequenceDataset.Popularity(trainSequences, items);
-            double total = 0;
-            for (int i = 1; i <= items; i++) total += counts[i] + 1;
-            _cumulative = new double[items];
-            if (kind == SampledLossKind.SampledCe) logQ = new float[items + 1];     // gBCE calibrates by beta, not by log-Q
-            double acc = 0;
-            for (int i = 1; i <= items; i++)
+            var q = Probabilities(trainSequences, items);
+            _cumulative = Cumulative(q);
+            if (kind == SampledLossKind.SampledCe)      // gBCE calibrates by beta, not by log-Q
             {
-                double q = (counts[i] + 1.0) / total;
-                acc += q;
-                _cumulative[i - 1] = acc;
-                if (logQ != null) logQ[i] = (float)Math.Log(k * q);
+                logQ = new float[items + 1];
+                for (int i = 1; i <= items; i++) logQ[i] = (float)Math.Log(k * q[i - 1]);
             }
-            _cumulative[items - 1] = 1.0;
         }
         _objective = new SampledObjective
         {
@@ -54,12 +47,37 @@ public sealed class NegativeSampler
         if (_cumulative == null)
             for (int j = 0; j < _k; j++) c[j] = rng.Next(1, _items + 1);
         else
-            for (int j = 0; j < _k; j++)
-            {
-                int at = Array.BinarySearch(_cumulative, rng.NextDouble());
-                c[j] = (at >= 0 ? at : ~at) + 1;
-                if (c[j] > _items) c[j] = _items;
-            }
+            for (int j = 0; j < _k; j++) c[j] = DrawPopular(_cumulative, rng);
         return _objective;
+    }
+
+    /// <summary>The cumulative probabilities of items 1..n (entry i-1 for item i) in proportion to training counts, each item
+    /// counted once more so that none has probability 0.</summary>
+    public static double[] PopularityCumulative(IReadOnlyList<int[]> trainSequences, int items) => Cumulative(Probabilities(trainSequences, items));
+
+    private static double[] Probabilities(IReadOnlyList<int[]> trainSequences, int items)
+    {
+        var counts = SequenceDataset.Popularity(trainSequences, items);
+        double total = 0;
+        for (int i = 1; i <= items; i++) total += counts[i] + 1;
+        var q = new double[items];
+        for (int i = 1; i <= items; i++) q[i - 1] = (counts[i] + 1.0) / total;
+        return q;
+    }
+
+    private static double[] Cumulative(double[] q)
+    {
+        var cumulative = new double[q.Length];
+        double acc = 0;
+        for (int i = 0; i < q.Length; i++) { acc += q[i]; cumulative[i] = acc; }
+        cumulative[^1] = 1.0;
+        return cumulative;
+    }
+
+    /// <summary>One item drawn from <see cref="PopularityCumulative"/>'s distribution.</summary>
+    public static int DrawPopular(double[] cumulative, Random rng)
+    {
+        int at = Array.BinarySearch(cumulative, rng.NextDouble());
+        return Math.Min((at >= 0 ? at : ~at) + 1, cumulative.Length);
     }
 }

@@ -1,4 +1,4 @@
-// What the trainer needs for pointwise models (NeuMF): each training interaction as a positive with K sampled negatives,
+// What the trainer needs for pointwise models (NeuMF, DeepFM): each training interaction as a positive with K sampled negatives,
 // and a scorer that ranks every item for an evaluation case's user.
 using Bert4Rec.Contracts;
 using Bert4Rec.Training.Data;
@@ -8,35 +8,108 @@ using Bert4Rec.Training.Model;
 
 namespace Bert4Rec.Training.Training;
 
-/// <summary>Positives with uniformly sampled negatives the user has not interacted with in training (the NCF paper's rule;
-/// 4 per positive there).</summary>
+/// <summary>Positives with sampled negatives the user has not interacted with in training (the NCF paper's rule; 4 per
+/// positive there), drawn uniformly or by training popularity; for a model that reads history (DeepFM), each example also
+/// carries the positive's history window (the items before it, <see cref="ModelInput.Fill"/>'s rule).</summary>
 public sealed class PointwiseExamples
 {
     private readonly int[][] _train;
     private readonly HashSet<int>[] _seen;
     private readonly int _items;
+    private readonly ModelConfig? _history;
+    private readonly double[]? _popularity;
     public int Negatives { get; }
+    /// <summary>History items per example (0: none).</summary>
+    public int HistoryLength => _history?.MaxLength ?? 0;
+    /// <summary>Where the first <see cref="HardNegatives.Count"/> negatives of each positive come from (null: all sampled).</summary>
+    public HardNegatives? Hard { get; init; }
 
-    public PointwiseExamples(int[][] trainSequences, int itemCount, int negatives)
+    /// <param name="history">The config whose history window the examples carry (its MaxLength), or null for none.</param>
+    /// <param name="popularity">Draw negatives by training popularity (NegativeSampler's distribution) instead of uniformly.</param>
+    public PointwiseExamples(int[][] trainSequences, int itemCount, int negatives, ModelConfig? history = null, bool popularity = false)
     {
         if (negatives < 1) throw new ArgumentOutOfRangeException(nameof(negatives), negatives, "must be >= 1");
-        _train = trainSequences; _items = itemCount; Negatives = negatives;
+        _train = trainSequences; _items = itemCount; Negatives = negatives; _history = history;
         _seen = trainSequences.Select(s => new HashSet<int>(s)).ToArray();
+        _popularity = popularity ? NegativeSampler.PopularityCumulative(trainSequences, itemCount) : null;
     }
 
     /// <summary>Writes the positive (user, train[user][position]) and its negatives at <paramref name="at"/> (1 + Negatives
-    /// examples); the negatives come from <paramref name="rng"/>. A user who has seen every item gets uniform negatives.</summary>
-    public void Fill(int user, int position, Random rng, Span<int> users, Span<int> items, Span<float> labels, int at)
+    /// examples; with history, rows at..at+Negatives of <paramref name="histories"/> (HistoryLength each) hold the items before
+    /// the positive); the negatives come from <paramref name="rng"/>. A user who has seen every item gets unfiltered negatives.</summary>
+    public void Fill(int user, int position, Random rng, Span<int> users, Span<int> items, Span<float> labels, int at, Span<int> histories = default)
     {
         users[at] = user; items[at] = _train[user][position]; labels[at] = 1f;
         var seen = _seen[user];
         bool any = seen.Count < _items;
+        int hard = Hard?.Count ?? 0;
         for (int k = 1; k <= Negatives; k++)
         {
             int j;
-            do j = 1 + rng.Next(_items); while (any && seen.Contains(j));
+            if (k <= hard && Hard!.TryDraw(position > 0 ? _train[user][position - 1] : 0, seen, rng, out j)) { }
+            else do j = _popularity != null ? NegativeSampler.DrawPopular(_popularity, rng) : 1 + rng.Next(_items); while (any && seen.Contains(j));
             users[at + k] = user; items[at + k] = j; labels[at + k] = 0f;
         }
+        if (_history == null) return;
+        int H = _history.MaxLength;
+        var window = histories.Slice(at * H, H);
+        ModelInput.Fill(_train[user].AsSpan(0, position), _history, window);
+        for (int k = 1; k <= Negatives; k++) window.CopyTo(histories.Slice((at + k) * H, H));
+    }
+}
+
+/// <summary>
+/// Hard negatives from a stage one: for each item i, stage one's top items for a history ending in i (scored as the one-item
+/// history [i]; exact for a first-order Markov stage one). A positive whose history ends in i draws its hard negatives
+/// uniformly from i's list, skipping items the user has seen; a positive without history, or whose list is all seen, falls
+/// back to the sampled negatives.
+/// </summary>
+public sealed class HardNegatives
+{
+    private readonly int[][] _after;
+    public int Count { get; }
+
+    private HardNegatives(int[][] after, int count) { _after = after; Count = count; }
+
+    /// <param name="pool">Stage one's top items kept per last item.</param>
+    /// <param name="count">Hard negatives per positive.</param>
+    public static HardNegatives AfterEachItem(IItemScorer stageOne, int pool, int count)
+    {
+        if (pool < 1) throw new ArgumentOutOfRangeException(nameof(pool), pool, "must be >= 1");
+        if (count < 1) throw new ArgumentOutOfRangeException(nameof(count), count, "must be >= 1");
+        int n = stageOne.ItemCount, bs = Math.Max(1, stageOne.PreferredBatchSize);
+        var after = new int[n + 1][];
+        after[0] = [];
+        var scores = new float[bs * (n + 1)];
+        for (int start = 1; start <= n; start += bs)
+        {
+            int rows = Math.Min(bs, n + 1 - start);
+            var histories = Enumerable.Range(start, rows).Select(i => new[] { i }).ToList();
+            stageOne.Score(histories, scores.AsSpan(0, rows * (n + 1)));
+            for (int r = 0; r < rows; r++)
+            {
+                var row = scores.AsSpan(r * (n + 1), n + 1).ToArray();
+                int last = start + r;
+                after[last] = Enumerable.Range(1, n).Where(i => i != last && !float.IsNaN(row[i]))
+                    .OrderByDescending(i => row[i]).ThenBy(i => i).Take(pool).ToArray();
+            }
+        }
+        return new HardNegatives(after, count);
+    }
+
+    /// <summary>A hard negative for a positive whose history ends in <paramref name="last"/> (0 = no history), not in
+    /// <paramref name="seen"/>; false when there is none to draw.</summary>
+    public bool TryDraw(int last, HashSet<int> seen, Random rng, out int item)
+    {
+        item = 0;
+        var list = _after[last];
+        if (list.Length == 0) return false;
+        for (int tries = 0; tries < 4 * list.Length; tries++)
+        {
+            int j = list[rng.Next(list.Length)];
+            if (!seen.Contains(j)) { item = j; return true; }
+        }
+        return false;
     }
 }
 
@@ -53,14 +126,17 @@ public sealed class PointwiseScorer(IPointwiseModel model, int preferredBatch = 
     {
         var users = new int[cases.Count];
         for (int b = 0; b < users.Length; b++) users[b] = cases[b].User;
-        model.ScoreItems(users, scores[..(users.Length * (ItemCount + 1))]);
+        int H = model.HistoryLength;
+        var histories = new int[users.Length * H];
+        for (int b = 0; b < users.Length && H > 0; b++) ModelInput.Fill(cases[b].History, model.Config, histories.AsSpan(b * H, H));
+        model.ScoreItems(users, histories, scores[..(users.Length * (ItemCount + 1))]);
     }
 }
 
 /// <summary>Builds pointwise models from a split (the user count and feature tables come with the data).</summary>
 public static class PointwiseModels
 {
-    /// <summary>The model config of a NeuMF training over <paramref name="split"/>: its users, and its feature fields when
+    /// <summary>The model config of a NeuMF or DeepFM training over <paramref name="split"/>: its users, and its feature fields when
     /// <paramref name="features"/> (and the data has them).</summary>
     public static ModelConfig Config(TrainingConfig cfg, LeaveOneOutSplit split) => cfg.ToModelConfig(split.ItemCount) with
     {
@@ -69,9 +145,13 @@ public static class PointwiseModels
         ItemFeatures = cfg.Features ? split.ItemFeatures?.Shape ?? "" : "",
     };
 
-    public static NeuMfModel Create(ModelConfig config, LeaveOneOutSplit split, int maxBatch, int threads) =>
-        new(config, config.UserFeatures.Length > 0 ? split.UserFeatures?.Slots : null, config.ItemFeatures.Length > 0 ? split.ItemFeatures?.Slots : null,
-            maxBatch, threads);
+    public static IPointwiseModel Create(ModelConfig config, LeaveOneOutSplit split, int maxBatch, int threads)
+    {
+        var (users, items) = Tables(config, split);
+        return config.Kind == ModelKind.DeepFm
+            ? new DeepFmModel(config, users?.Slots, items?.Slots, maxBatch, threads)
+            : new NeuMfModel(config, users?.Slots, items?.Slots, maxBatch, threads);
+    }
 
     /// <summary>The feature tables a config uses (null where it has no fields on that side).</summary>
     public static (FeatureTable? Users, FeatureTable? Items) Tables(ModelConfig config, LeaveOneOutSplit split) =>

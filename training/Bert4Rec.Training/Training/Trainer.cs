@@ -136,7 +136,13 @@ public sealed class Trainer
             ? (IParameterModel)PointwiseModels.Create(PointwiseModels.Config(cfg, _split), _split, cfg.BatchSize * (1 + cfg.Negatives), cfg.Threads)
             : (ModelFactory ?? NativeModel.Create)(cfg.ToModelConfig(n), cfg.BatchSize, cfg.Threads);
         var sequential = model as ITrainableModel;
-        var examples = pointwise ? new PointwiseExamples(_split.TrainSequences, n, cfg.Negatives) : null;
+        var pointwiseModel = model as IPointwiseModel;
+        var examples = pointwiseModel == null ? null
+            : new PointwiseExamples(_split.TrainSequences, n, cfg.Negatives, pointwiseModel.HistoryLength > 0 ? model.Config : null, cfg.NegativeSampling == "popularity")
+            {
+                Hard = cfg.HardNegatives == 0 ? null
+                    : HardNegatives.AfterEachItem(new MarkovScorer(_split.TrainSequences, n), TrainingConfig.HardNegativePool, cfg.HardNegatives),
+            };
         string lossName = cfg.ResolvedLoss(n);
         var opt = new AdamW(model.Layout, new AdamWSettings(WeightDecay: cfg.WeightDecay));
         TrainingState state;
@@ -182,6 +188,7 @@ public sealed class Trainer
         var pwUsers = new int[pointwise ? cfg.BatchSize * perPositive : 0];
         var pwItems = new int[pwUsers.Length];
         var pwLabels = new float[pwUsers.Length];
+        var pwHistories = new int[pwUsers.Length * (examples?.HistoryLength ?? 0)];
         var runClock = Stopwatch.StartNew();
         var lastProgress = Stopwatch.StartNew();
         long stepsThisRun = 0;
@@ -224,7 +231,7 @@ public sealed class Trainer
                     if (examples != null)
                     {
                         // negatives drawn from the sample's own seed, as the Cloze masks
-                        examples.Fill(s.User, s.Start, new Random(MaskSeed(cfg.Seed, epoch, start + k)), pwUsers, pwItems, pwLabels, k * perPositive);
+                        examples.Fill(s.User, s.Start, new Random(MaskSeed(cfg.Seed, epoch, start + k)), pwUsers, pwItems, pwLabels, k * perPositive, pwHistories);
                         tokens++;
                     }
                     else if (cfg.Kind == ModelKind.Bert4Rec)
@@ -244,7 +251,7 @@ public sealed class Trainer
                 float loss = sequential != null
                     ? sequential.TrainStep(ids.AsSpan(0, count * N), labels.AsSpan(0, count * N), count, DropoutSeed(cfg.Seed, state.GlobalStep),
                                            sampler?.Draw(NegativeSeed(cfg.Seed, state.GlobalStep)))
-                    : ((IPointwiseModel)model).TrainStep(pwUsers, pwItems, pwLabels, count * perPositive);
+                    : pointwiseModel!.TrainStep(pwUsers, pwHistories.AsSpan(0, count * perPositive * examples!.HistoryLength), pwItems, pwLabels, count * perPositive);
                 if (!float.IsFinite(loss)) throw new InvalidOperationException($"loss became {loss} at epoch {epoch + 1}, step {state.GlobalStep}; lower --lr");
                 GradientClipping.ClipGlobalNorm(model.Gradients, cfg.ClipNorm);
                 opt.Update(model.Parameters, model.Gradients, lr);

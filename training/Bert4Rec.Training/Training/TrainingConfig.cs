@@ -52,6 +52,10 @@ public sealed record TrainingConfig
     public string NegativeSampling { get; init; } = "uniform";
     /// <summary>gBCE's calibration t in [0, 1] (0 = plain BCE, 1 = calibrated to the full softmax).</summary>
     public float GbceT { get; init; } = 0.75f;
+    /// <summary>Feature models (neumf, deepfm): of the <see cref="Negatives"/> per positive, how many are hard ones, drawn from a
+    /// first-order Markov stage one's top <see cref="HardNegativePool"/> items after the positive's last history item (0 = none).</summary>
+    public int HardNegatives { get; init; }
+    public const int HardNegativePool = 200;
     /// <summary>Feature models (neumf): embed the dataset's user and item feature fields (when it has them).</summary>
     public bool Features { get; init; } = true;
     /// <summary>After training, train once more from the start on every item before the test item (the validation items too)
@@ -65,7 +69,7 @@ public sealed record TrainingConfig
     public const int AutoSampledItems = 20_000;
 
     /// <summary>The loss a run over <paramref name="itemCount"/> items trains with (auto resolved).</summary>
-    public string ResolvedLoss(int itemCount) => Loss != "auto" ? Loss : Kind == ModelKind.NeuMf ? "bce" : itemCount > AutoSampledItems ? "sampled-ce" : "ce";
+    public string ResolvedLoss(int itemCount) => Loss != "auto" ? Loss : !Kind.IsSequential() ? "bce" : itemCount > AutoSampledItems ? "sampled-ce" : "ce";
 
     public ModelConfig ToModelConfig(int itemCount) => new()
     {
@@ -104,9 +108,11 @@ public sealed record TrainingConfig
         Check(Negatives >= 1, "negatives", Negatives, "must be >= 1");
         Check(SamplingNames.Contains(NegativeSampling), "negative-sampling", NegativeSampling, $"is not one of {string.Join(", ", SamplingNames)}");
         Check(GbceT is >= 0 and <= 1, "gbce-t", GbceT, "must be in [0, 1]");
-        Check(Kind == ModelKind.NeuMf ? Loss is "bce" or "auto" : Loss != "bce", "loss", Loss,
-              Kind == ModelKind.NeuMf ? "is not bce (neumf trains with binary cross-entropy over sampled negatives)" : "is for neumf only");
-        Check(Kind != ModelKind.NeuMf || Layers <= 8, "layers", Layers, "must be <= 8 for neumf (the tower doubles per layer)");
+        Check(!Kind.IsSequential() ? Loss is "bce" or "auto" : Loss != "bce", "loss", Loss,
+              !Kind.IsSequential() ? $"is not bce ({Kind.Name()} trains with binary cross-entropy over sampled negatives)" : "is for the feature models (neumf, deepfm) only");
+        Check(Kind.IsSequential() || Layers <= 8, "layers", Layers, $"must be <= 8 for {Kind.Name()} (the tower doubles per layer)");
+        Check(HardNegatives == 0 || (!Kind.IsSequential() && HardNegatives <= Negatives), "hard-negatives", HardNegatives,
+              $"must be 0, or at most --negatives ({Negatives}) for a feature model (neumf, deepfm)");
     }
 
     /// <summary>
@@ -162,7 +168,7 @@ public sealed record TrainingConfig
         C(a.ValidationUsers != b.ValidationUsers, "val-users"); C(a.CheckpointEvery != b.CheckpointEvery, "checkpoint-every");
         C(a.WindowStride != b.WindowStride, "window-stride"); C(a.Model != b.Model, "model");
         C(a.Loss != b.Loss, "loss"); C(a.Negatives != b.Negatives, "negatives"); C(a.NegativeSampling != b.NegativeSampling, "negative-sampling"); C(a.GbceT != b.GbceT, "gbce-t");
-        C(a.Refit != b.Refit, "refit"); C(a.Features != b.Features, "features");
+        C(a.Refit != b.Refit, "refit"); C(a.Features != b.Features, "features"); C(a.HardNegatives != b.HardNegatives, "hard-negatives");
         return changed;
     }
 
@@ -175,12 +181,24 @@ public sealed record TrainingConfig
         Epochs = shape == "synthetic" ? 10 : 50, Patience = shape == "synthetic" ? 3 : 5,
     };
 
+    /// <summary>DeepFM, every data shape: k = 16, a 64 -> 32 -> 16 deep part, history fields over the latest 10 items, 4 uniform
+    /// negatives per positive, lr 1e-3, batch 256 positives, validated every epoch; the synthetic preset is short. ML-100k with
+    /// features, best validation NDCG@10: history window 10 0.1192 (epoch 19), 5 0.1180, 3 0.1140; with window 5, 8 negatives
+    /// 0.1191 (slower epochs), popularity-drawn negatives 0.0964; with window 10, 2 of the 4 negatives hard (Markov) 0.1168.</summary>
+    private static TrainingConfig DeepFmPreset(string shape) => new()
+    {
+        Model = ModelKind.DeepFm.Name(), Preset = shape, Hidden = 16, Heads = 1, Layers = 3, MaxLength = 10, HiddenDropout = 0f, AttentionDropout = 0f,
+        BatchSize = 256, LearningRate = 1e-3f, WarmupSteps = 0, WeightDecay = 0f, Negatives = 4, Loss = "bce",
+        Epochs = shape == "synthetic" ? 10 : 50, Patience = shape == "synthetic" ? 3 : 5,
+    };
+
     public static TrainingConfig FromPreset(string name, string model = "bert4rec")
     {
         if (!ModelKinds.TryParse(model, out var kind)) throw new UsageException($"--model: '{model}' is not one of {string.Join(", ", ModelKinds.All.Select(k => k.Name()))}");
         string shape = name.ToLowerInvariant();
         if (!PresetNames.Contains(shape)) throw new UsageException($"--preset: '{name}' is not one of {string.Join(", ", PresetNames)}");
         if (kind == ModelKind.NeuMf) return NeuMfPreset(shape);
+        if (kind == ModelKind.DeepFm) return DeepFmPreset(shape);
         var c = kind switch
         {
             ModelKind.Bert4Rec => shape switch
