@@ -23,7 +23,7 @@ internal sealed class TrainVerb : IVerb
         var hyper = new TrainingFlags();
         var engineFlags = new EngineChoice.Options();
         var c = new Command("train", """
-            train a model (bert4rec, sasrec, gru4rec; neumf) on a prepared dataset
+            train a model (bert4rec, sasrec, gru4rec; neumf, two-tower) on a prepared dataset
             both engines write the same run folder and checkpoints; a run may be resumed with either engine
             run folder: config.json, metrics.jsonl, loss.png, checkpoint.bin (full state, for --resume), best.bin (best weights),
             vocab.txt, final.bin (the refit's weights, with --refit on), metrics.json (test split, full and pop100, of the weights

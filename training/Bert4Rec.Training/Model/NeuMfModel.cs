@@ -21,8 +21,8 @@ public sealed unsafe class NeuMfModel : IPointwiseModel
     private readonly int _uw, _iw;
     private readonly int _gmfU, _gmfI, _mlpU, _mlpI, _outW, _outB;
     private readonly int[] _ufOff, _ifOff, _wOff, _bOff;
-    // per step (B examples): _acts[0] = x0 (B,in0), _acts[l+1] = ReLU(x_l W_l + b_l) (B,out_l); _g (B,f) = p_u * q_i; _z (B)
-    private readonly float[][] _acts, _dacts;
+    // per step (B examples): the tower's Acts[0] = x0 (B,in0), Acts[l+1] = ReLU(x_l W_l + b_l) (B,out_l); _g (B,f) = p_u * q_i; _z (B)
+    private readonly DenseStack _mlp;
     private readonly float[] _g, _z;
 
     /// <param name="userSlots">(UserCount, user width) feature ids of each user, or null when the config has no user fields.</param>
@@ -42,8 +42,8 @@ public sealed unsafe class NeuMfModel : IPointwiseModel
         _uf = FeatureShape.Parse(config.UserFeatures);
         _if = FeatureShape.Parse(config.ItemFeatures);
         _uw = _uf.Sum(x => x.Width); _iw = _if.Sum(x => x.Width);
-        _userSlots = CheckSlots(userSlots, _uf, _users, "user");
-        _itemSlots = CheckSlots(itemSlots, _if, _rows, "item");
+        _userSlots = FeatureFields.CheckSlots(userSlots, _uf, _users, "user");
+        _itemSlots = FeatureFields.CheckSlots(itemSlots, _if, _rows, "item");
         _in0 = 2 * _m + _f * (_uf.Length + _if.Length);
         _outs = Enumerable.Range(0, _L).Select(l => _m >> l).ToArray();
         int Off(string name) => checked((int)Layout[name].Offset);
@@ -53,37 +53,9 @@ public sealed unsafe class NeuMfModel : IPointwiseModel
         _wOff = Enumerable.Range(0, _L).Select(l => Off($"mlp.{l}.w")).ToArray();
         _bOff = Enumerable.Range(0, _L).Select(l => Off($"mlp.{l}.b")).ToArray();
         _outW = Off("out.w"); _outB = Off("out.b");
-        _acts = new float[_L + 1][]; _dacts = new float[_L + 1][];
-        for (int l = 0; l <= _L; l++)
-        {
-            int w = l == 0 ? _in0 : _outs[l - 1];
-            _acts[l] = new float[maxBatch * w]; _dacts[l] = new float[maxBatch * w];
-        }
+        _mlp = new DenseStack(Layout, "mlp", [_in0, .. _outs], reluLast: true, maxBatch);
         _g = new float[maxBatch * _f]; _z = new float[maxBatch];
         Blas.SetThreads(threads > 0 ? threads : Environment.ProcessorCount);
-    }
-
-    private static int[] CheckSlots(int[]? slots, (int Vocab, int Width)[] fields, int rows, string side)
-    {
-        if (fields.Length == 0)
-        {
-            if (slots != null && slots.Length > 0) throw new ArgumentException($"{side} feature slots given, but the config has no {side} fields");
-            return [];
-        }
-        int w = fields.Sum(x => x.Width);
-        if (slots == null || slots.LongLength != (long)rows * w)
-            throw new ArgumentException($"{side} feature slots: {slots?.Length ?? 0} ids for {rows} rows of width {w}");
-        for (int r = 0; r < rows; r++)
-        {
-            int o = 0;
-            foreach (var (vocab, width) in fields)
-            {
-                for (int k = 0; k < width; k++)
-                    if ((uint)slots[r * w + o + k] >= (uint)vocab) throw new ArgumentException($"{side} row {r}: feature id {slots[r * w + o + k]} outside 0..{vocab - 1}");
-                o += width;
-            }
-        }
-        return slots;
     }
 
     /// <summary>Embeddings N(0, 0.01) as the paper; MLP and output weights Glorot-uniform; biases 0.</summary>
@@ -108,34 +80,10 @@ public sealed unsafe class NeuMfModel : IPointwiseModel
 
     // ---------------------------------------------------------------- forward and backward over examples
 
-    /// <summary>Mean over a field's non-pad slots of its embedding rows, into <paramref name="output"/> (f).</summary>
-    private void PoolField(Span<float> output, ReadOnlySpan<int> slots, int tableOffset)
-    {
-        output.Clear();
-        int count = 0;
-        foreach (int id in slots)
-        {
-            if (id == 0) continue;
-            count++;
-            var e = Parameters.AsSpan(tableOffset + id * _f, _f);
-            for (int c = 0; c < _f; c++) output[c] += e[c];
-        }
-        if (count > 1) for (int c = 0; c < _f; c++) output[c] /= count;
-    }
+    private void PoolField(Span<float> output, ReadOnlySpan<int> slots, int tableOffset) => FeatureFields.Pool(Parameters.AsSpan(tableOffset), _f, slots, output);
 
-    private void PoolFieldBackward(ReadOnlySpan<float> dout, ReadOnlySpan<int> slots, int tableOffset)
-    {
-        int count = 0;
-        foreach (int id in slots) if (id != 0) count++;
-        if (count == 0) return;
-        float scale = 1f / count;
-        foreach (int id in slots)
-        {
-            if (id == 0) continue;
-            var g = Gradients.AsSpan(tableOffset + id * _f, _f);
-            for (int c = 0; c < _f; c++) g[c] += dout[c] * scale;
-        }
-    }
+    private void PoolFieldBackward(ReadOnlySpan<float> dout, ReadOnlySpan<int> slots, int tableOffset) =>
+        FeatureFields.PoolBackward(Gradients.AsSpan(tableOffset), _f, slots, dout);
 
     /// <summary>x0 row of (u, i): mlp.user[u] | mlp.item[i] | user fields | item fields.</summary>
     private void GatherInput(Span<float> x0, int u, int i)
@@ -163,7 +111,7 @@ public sealed unsafe class NeuMfModel : IPointwiseModel
     private void Forward(ReadOnlySpan<int> users, ReadOnlySpan<int> items, int count)
     {
         int f = _f;
-        var x0 = _acts[0];
+        var x0 = _mlp.Acts[0];
         for (int b = 0; b < count; b++)
         {
             int u = users[b], i = items[b];
@@ -173,19 +121,10 @@ public sealed unsafe class NeuMfModel : IPointwiseModel
             var g = _g.AsSpan(b * f, f);
             for (int c = 0; c < f; c++) g[c] = p[c] * q[c];
         }
-        int inSize = _in0;
-        for (int l = 0; l < _L; l++)
-        {
-            int o = _outs[l];
-            var y = _acts[l + 1].AsSpan(0, count * o);
-            Blas.Sgemm(false, false, count, o, inSize, 1f, _acts[l].AsSpan(0, count * inSize), inSize, Parameters.AsSpan(_wOff[l], inSize * o), o, 0f, y, o);
-            Elementwise.AddBias(y, Parameters.AsSpan(_bOff[l], o), count, o);
-            for (int k = 0; k < y.Length; k++) if (y[k] < 0) y[k] = 0;
-            inSize = o;
-        }
+        _mlp.Forward(Parameters, count);
         var w = Parameters.AsSpan(_outW, 2 * f);
         float bias = Parameters[_outB];
-        var xL = _acts[_L];
+        var xL = _mlp.Acts[_L];
         for (int b = 0; b < count; b++)
         {
             double z = bias;
@@ -207,7 +146,7 @@ public sealed unsafe class NeuMfModel : IPointwiseModel
         double loss = 0;
         var w = Parameters.AsSpan(_outW, 2 * f);
         var dw = Gradients.AsSpan(_outW, 2 * f);
-        var dxL = _dacts[_L];
+        var dxL = _mlp.Grads[_L];
         // _g (B,f) holds g until its row's output gradient is taken, then dL/dg
         for (int b = 0; b < count; b++)
         {
@@ -217,24 +156,15 @@ public sealed unsafe class NeuMfModel : IPointwiseModel
             for (int c = 0; c < f; c++)
             {
                 dw[c] += dz * _g[b * f + c];
-                dw[f + c] += dz * _acts[_L][b * f + c];
+                dw[f + c] += dz * _mlp.Acts[_L][b * f + c];
                 _g[b * f + c] = dz * w[c];
                 dxL[b * f + c] = dz * w[f + c];
             }
         }
-        // the tower, last layer first: da = dx ⊙ [y > 0], dW += x^T da, db += Σ da, dx_prev = da W^T
-        for (int l = _L - 1; l >= 0; l--)
-        {
-            int o = _outs[l], inSize = l == 0 ? _in0 : _outs[l - 1];
-            var y = _acts[l + 1].AsSpan(0, count * o);
-            var da = _dacts[l + 1].AsSpan(0, count * o);
-            for (int k = 0; k < da.Length; k++) if (y[k] <= 0) da[k] = 0;
-            Blas.Sgemm(true, false, inSize, o, count, 1f, _acts[l].AsSpan(0, count * inSize), inSize, da, o, 1f, Gradients.AsSpan(_wOff[l], inSize * o), o);
-            Elementwise.BiasBackward(Gradients.AsSpan(_bOff[l], o), da, count, o);
-            Blas.Sgemm(false, true, count, inSize, o, 1f, da, o, Parameters.AsSpan(_wOff[l], inSize * o), o, 0f, _dacts[l].AsSpan(0, count * inSize), inSize);
-        }
+        // the tower, last layer first
+        _mlp.Backward(Parameters, Gradients, count);
         // the embeddings: x0's columns back to their rows, the GMF product to both sides
-        var dx0 = _dacts[0];
+        var dx0 = _mlp.Grads[0];
         for (int b = 0; b < count; b++)
         {
             int u = users[b], i = items[b];

@@ -203,15 +203,13 @@ public static class ModelComparison
     }
 
     /// <summary>An untrained model of a config's kind over the split (a pointwise model needs its users and features).</summary>
-    public static IParameterModel OpenModel(TrainingConfig cfg, LeaveOneOutSplit split, int maxBatch) => cfg.Kind.IsSequential()
-        ? new NativeModel(SequenceModels.Create(cfg.ToModelConfig(split.ItemCount), maxBatch, cfg.Threads))
-        : PointwiseModels.Create(PointwiseModels.Config(cfg, split), split, maxBatch, cfg.Threads);
+    public static IParameterModel OpenModel(TrainingConfig cfg, LeaveOneOutSplit split, int maxBatch) => cfg.Kind switch
+    {
+        ModelKind.NeuMf => PointwiseModels.Create(PointwiseModels.Config(cfg, split), split, maxBatch, cfg.Threads),
+        ModelKind.TwoTower => TwoTowers.Create(cfg, TwoTowers.Config(cfg, split), split, maxBatch),
+        _ => new NativeModel(SequenceModels.Create(cfg.ToModelConfig(split.ItemCount), maxBatch, cfg.Threads)),
+    };
 
     /// <summary>The evaluation scorer of a model of any kind.</summary>
-    public static IItemScorer Scorer(IParameterModel model) => model switch
-    {
-        ITrainableModel m => new ModelScorer(m),
-        IPointwiseModel p => new PointwiseScorer(p),
-        _ => throw new ArgumentException($"no scorer for {model.GetType().Name}"),
-    };
+    public static IItemScorer Scorer(IParameterModel model) => ItemScorers.For(model);
 }

@@ -52,20 +52,23 @@ public sealed record TrainingConfig
     public string NegativeSampling { get; init; } = "uniform";
     /// <summary>gBCE's calibration t in [0, 1] (0 = plain BCE, 1 = calibrated to the full softmax).</summary>
     public float GbceT { get; init; } = 0.75f;
-    /// <summary>Feature models (neumf): embed the dataset's user and item feature fields (when it has them).</summary>
+    /// <summary>Feature models (neumf, two-tower): embed the dataset's user and item feature fields (when it has them).</summary>
     public bool Features { get; init; } = true;
+    /// <summary>Two-Tower: tau, the in-batch softmax's logits are cosines divided by it.</summary>
+    public float Temperature { get; init; } = 0.05f;
     /// <summary>After training, train once more from the start on every item before the test item (the validation items too)
     /// for the best validation's step count, and test and hand on those weights (final.bin). The validation split chose every
     /// hyperparameter and the length; the refit adds each user's most recent transition, which validation held out.</summary>
     public bool Refit { get; init; }
 
-    public static readonly string[] LossNames = ["ce", "sampled-ce", "gbce", "bce", "auto"];
+    public static readonly string[] LossNames = ["ce", "sampled-ce", "gbce", "bce", "in-batch", "auto"];
     public static readonly string[] SamplingNames = ["uniform", "popularity"];
     /// <summary>auto's rule: full CE up to this many items, sampled-ce above (see README, Training losses, for the measurement).</summary>
     public const int AutoSampledItems = 20_000;
 
     /// <summary>The loss a run over <paramref name="itemCount"/> items trains with (auto resolved).</summary>
-    public string ResolvedLoss(int itemCount) => Loss != "auto" ? Loss : Kind == ModelKind.NeuMf ? "bce" : itemCount > AutoSampledItems ? "sampled-ce" : "ce";
+    public string ResolvedLoss(int itemCount) => Loss != "auto" ? Loss
+        : Kind switch { ModelKind.NeuMf => "bce", ModelKind.TwoTower => "in-batch", _ => itemCount > AutoSampledItems ? "sampled-ce" : "ce" };
 
     public ModelConfig ToModelConfig(int itemCount) => new()
     {
@@ -106,6 +109,9 @@ public sealed record TrainingConfig
         Check(GbceT is >= 0 and <= 1, "gbce-t", GbceT, "must be in [0, 1]");
         Check(Kind == ModelKind.NeuMf ? Loss is "bce" or "auto" : Loss != "bce", "loss", Loss,
               Kind == ModelKind.NeuMf ? "is not bce (neumf trains with binary cross-entropy over sampled negatives)" : "is for neumf only");
+        Check(Kind == ModelKind.TwoTower ? Loss is "in-batch" or "auto" : Loss != "in-batch", "loss", Loss,
+              Kind == ModelKind.TwoTower ? "is not in-batch (two-tower trains with the in-batch softmax)" : "is for two-tower only");
+        Check(Temperature > 0 && float.IsFinite(Temperature), "temperature", Temperature, "must be > 0");
         Check(Kind != ModelKind.NeuMf || Layers <= 8, "layers", Layers, "must be <= 8 for neumf (the tower doubles per layer)");
     }
 
@@ -162,7 +168,7 @@ public sealed record TrainingConfig
         C(a.ValidationUsers != b.ValidationUsers, "val-users"); C(a.CheckpointEvery != b.CheckpointEvery, "checkpoint-every");
         C(a.WindowStride != b.WindowStride, "window-stride"); C(a.Model != b.Model, "model");
         C(a.Loss != b.Loss, "loss"); C(a.Negatives != b.Negatives, "negatives"); C(a.NegativeSampling != b.NegativeSampling, "negative-sampling"); C(a.GbceT != b.GbceT, "gbce-t");
-        C(a.Refit != b.Refit, "refit"); C(a.Features != b.Features, "features");
+        C(a.Refit != b.Refit, "refit"); C(a.Features != b.Features, "features"); C(a.Temperature != b.Temperature, "temperature");
         return changed;
     }
 
@@ -175,12 +181,22 @@ public sealed record TrainingConfig
         Epochs = shape == "synthetic" ? 10 : 50, Patience = shape == "synthetic" ? 3 : 5,
     };
 
+    /// <summary>Two-Tower: d = 64, two dense layers per tower, the last 50 items pooled, batch 512, tau 0.05, lr 1e-3 (see README
+    /// for the validation figures behind them); validated every epoch; the synthetic preset is short.</summary>
+    private static TrainingConfig TwoTowerPreset(string shape) => new()
+    {
+        Model = ModelKind.TwoTower.Name(), Preset = shape, Hidden = 64, Heads = 1, Layers = 2, MaxLength = 50, HiddenDropout = 0f, AttentionDropout = 0f,
+        BatchSize = 512, LearningRate = 1e-3f, WarmupSteps = 0, WeightDecay = 0f, Temperature = 0.05f, Loss = "auto",
+        Epochs = shape == "synthetic" ? 10 : 100, Patience = shape == "synthetic" ? 3 : 5,
+    };
+
     public static TrainingConfig FromPreset(string name, string model = "bert4rec")
     {
         if (!ModelKinds.TryParse(model, out var kind)) throw new UsageException($"--model: '{model}' is not one of {string.Join(", ", ModelKinds.All.Select(k => k.Name()))}");
         string shape = name.ToLowerInvariant();
         if (!PresetNames.Contains(shape)) throw new UsageException($"--preset: '{name}' is not one of {string.Join(", ", PresetNames)}");
         if (kind == ModelKind.NeuMf) return NeuMfPreset(shape);
+        if (kind == ModelKind.TwoTower) return TwoTowerPreset(shape);
         var c = kind switch
         {
             ModelKind.Bert4Rec => shape switch
