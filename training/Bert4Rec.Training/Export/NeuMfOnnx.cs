@@ -35,14 +35,7 @@ public static class NeuMfOnnx
         string Gather(string table, string ids) => g.Node("Gather", [table, ids], null, "", axis0);
         string Cols(string x, long from, long to, int axis) => g.Node("Slice", [x, g.Int64s(from), g.Int64s(to), g.Int64s(axis)]);
         // the mean of a field's non-pad embedding rows: slots [..., w] -> [..., f]
-        string Pool(string table, string slots, int axis)
-        {
-            string mask = g.Node("Cast", [g.Node("Greater", [slots, g.Int64s(0)])], null, "", OnnxGraphBuilder.Int("to", (long)DT.Float));
-            string sum = g.Node("ReduceSum", [g.Node("Mul", [Gather(table, slots), g.Node("Unsqueeze", [mask, g.Int64s(axis + 1)])]), g.Int64s(axis)], null, "",
-                OnnxGraphBuilder.Int("keepdims", 0));
-            string count = g.Node("Max", [g.Node("ReduceSum", [mask, g.Int64s(axis)], null, "", OnnxGraphBuilder.Int("keepdims", 1)), g.Scalar(1f)]);
-            return g.Node("Div", [sum, count]);
-        }
+        string Pool(string table, string slots, int axis) => g.MeanOfRows(table, slots, axis);
         // GMF: p_u [B,1,f] * q_c [B,C,f]
         string p = g.Node("Unsqueeze", [Gather("gmf.user", ModelIo.UserIndex), g.Int64s(1)]);
         string gmf = g.Node("Mul", [p, Gather("gmf.item", ModelIo.CandidateIds)]);

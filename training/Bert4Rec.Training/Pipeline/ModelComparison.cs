@@ -105,8 +105,9 @@ public static class ModelComparison
             {
                 Full = RankingMetrics.FromRanks(Evaluator.Label(full), fullRanks),
                 Pop100 = RankingMetrics.FromRanks(Evaluator.Label(pop100), sampledRanks),
+                Recall200 = RankingMetrics.RecallAt(fullRanks, RankingMetrics.StageOneK),
             };
-            log($"test {model.Name}: {model.Full.Ndcg10:F4} full NDCG@10, {model.Pop100.Ndcg10:F4} pop100 NDCG@10 ({clock.Elapsed.TotalSeconds:F1}s)");
+            log($"test {model.Name}: {model.Full.Ndcg10:F4} full NDCG@10, {model.Pop100.Ndcg10:F4} pop100 NDCG@10, {model.Recall200:F4} full recall@200 ({clock.Elapsed.TotalSeconds:F1}s)");
             if (f.Result.Name == ModelKind.NeuMf.Name())
             {
                 // the NCF paper's own protocol, for checking NeuMF against its paper (the report's table keeps the project's two)

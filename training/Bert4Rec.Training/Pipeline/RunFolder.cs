@@ -41,13 +41,15 @@ public static class RunFolder
         return model;
     }
 
-    /// <summary>Both protocols on the test split for one scorer: what `train` reports and writes as metrics.json.</summary>
-    public static (RankingMetrics Full, RankingMetrics Pop100) EvaluateTest(IItemScorer scorer, LeaveOneOutSplit split, int seed = 42)
+    /// <summary>Both protocols on the test split for one scorer, and the full ranking's recall@200 (the stage-one recall): what
+    /// `train` reports and writes as metrics.json.</summary>
+    public static (RankingMetrics Full, RankingMetrics Pop100, double Recall200) EvaluateTest(IItemScorer scorer, LeaveOneOutSplit split, int seed = 42)
     {
         var pop = SequenceDataset.Popularity(split.TrainSequences, split.ItemCount);
-        var full = Evaluator.Evaluate(scorer, split.Test, new EvaluationOptions { Protocol = EvaluationProtocol.Full, Seed = seed });
+        var fullOptions = new EvaluationOptions { Protocol = EvaluationProtocol.Full, Seed = seed };
+        var ranks = Evaluator.Ranks(scorer, split.Test, fullOptions);
         var p100 = Evaluator.Evaluate(scorer, split.Test, new EvaluationOptions { Protocol = EvaluationProtocol.Pop100, ItemPopularity = pop, Seed = seed });
-        return (full, p100);
+        return (RankingMetrics.FromRanks(Evaluator.Label(fullOptions), ranks), p100, RankingMetrics.RecallAt(ranks, RankingMetrics.StageOneK));
     }
 
     /// <summary>Writes metrics.json: the test metrics under "full" and "pop100" beside the run's other facts.</summary>
