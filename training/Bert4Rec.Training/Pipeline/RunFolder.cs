@@ -41,6 +41,36 @@ public static class RunFolder
         return model;
     }
 
+    /// <summary>
+    /// What `export` needs of a checkpoint or weights file: the model config, the weights and, for a Two-Tower run, the item
+    /// feature table. A Two-Tower run's layout depends on the dataset's feature fields, so it needs <paramref name="dataDir"/>
+    /// (the prepared dataset it trained on); its vocabulary must be the checkpoint's. Other kinds ignore the data.
+    /// </summary>
+    public static (ModelConfig Config, float[] Weights, int[]? ItemSlots) LoadForExport(string weightsPath, string? dataDir)
+    {
+        LeaveOneOutSplit? split = null;
+        ModelConfig Of(TrainingConfig tc, int items)
+        {
+            if (tc.Kind != ModelKind.TwoTower) return tc.ToModelConfig(items);
+            if (dataDir == null) throw new UsageException($"--data: {weightsPath} is a two-tower run; give the prepared dataset it trained on (its feature tables fix the graph)");
+            var data = SequenceDataset.Load(dataDir);
+            string probe = Path.GetTempFileName();
+            try
+            {
+                data.Items.Save(probe);
+                string want = Checkpoint.VocabularySha256(weightsPath);
+                if (want.Length > 0 && BundleManifests.Sha256(probe) != want)
+                    throw new InvalidDataException($"{dataDir}: not the dataset {Path.GetFileName(weightsPath)} was trained on (its vocabulary differs)");
+            }
+            finally { File.Delete(probe); }
+            split = LeaveOneOut.Split(data);
+            if (split.ItemCount != items) throw new InvalidDataException($"{dataDir}: {split.ItemCount} items, {weightsPath} was trained on {items}");
+            return TwoTowers.Config(tc, split);
+        }
+        var (cfg, weights) = Checkpoint.LoadWeights(weightsPath, Of);
+        return (cfg, weights, cfg.ItemFeatures.Length > 0 ? split?.ItemFeatures?.Slots : null);
+    }
+
     /// <summary>Both protocols on the test split for one scorer, and the full ranking's recall@200 (the stage-one recall): what
     /// `train` reports and writes as metrics.json.</summary>
     public static (RankingMetrics Full, RankingMetrics Pop100, double Recall200) EvaluateTest(IItemScorer scorer, LeaveOneOutSplit split, int seed = 42)

@@ -66,8 +66,9 @@ public static class Checkpoint
         WriteFloats(w, parameters);
     });
 
-    /// <summary>Reads a full training state (checkpoint.bin) for --resume.</summary>
-    public static TrainingState Load(string path)
+    /// <summary>Reads a full training state (checkpoint.bin) for --resume. <paramref name="modelConfig"/> gives the model config
+    /// of (training config, item count) where the config alone does not fix the layout (feature models: the data's fields).</summary>
+    public static TrainingState Load(string path, Func<TrainingConfig, int, ModelConfig>? modelConfig = null)
     {
         var (kind, cfg, items, vocab, r) = Open(path);
         if (kind != FullState)
@@ -82,7 +83,7 @@ public static class Checkpoint
             int bad = r.ReadInt32();
             bool finished = r.ReadBoolean();
             string lastVal = r.ReadString();
-            long expected = ExpectedSize(path, cfg, items);
+            long expected = ExpectedSize(cfg, items, modelConfig);
             var p = ReadFloats(r, path, "weights", expected); var m = ReadFloats(r, path, "Adam first moments", expected);
             var v = ReadFloats(r, path, "Adam second moments", expected);
             float[]? bp = r.ReadBoolean() ? ReadFloats(r, path, "best weights", expected) : null;
@@ -99,19 +100,20 @@ public static class Checkpoint
 
     /// <summary>For evaluation and the exporter: the model config and the weights to use (the best weights when validation kept some).
     /// Reads checkpoint.bin or best.bin.</summary>
-    public static (ModelConfig Config, float[] Parameters) LoadWeights(string path)
+    public static (ModelConfig Config, float[] Parameters) LoadWeights(string path, Func<TrainingConfig, int, ModelConfig>? modelConfig = null)
     {
         var (kind, cfg, items, _, r) = Open(path);
+        modelConfig ??= (c, n) => c.ToModelConfig(n);
         if (kind == FullState)
         {
-            var s = Load(path);
-            return (s.Config.ToModelConfig(s.ItemCount), s.BestParameters ?? s.Parameters);
+            var s = Load(path, modelConfig);
+            return (modelConfig(s.Config, s.ItemCount), s.BestParameters ?? s.Parameters);
         }
         return Read(path, () =>
         {
             r.ReadInt32(); r.ReadInt64(); r.ReadDouble();
-            var p = ReadFloats(r, path, "weights", ExpectedSize(path, cfg, items));
-            return (cfg.ToModelConfig(items), p);
+            var p = ReadFloats(r, path, "weights", ExpectedSize(cfg, items, modelConfig));
+            return (modelConfig(cfg, items), p);
         });
     }
 
@@ -166,7 +168,8 @@ public static class Checkpoint
         catch (EndOfStreamException) { throw new InvalidDataException($"{path}: truncated checkpoint"); }
     }
 
-    private static long ExpectedSize(string path, TrainingConfig cfg, int items) => new ParameterLayout(cfg.ToModelConfig(items)).TotalSize;
+    private static long ExpectedSize(TrainingConfig cfg, int items, Func<TrainingConfig, int, ModelConfig>? modelConfig) =>
+        new ParameterLayout(modelConfig?.Invoke(cfg, items) ?? cfg.ToModelConfig(items)).TotalSize;
 
     private static void WriteFloats(BinaryWriter w, float[] a)
     {
