@@ -24,11 +24,7 @@ public class NeuMfTests
     {
         var m = new NeuMfModel(Tiny(features), features ? UserSlots : null, features ? ItemSlots : null, maxBatch, 1);
         m.InitializeParameters(5);
-        // larger weights than the init so that every path carries signal, and biases that keep most ReLUs open
-        var rng = new Random(11);
-        for (int i = 0; i < m.Parameters.Length; i++) m.Parameters[i] += (float)(rng.NextDouble() - 0.5) * 0.8f;
-        foreach (var t in m.Layout.Tensors.Where(t => t.Name.EndsWith(".b")))
-            m.Layout.Slice(m.Parameters, t.Name).Fill(0.3f);
+        GradientCheck.Perturb(m.Layout, m.Parameters, 11);
         return m;
     }
 

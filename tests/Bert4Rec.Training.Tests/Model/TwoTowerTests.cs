@@ -25,11 +25,7 @@ public class TwoTowerTests
     {
         var m = new TwoTowerModel(Tiny(features), features ? NeuMfTests.UserSlots : null, features ? NeuMfTests.ItemSlots : null, maxBatch, temperature, LogQ, 1);
         m.InitializeParameters(3);
-        // larger weights than the init so that every path carries signal, and biases that keep most ReLUs open
-        var rng = new Random(17);
-        for (int i = 0; i < m.Parameters.Length; i++) m.Parameters[i] += (float)(rng.NextDouble() - 0.5) * 0.8f;
-        foreach (var t in m.Layout.Tensors.Where(t => t.Name.EndsWith(".b")))
-            m.Layout.Slice(m.Parameters, t.Name).Fill(0.3f);
+        GradientCheck.Perturb(m.Layout, m.Parameters, 17);
         return m;
     }
 

@@ -64,16 +64,10 @@ public static class NeuMfOnnx
         string logit = g.Node("Add", [g.Node("MatMul", [g.Node("Concat", [gmf, h], null, "", OnnxGraphBuilder.Int("axis", 2)), "out.w"]), "out.b"]); // [B,C,1]
         g.Node("Squeeze", [logit, g.Int64s(2)], ModelIo.Scores);
 
-        foreach (var (name, _, dims) in Inputs(cfg))
-            g.Graph.Input.Add(OnnxGraphBuilder.Value(name, DT.Int64, dims.Select(d => int.TryParse(d, out int v) ? (object)v : d).ToArray()));
-        g.Graph.Output.Add(OnnxGraphBuilder.Value(ModelIo.Scores, DT.Float, "batch", "candidates"));
-        var model = g.ToModel(OnnxExporter.Opset, producerVersion);
-        model.DocString = $"neumf: {cfg.UserCount} users, {cfg.ItemCount} items, f={f}, {cfg.Layers} MLP layers, user fields [{cfg.UserFeatures}], item fields [{cfg.ItemFeatures}]";
-        model.MetadataProps.Add(new StringEntry { Key = OnnxWeights.KindKey, Value = cfg.Kind.Name() });
-        foreach (var (k, v) in new[] { ("item_count", cfg.ItemCount.ToString()), ("user_count", cfg.UserCount.ToString()), ("hidden", cfg.Hidden.ToString()),
-                                       ("layers", cfg.Layers.ToString()), ("user_features", cfg.UserFeatures), ("item_features", cfg.ItemFeatures) })
-            model.MetadataProps.Add(new StringEntry { Key = k, Value = v });
-        return model;
+        return FeatureModelGraph.Finish(g, cfg, [OnnxGraphBuilder.Value(ModelIo.Scores, DT.Float, "batch", "candidates")], producerVersion,
+            $"neumf: {cfg.UserCount} users, {cfg.ItemCount} items, f={f}, {cfg.Layers} MLP layers, user fields [{cfg.UserFeatures}], item fields [{cfg.ItemFeatures}]",
+            ("item_count", cfg.ItemCount.ToString()), ("user_count", cfg.UserCount.ToString()), ("hidden", cfg.Hidden.ToString()),
+            ("layers", cfg.Layers.ToString()), ("user_features", cfg.UserFeatures), ("item_features", cfg.ItemFeatures));
     }
 
     /// <summary>Writes the NeuMF graph atomically.</summary>

@@ -62,17 +62,11 @@ public static class TwoTowerOnnx
         string v = g.Node("Gather", [ItemVectors, ModelIo.CandidateIds], null, "", OnnxGraphBuilder.Int("axis", 0));
         g.Node("Squeeze", [g.Node("MatMul", [v, g.Node("Unsqueeze", [u, g.Int64s(2)])]), g.Int64s(2)], ModelIo.Scores);
 
-        foreach (var (name, _, dims) in Inputs(cfg))
-            g.Graph.Input.Add(OnnxGraphBuilder.Value(name, DT.Int64, dims.Select(x => int.TryParse(x, out int n) ? (object)n : x).ToArray()));
-        g.Graph.Output.Add(OnnxGraphBuilder.Value(ModelIo.Scores, DT.Float, "batch", "candidates"));
-        g.Graph.Output.Add(OnnxGraphBuilder.Value(ModelIo.UserVector, DT.Float, "batch", d));
-        var onnx = g.ToModel(OnnxExporter.Opset, producerVersion);
-        onnx.DocString = $"two-tower: {cfg.ItemCount} items, d={d}, {cfg.Layers} dense layers per tower, history of {cfg.MaxLength}, user fields [{cfg.UserFeatures}], item fields [{cfg.ItemFeatures}]";
-        onnx.MetadataProps.Add(new StringEntry { Key = OnnxWeights.KindKey, Value = cfg.Kind.Name() });
-        foreach (var (k, val) in new[] { ("item_count", cfg.ItemCount.ToString()), ("hidden", cfg.Hidden.ToString()), ("layers", cfg.Layers.ToString()),
-                                         ("max_length", cfg.MaxLength.ToString()), ("user_features", cfg.UserFeatures), ("item_features", cfg.ItemFeatures) })
-            onnx.MetadataProps.Add(new StringEntry { Key = k, Value = val });
-        return onnx;
+        return FeatureModelGraph.Finish(g, cfg,
+            [OnnxGraphBuilder.Value(ModelIo.Scores, DT.Float, "batch", "candidates"), OnnxGraphBuilder.Value(ModelIo.UserVector, DT.Float, "batch", d)], producerVersion,
+            $"two-tower: {cfg.ItemCount} items, d={d}, {cfg.Layers} dense layers per tower, history of {cfg.MaxLength}, user fields [{cfg.UserFeatures}], item fields [{cfg.ItemFeatures}]",
+            ("item_count", cfg.ItemCount.ToString()), ("hidden", cfg.Hidden.ToString()), ("layers", cfg.Layers.ToString()),
+            ("max_length", cfg.MaxLength.ToString()), ("user_features", cfg.UserFeatures), ("item_features", cfg.ItemFeatures));
     }
 
     /// <summary>Writes the Two-Tower graph atomically.</summary>

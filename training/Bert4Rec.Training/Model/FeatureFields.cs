@@ -5,6 +5,27 @@ namespace Bert4Rec.Training.Model;
 
 internal static class FeatureFields
 {
+    /// <summary>The feature models' initialisation: embeddings N(0, <paramref name="embeddingStd"/>^2), dense weights (*.w)
+    /// Glorot-uniform, biases (*.b) 0; seeded.</summary>
+    public static void Initialize(Bert4Rec.Contracts.ParameterLayout layout, float[] parameters, ulong seed, double embeddingStd)
+    {
+        var rng = new Random(unchecked((int)(seed ^ (seed >> 32))));
+        Array.Clear(parameters);
+        foreach (var t in layout.Tensors)
+        {
+            var s = parameters.AsSpan(checked((int)t.Offset), checked((int)t.Size));
+            if (t.Name.EndsWith(".b", StringComparison.Ordinal)) continue;
+            bool dense = t.Name.EndsWith(".w", StringComparison.Ordinal);
+            double limit = dense ? Math.Sqrt(6.0 / (t.Shape[0] + t.Shape[1])) : 0;
+            for (int i = 0; i < s.Length; i++)
+            {
+                if (dense) { s[i] = (float)((rng.NextDouble() * 2 - 1) * limit); continue; }
+                double u1 = 1.0 - rng.NextDouble(), u2 = rng.NextDouble();
+                s[i] = (float)(embeddingStd * Math.Sqrt(-2.0 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2));
+            }
+        }
+    }
+
     /// <summary>The slots of <paramref name="rows"/> rows of <paramref name="fields"/> (empty without fields); throws naming the
     /// side, the row and the id for a table that does not fit.</summary>
     public static int[] CheckSlots(int[]? slots, (int Vocab, int Width)[] fields, int rows, string side)

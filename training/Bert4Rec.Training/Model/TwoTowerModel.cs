@@ -76,21 +76,7 @@ public sealed class TwoTowerModel : IParameterModel
     /// <summary>Embeddings N(0, 0.1); dense weights Glorot-uniform; biases 0.</summary>
     public void InitializeParameters(ulong seed)
     {
-        var rng = new Random(unchecked((int)(seed ^ (seed >> 32))));
-        Array.Clear(Parameters);
-        foreach (var t in Layout.Tensors)
-        {
-            var s = Parameters.AsSpan(checked((int)t.Offset), checked((int)t.Size));
-            if (t.Name.EndsWith(".b", StringComparison.Ordinal)) continue;
-            bool dense = t.Name.EndsWith(".w", StringComparison.Ordinal);
-            double limit = dense ? Math.Sqrt(6.0 / (t.Shape[0] + t.Shape[1])) : 0;
-            for (int i = 0; i < s.Length; i++)
-            {
-                if (dense) { s[i] = (float)((rng.NextDouble() * 2 - 1) * limit); continue; }
-                double u1 = 1.0 - rng.NextDouble(), u2 = rng.NextDouble();
-                s[i] = (float)(0.1 * Math.Sqrt(-2.0 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2));
-            }
-        }
+        FeatureFields.Initialize(Layout, Parameters, seed, 0.1);
         Parameters.AsSpan(_emb, _d).Clear();   // the pad item
     }
 

@@ -181,13 +181,15 @@ public sealed record TrainingConfig
         Epochs = shape == "synthetic" ? 10 : 50, Patience = shape == "synthetic" ? 3 : 5,
     };
 
-    /// <summary>Two-Tower: d = 64, two dense layers per tower, the last 50 items pooled, batch 512, tau 0.05, lr 1e-3 (see README
-    /// for the validation figures behind them); validated every epoch; the synthetic preset is short.</summary>
+    /// <summary>Two-Tower, every data shape: d = 64, two dense layers per tower, the last 5 items pooled, batch 512, tau 0.1,
+    /// lr 1e-3, validated every epoch; real-data presets refit, as the sequential ones. Chosen on ML-100k's validation split
+    /// (README, Two-Tower): pooling the last 5 items reached NDCG@10 0.126 against 0.099 for the last 50, tau 0.1 against
+    /// 0.096 for 0.05 and 0.096 for 0.02; batch 256 and 1024 and lr 2e-3 did no better. The synthetic preset is short.</summary>
     private static TrainingConfig TwoTowerPreset(string shape) => new()
     {
-        Model = ModelKind.TwoTower.Name(), Preset = shape, Hidden = 64, Heads = 1, Layers = 2, MaxLength = 50, HiddenDropout = 0f, AttentionDropout = 0f,
-        BatchSize = 512, LearningRate = 1e-3f, WarmupSteps = 0, WeightDecay = 0f, Temperature = 0.05f, Loss = "auto",
-        Epochs = shape == "synthetic" ? 10 : 100, Patience = shape == "synthetic" ? 3 : 5,
+        Model = ModelKind.TwoTower.Name(), Preset = shape, Hidden = 64, Heads = 1, Layers = 2, MaxLength = 5, HiddenDropout = 0f, AttentionDropout = 0f,
+        BatchSize = 512, LearningRate = 1e-3f, WarmupSteps = 0, WeightDecay = 0f, Temperature = 0.1f, Loss = "auto",
+        Epochs = shape == "synthetic" ? 10 : 100, Patience = shape == "synthetic" ? 3 : 5, Refit = shape != "synthetic",
     };
 
     public static TrainingConfig FromPreset(string name, string model = "bert4rec")
