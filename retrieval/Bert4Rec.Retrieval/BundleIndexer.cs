@@ -1,4 +1,5 @@
-// Builds a bundle's FAISS index over w_v = [E[v], b_O[v]] (read from its model.onnx) and records it in the manifest;
+// Builds a bundle's FAISS index over its model.onnx's item vectors (a sequential model's w_v = [E[v], b_O[v]], a Two-Tower
+// graph's item tower outputs) and records it in the manifest;
 // opens it again from the manifest's description (the file itself is a plain FAISS file).
 using System.Diagnostics;
 using System.Globalization;
@@ -27,8 +28,9 @@ public static class BundleIndexer
         BundleManifests.VerifyFiles(bundle, new BundleManifest { Files = { manifest.Files.Where(f => f.Role != BundleLayout.RoleIndex) } });
         var clock = Stopwatch.StartNew();
         var (vectors, n, dim) = OnnxWeights.ReadItemVectors(Path.Combine(bundle, BundleLayout.Model));
-        if (dim != manifest.Model.Hidden + 1 || n != manifest.Model.ItemCount)
-            throw new BundleException($"{bundle}: model.onnx holds {n} item vectors of {dim}, the manifest says {manifest.Model.ItemCount} of {manifest.Model.Hidden + 1}");
+        int want = VectorDimension(manifest.Model);
+        if (dim != want || n != manifest.Model.ItemCount)
+            throw new BundleException($"{bundle}: model.onnx holds {n} item vectors of {dim}, the manifest says {manifest.Model.ItemCount} of {want}");
         var ids = new long[n];
         for (int i = 0; i < n; i++) ids[i] = i + 1;
         ItemIndex index;
@@ -44,8 +46,12 @@ public static class BundleIndexer
         manifest.Index = ToInfo(index.Description);
         BundleManifests.Write(bundle, manifest);
         RemoveUnlistedIndexes(bundle, manifest);
-        return $"index {index.Factory} over {n:N0} items (d+1 = {dim}) built in {clock.Elapsed.TotalSeconds:F2}s -> {Path.Combine(bundle, name)} ({digest.SizeBytes / 1048576.0:F1} MiB)";
+        return $"index {index.Factory} over {n:N0} items (dimension {dim}) built in {clock.Elapsed.TotalSeconds:F2}s -> {Path.Combine(bundle, name)} ({digest.SizeBytes / 1048576.0:F1} MiB)";
     }
+
+    /// <summary>The dimension of a model's item vectors: d + 1 for the sequential kinds ([E[v], b_O[v]]), d for Two-Tower.</summary>
+    public static int VectorDimension(ModelShape model) =>
+        string.Equals(model.Kind, ModelKind.TwoTower.Name(), StringComparison.OrdinalIgnoreCase) ? model.Hidden : model.Hidden + 1;
 
     /// <summary>The manifest's record of an index.</summary>
     public static IndexInfo ToInfo(IndexDescription d)

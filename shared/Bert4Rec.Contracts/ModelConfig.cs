@@ -3,8 +3,9 @@ namespace Bert4Rec.Contracts;
 
 /// <summary>The models of DESIGN.md. The sequential kinds (BERT4Rec, SASRec, GRU4Rec) share the vocabulary, the input row and
 /// the output identity logit(v) = z . E[v] + b_O[v]; they differ in how z is computed from the row. NeuMF is a feature model:
-/// it scores (user, item) pairs from user and item embeddings and the users' and items' feature fields.</summary>
-public enum ModelKind { Bert4Rec, SasRec, Gru4Rec, NeuMf, DeepFm }
+/// it scores (user, item) pairs from user and item embeddings and the users' and items' feature fields. Two-Tower is a feature
+/// model too: a user tower over the user's fields and pooled recent history, an item tower over the item id and its fields.</summary>
+public enum ModelKind { Bert4Rec, SasRec, Gru4Rec, NeuMf, DeepFm, TwoTower }
 
 public static class ModelKinds
 {
@@ -12,14 +13,14 @@ public static class ModelKinds
     public static string Name(this ModelKind k) => k switch
     {
         ModelKind.Bert4Rec => "bert4rec", ModelKind.SasRec => "sasrec", ModelKind.Gru4Rec => "gru4rec", ModelKind.NeuMf => "neumf",
-        ModelKind.DeepFm => "deepfm",
+        ModelKind.DeepFm => "deepfm", ModelKind.TwoTower => "two-tower",
         _ => throw new ArgumentOutOfRangeException(nameof(k), k, "unknown model kind"),
     };
 
-    public static readonly IReadOnlyList<ModelKind> All = [ModelKind.Bert4Rec, ModelKind.SasRec, ModelKind.Gru4Rec, ModelKind.NeuMf, ModelKind.DeepFm];
+    public static readonly IReadOnlyList<ModelKind> All = [ModelKind.Bert4Rec, ModelKind.SasRec, ModelKind.Gru4Rec, ModelKind.NeuMf, ModelKind.DeepFm, ModelKind.TwoTower];
 
     /// <summary>True for the kinds that read a history row (everything but the feature models).</summary>
-    public static bool IsSequential(this ModelKind k) => k is not (ModelKind.NeuMf or ModelKind.DeepFm);
+    public static bool IsSequential(this ModelKind k) => k is not (ModelKind.NeuMf or ModelKind.DeepFm or ModelKind.TwoTower);
 
     /// <summary>Parses a kind's name (case-insensitive); an empty name is BERT4Rec (manifests and checkpoints written before kinds existed).</summary>
     public static bool TryParse(string? name, out ModelKind kind)
@@ -56,7 +57,7 @@ public sealed record ModelConfig
     public float LayerNormEpsilon { get; init; } = 1e-12f;
     /// <summary>NeuMF: the number of users (rows of the user embeddings; users are the dataset's indices 0..U-1).</summary>
     public int UserCount { get; init; }
-    /// <summary>NeuMF: the user and item feature fields as <see cref="FeatureShape"/> strings ("" = none).</summary>
+    /// <summary>NeuMF and Two-Tower: the user and item feature fields as <see cref="FeatureShape"/> strings ("" = none).</summary>
     public string UserFeatures { get; init; } = "";
     public string ItemFeatures { get; init; } = "";
     /// <summary>NeuMF: the MLP's embedding size per side, Hidden * 2^(Layers-1), so that its layers halve down to Hidden (the
@@ -90,8 +91,15 @@ public sealed record ModelConfig
             FeatureShape.Parse(UserFeatures);
             FeatureShape.Parse(ItemFeatures);
         }
+        else if (Kind == ModelKind.TwoTower)
+        {
+            // the user tower reads the user's fields and history, never a user id: UserCount has no role
+            if (UserCount != 0) throw new ArgumentException($"UserCount belongs to neumf, not two-tower (its user tower has no user id), got {UserCount}", nameof(UserCount));
+            FeatureShape.Parse(UserFeatures);
+            FeatureShape.Parse(ItemFeatures);
+        }
         else if (UserCount != 0 || UserFeatures.Length > 0 || ItemFeatures.Length > 0)
-            throw new ArgumentException($"UserCount and features belong to the feature models (neumf, deepfm), not {Kind.Name()}", nameof(UserCount));
+            throw new ArgumentException($"UserCount and features belong to the feature models (neumf, deepfm, two-tower), not {Kind.Name()}", nameof(UserCount));
         if (!(LayerNormEpsilon > 0)) throw new ArgumentException($"LayerNormEpsilon must be > 0, got {LayerNormEpsilon}", nameof(LayerNormEpsilon));
     }
 }

@@ -20,11 +20,20 @@ public static class ModelIo
     /// (a number, or a symbolic name).</summary>
     public static IReadOnlyList<(string Name, string Type, string[] Dims)> FeatureModelInputs(ModelConfig cfg)
     {
-        var list = new List<(string, string, string[])> { (UserIndex, "int64", ["batch"]), (CandidateIds, "int64", ["batch", "candidates"]) };
+        string Dim(int v) => v.ToString(System.Globalization.CultureInfo.InvariantCulture);
         int uw = FeatureShape.Parse(cfg.UserFeatures).Sum(f => f.Width);
-        if (uw > 0) list.Add((UserFeatures, "int64", ["batch", uw.ToString(System.Globalization.CultureInfo.InvariantCulture)]));
+        if (cfg.Kind == ModelKind.TwoTower)
+        {
+            // the user tower reads the history and the user's fields, never a user id
+            var tower = new List<(string, string, string[])> { (ItemIds, "int64", ["batch", Dim(cfg.MaxLength)]) };
+            if (uw > 0) tower.Add((UserFeatures, "int64", ["batch", Dim(uw)]));
+            tower.Add((CandidateIds, "int64", ["batch", "candidates"]));
+            return tower;
+        }
+        var list = new List<(string, string, string[])> { (UserIndex, "int64", ["batch"]), (CandidateIds, "int64", ["batch", "candidates"]) };
+        if (uw > 0) list.Add((UserFeatures, "int64", ["batch", Dim(uw)]));
         // DeepFM's history fields read the serving graph's row: the latest MaxLength items, left-padded (ModelInput.Fill)
-        if (cfg.Kind == ModelKind.DeepFm) list.Add((ItemIds, "int64", ["batch", cfg.MaxLength.ToString(System.Globalization.CultureInfo.InvariantCulture)]));
+        if (cfg.Kind == ModelKind.DeepFm) list.Add((ItemIds, "int64", ["batch", Dim(cfg.MaxLength)]));
         return list;
     }
 }

@@ -44,6 +44,12 @@ public sealed record ParameterTensor(string Name, long Offset, int[] Shape, bool
 /// per field: NAME.emb (Vocab,k)  NAME.w (Vocab)   then the deep part over the F field embeddings side by side:
 /// per layer l: mlp.l.w (in_l, m/2^l)  mlp.l.b (m/2^l)   in_0 = F k;   out.w (k,1)  out.b (1) (also the FM's bias)
 /// </code>
+/// Two-Tower (d = Hidden, L = Layers dense layers per tower, each d wide; item row 0 is the pad, never read):
+/// <code>
+/// item_emb (n+1,d) [the item tower's id embedding and the user tower's history items]  user_feat.k (V_k,d)  item_feat.j (V_j,d)
+/// per layer l: user.l.w (in_l,d)  user.l.b (d)   in_0 = d * (1 + user fields); columns: history mean | user fields in order
+/// per layer l: item.l.w (in_l,d)  item.l.b (d)   in_0 = d * (1 + item fields); columns: item_emb | item fields in order
+/// </code>
 /// Weight decay applies to matrices and embeddings, never to LayerNorm parameters or biases (as the original code).
 /// </summary>
 public sealed class ParameterLayout
@@ -101,6 +107,27 @@ public sealed class ParameterLayout
             }
             Add("out.w", true, 2 * d, 1);
             Add("out.b", false, 1);
+            Tensors = list;
+            TotalSize = offset;
+            return;
+        }
+        if (config.Kind == ModelKind.TwoTower)
+        {
+            var uf = FeatureShape.Parse(config.UserFeatures);
+            var itf = FeatureShape.Parse(config.ItemFeatures);
+            Add("item_emb", true, config.ItemCount + 1, d);
+            for (int k = 0; k < uf.Length; k++) Add($"user_feat.{k}", true, uf[k].Vocab, d);
+            for (int k = 0; k < itf.Length; k++) Add($"item_feat.{k}", true, itf[k].Vocab, d);
+            foreach (var (side, fields) in new[] { ("user", uf.Length), ("item", itf.Length) })
+            {
+                int inSize = d * (1 + fields);
+                for (int l = 0; l < config.Layers; l++)
+                {
+                    Add($"{side}.{l}.w", true, inSize, d);
+                    Add($"{side}.{l}.b", false, d);
+                    inSize = d;
+                }
+            }
             Tensors = list;
             TotalSize = offset;
             return;

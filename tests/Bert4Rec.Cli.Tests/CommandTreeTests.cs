@@ -75,11 +75,11 @@ public class CommandTreeTests
         + "--user-features --item-features --user-feature-columns --item-feature-columns --feature-delimiter --feature-header --feature-min-count")]
     [InlineData("train", "--data --out --preset --preset-file --resume --epochs --batch --lr --warmup --hidden --heads --layers --max-len --mask-prob "
         + "--max-predictions --mask-token-rate --dropout --attn-dropout --weight-decay --clip --seed --threads --eval-every --eval-every-steps --patience "
-        + "--val-users --checkpoint-every --window-stride --model --skip-test --engine --device --loss --negatives --negative-sampling --gbce-t --refit --features")]
+        + "--val-users --checkpoint-every --window-stride --model --skip-test --engine --device --loss --negatives --negative-sampling --gbce-t --refit --features --hard-negatives --temperature")]
     [InlineData("evaluate", "--data --baseline --run --checkpoint --onnx --provider --split --keep-seen --seed --threads")]
     [InlineData("compare", "--data --models --budget --preset --preset-file --out --seed --resamples --threads --refit")]
     [InlineData("tune", "--data --out --preset --model --preset-file --budget --trials --seed --threads --resume")]
-    [InlineData("export", "--checkpoint --run --vocab --out --full-catalog --triton --triton-name --triton-max-batch --stage-two --data")]
+    [InlineData("export", "--checkpoint --run --vocab --data --out --full-catalog --triton --triton-name --triton-max-batch --stage-two")]
     [InlineData("index", "--bundle --factory --ef-search --nprobe --refine-factor --ef-construction")]
     [InlineData("recommend", "--bundle --history -k --k --candidates --include-seen --rerank --provider --threads")]
     [InlineData("serve", "--bundle --model-root --version --poll --canary --canary-share --urls --grpc-urls --admin-urls --admin-token-file --max-history "
@@ -132,7 +132,7 @@ public class CommandTreeTests
     [InlineData("evaluate", "--data /nonexistent --baseline pop --provider cuda", "--provider: applies to --onnx only")]
     [InlineData("export", "--out o", "give --checkpoint FILE or --run DIR")]
     [InlineData("export", "--run r --out o --triton-name x", "--triton-name and --triton-max-batch go with --triton DIR")]
-    [InlineData("export", "--run r --out o --stage-two s", "--stage-two RUN_DIR and --data DIR go together")]
+    [InlineData("export", "--run r --out o --stage-two s", "--stage-two RUN_DIR needs --data DIR (the dataset both runs trained on)")]
     [InlineData("prepare", "--out o --synthetic --input x", "--input: reads a log, which --synthetic does not")]
     [InlineData("prepare", "--out o --input x --users 50", "--users: goes with --synthetic")]
     [InlineData("tune", "--data d --out o", "missing required flag --preset (or --preset-file)")]

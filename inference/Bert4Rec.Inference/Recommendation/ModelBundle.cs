@@ -39,6 +39,9 @@ public sealed class ModelBundle : IDisposable
         var m = BundleManifests.Read(dir);
         var cfg = BundleManifests.ToConfig(m.Model);
         try { cfg.Validate(); } catch (ArgumentException e) { throw new BundleException(BundleLayout.Manifest, "model config invalid", $"{dir}: manifest model config invalid: {e.Message}"); }
+        if (!cfg.Kind.IsSequential())
+            throw new BundleException(BundleLayout.Manifest, "feature-model bundles are not served yet",
+                $"{dir}: a {cfg.Kind.Name()} bundle (its graph takes user features); this version serves the sequential models' bundles only");
         BundleFile Entry(string role) => BundleManifests.FileOfRole(m, role)
             ?? throw new BundleException(BundleLayout.Manifest, $"lists no {role} file", $"{dir}: manifest lists no {role} file");
         var vocabFile = Entry(BundleLayout.RoleVocabulary);

@@ -6,6 +6,12 @@ public sealed record RankingMetrics(string Protocol, int Users, double Hr1, doub
 {
     public static double Ndcg(int rank, int k) => rank <= k ? 1.0 / Math.Log2(rank + 1) : 0.0;
 
+    /// <summary>The candidates stage one hands to stage two (DESIGN.md: FAISS top-K, default 200): the K of the stage-one recall.</summary>
+    public const int StageOneK = 200;
+
+    /// <summary>Recall@k with one target per user: the share of ranks (1-based) at most <paramref name="k"/>.</summary>
+    public static double RecallAt(IReadOnlyList<int> ranks, int k) => ranks.Count == 0 ? 0 : ranks.Count(r => r <= k) / (double)ranks.Count;
+
     /// <summary>Averages per-user ranks (1-based) into metrics.</summary>
     public static RankingMetrics FromRanks(string protocol, IReadOnlyList<int> ranks)
     {

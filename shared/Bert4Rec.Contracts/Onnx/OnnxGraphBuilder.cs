@@ -57,6 +57,17 @@ public sealed class OnnxGraphBuilder
     /// <summary>A float scalar constant (rank 0).</summary>
     public string Scalar(float value) => Initializer($"const_f32_{_counter++}", new[] { value });
 
+    /// <summary>The mean of <paramref name="table"/>'s rows over the non-pad (non-zero) ids of <paramref name="ids"/> along
+    /// <paramref name="axis"/>: ids [..., w] -> [..., dim], zeros where every id is the pad (the feature models' embedding bag).</summary>
+    public string MeanOfRows(string table, string ids, int axis)
+    {
+        string mask = Node("Cast", [Node("Greater", [ids, Int64s(0)])], null, "", Int("to", (long)OnnxTensor.Types.DataType.Float));
+        string rows = Node("Gather", [table, ids], null, "", Int("axis", 0));
+        string sum = Node("ReduceSum", [Node("Mul", [rows, Node("Unsqueeze", [mask, Int64s(axis + 1)])]), Int64s(axis)], null, "", Int("keepdims", 0));
+        string count = Node("Max", [Node("ReduceSum", [mask, Int64s(axis)], null, "", Int("keepdims", 1)), Scalar(1f)]);
+        return Node("Div", [sum, count]);
+    }
+
     public static OnnxTensor FloatTensor(string name, ReadOnlySpan<float> values, params long[] dims)
     {
         var t = new OnnxTensor { Name = name, DataType = (int)OnnxTensor.Types.DataType.Float, RawData = ByteString.CopyFrom(MemoryMarshal.AsBytes(values)) };

@@ -44,7 +44,11 @@ public static class OnnxWeights
         return (v, t.Dims.ToArray());
     }
 
-    /// <summary>w_v = [E[v], b_O[v]] for items v = 1..n, row-major (n, d+1): inner products with user_vector are the model's logits.</summary>
+    /// <summary>The initializer of a Two-Tower graph that holds the item tower's vectors (n+1, d), row 0 the pad.</summary>
+    public const string ItemVectorsName = "item_vectors";
+
+    /// <summary>The vectors FAISS indexes, row-major (n, dim) for items v = 1..n, so that inner products with user_vector are the
+    /// model's scores: a sequential model's w_v = [E[v], b_O[v]] (dim d+1); a Two-Tower graph's item tower outputs (dim d).</summary>
     public static (float[] Vectors, int Count, int Dimension) ReadItemVectors(string modelOnnxPath) => ItemVectors(ReadModel(modelOnnxPath), modelOnnxPath);
 
     /// <summary>Parses a model already read (and verified) into memory; <paramref name="name"/> only labels errors.</summary>
@@ -57,6 +61,14 @@ public static class OnnxWeights
     /// <summary>The item vectors of a parsed model (see <see cref="ReadItemVectors(string)"/>).</summary>
     public static (float[] Vectors, int Count, int Dimension) ItemVectors(OnnxModel m, string modelOnnxPath)
     {
+        if (m.Graph?.Initializer.Any(i => i.Name == ItemVectorsName) == true)
+        {
+            var (iv, dims) = Initializer(m, ItemVectorsName, modelOnnxPath);
+            if (dims.Length != 2 || dims[0] < 2 || dims[1] < 1)
+                throw new InvalidDataException($"{modelOnnxPath}: {ItemVectorsName} [{string.Join(",", dims)}] is not (items + 1, d)");
+            int rows = (int)dims[0], dd = (int)dims[1];
+            return (iv.AsSpan(dd).ToArray(), rows - 1, dd);
+        }
         var (e, ed) = Initializer(m, "tok_emb", modelOnnxPath);
         var (b, bd) = Initializer(m, "out_bias", modelOnnxPath);
         if (ed.Length != 2 || bd.Length != 1 || bd[0] != ed[0] || ed[0] < 3)

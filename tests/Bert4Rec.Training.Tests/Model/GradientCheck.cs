@@ -16,6 +16,16 @@ internal static class GradientCheck
 
     /// <summary>The check for any model: <paramref name="gradients"/> (filled by the caller's training step) against central
     /// differences of <paramref name="evalLoss"/> over every entry of <paramref name="parameters"/>.</summary>
+    /// <summary>Adds uniform noise of width <paramref name="width"/> to every parameter and sets every bias (*.b) to
+    /// <paramref name="bias"/>: larger weights than an initialisation, so every path carries signal, and most ReLUs open.</summary>
+    public static void Perturb(Bert4Rec.Contracts.ParameterLayout layout, float[] parameters, int seed, float width = 0.8f, float bias = 0.3f)
+    {
+        var rng = new Random(seed);
+        for (int i = 0; i < parameters.Length; i++) parameters[i] += (float)(rng.NextDouble() - 0.5) * width;
+        foreach (var t in layout.Tensors.Where(t => t.Name.EndsWith(".b")))
+            layout.Slice(parameters, t.Name).Fill(bias);
+    }
+
     public static float[] AgainstCentralDifferences(Bert4Rec.Contracts.ParameterLayout layout, float[] parameters, float[] gradients, Func<double> evalLoss,
                                                      float eps, double tolerance = 0.05)
     {

@@ -13,7 +13,7 @@ internal sealed class CompareVerb : IVerb
     public Command Build()
     {
         var dataOpt = Flags.Required("--data", "a prepared dataset", "DIR");
-        var modelsOpt = Flags.String("--models", "comma-separated: pop, markov, bert4rec, sasrec, gru4rec, neumf, deepfm (default: the first five)", "pop,markov,bert4rec,sasrec,gru4rec", "LIST");
+        var modelsOpt = Flags.String("--models", "comma-separated: pop, markov, bert4rec, sasrec, gru4rec, neumf, deepfm, two-tower (default: the first five)", "pop,markov,bert4rec,sasrec,gru4rec", "LIST");
         var budgetOpt = Flags.Duration("--budget", "wall-clock training budget per trained model (default: none)");
         var presetOpt = Flags.String("--preset", "preset for every trained model (default: beauty for short sequences, ml-1m for long ones)", helpName: "NAME");
         presetOpt.CompletionSources.Add(TrainingConfig.PresetNames);

@@ -20,9 +20,9 @@ internal sealed class ExportVerb : IVerb
         var tritonNameOpt = Flags.String("--triton-name", "its model name (default: the model kind)", helpName: "NAME");
         var tritonBatchOpt = Flags.Int("--triton-max-batch", "its max_batch_size, with dynamic batching", 64, 1, 1 << 20);
         var stageTwoOpt = Flags.String("--stage-two", "a feature-model run (neumf) to rank stage one's candidates: a two-model bundle (with --data)", helpName: "RUN_DIR");
-        var dataOpt = Flags.String("--data", "with --stage-two: the prepared dataset both runs trained on (its users and user features go into the bundle)", helpName: "DIR");
+        var dataOpt = Flags.String("--data", "the prepared dataset the runs trained on: with --stage-two (its users and user features go into the bundle), and for a two-tower run (its feature tables fix the graph)", helpName: "DIR");
         var c = new Command("export", "export a checkpoint to an artifact bundle (model.onnx, vocabulary, manifest); give --checkpoint or --run")
-            { ckptOpt, runOpt, vocabOpt, outOpt, fullOpt, tritonOpt, tritonNameOpt, tritonBatchOpt, stageTwoOpt, dataOpt };
+            { ckptOpt, runOpt, vocabOpt, dataOpt, outOpt, fullOpt, tritonOpt, tritonNameOpt, tritonBatchOpt, stageTwoOpt };
         c.SetAction(a =>
         {
             string? run = a.GetValue(runOpt);
@@ -32,7 +32,7 @@ internal sealed class ExportVerb : IVerb
             if (triton == null && (tritonName != null || a.Given(tritonBatchOpt))) throw new UsageException("--triton-name and --triton-max-batch go with --triton DIR");
             if (tritonName != null) TritonRepository.CheckName(tritonName);      // before the bundle is written
             string? stageTwo = a.GetValue(stageTwoOpt), data = a.GetValue(dataOpt);
-            if ((stageTwo == null) != (data == null)) throw new UsageException("--stage-two RUN_DIR and --data DIR go together");
+            if (stageTwo != null && data == null) throw new UsageException("--stage-two RUN_DIR needs --data DIR (the dataset both runs trained on)");
             return Run(ckpt, a.GetValue(vocabOpt) ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(ckpt))!, "vocab.txt"), a.GetValue(outOpt)!,
                 a.GetValue(fullOpt), triton, tritonName, a.GetValue(tritonBatchOpt), stageTwo, data);
         });
@@ -42,8 +42,7 @@ internal sealed class ExportVerb : IVerb
     private static int Run(string ckpt, string vocabPath, string outDir, bool fullCatalog, string? triton, string? tritonName, int tritonMaxBatch,
                            string? stageTwoRun, string? dataDir)
     {
-        var (cfg, weights) = Checkpoint.LoadWeights(ckpt, (tc, n) => tc.Kind.IsSequential() ? tc.ToModelConfig(n)
-            : throw new UsageException($"{ckpt}: a {tc.Kind.Name()} model ranks candidates but cannot find them; export a sequential run and give this one as --stage-two RUN_DIR --data DIR"));
+        var (cfg, weights, itemSlots) = RunFolder.LoadForExport(ckpt, dataDir);
         RunFolder.CheckVocabulary(ckpt, vocabPath);
         var vocab = Vocabulary.Load(vocabPath);
         var metrics = RunFolder.ReadTestMetrics(Path.GetDirectoryName(Path.GetFullPath(ckpt))!);
@@ -51,7 +50,7 @@ internal sealed class ExportVerb : IVerb
         if (stageTwo != null)
             foreach (var (k, v) in RunFolder.ReadTestMetrics(stageTwoRun!)) metrics["stage_two." + k] = v;
         BundleWriter.Write(outDir, cfg, weights, vocab, "bert4rec export " + string.Join(' ', Environment.GetCommandLineArgs().Skip(2)), metrics, Path.GetFullPath(ckpt), fullCatalog,
-                           stageTwo);
+                           itemSlots, stageTwo);
         Console.WriteLine($"bundle written to {outDir}: {BundleLayout.Model}, {BundleLayout.Vocabulary}, {BundleLayout.Manifest} ({cfg.Kind.Name()}, {cfg.ItemCount} items, d={cfg.Hidden}, N={cfg.MaxLength})" +
                           (stageTwo != null ? $"; stage two {stageTwo.Config.Kind.Name()} ({BundleLayout.StageTwoModel}, {stageTwo.UserIds.Count} users, user fields [{stageTwo.Config.UserFeatures}])" : ""));
         if (triton != null)

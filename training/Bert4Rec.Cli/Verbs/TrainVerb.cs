@@ -23,7 +23,7 @@ internal sealed class TrainVerb : IVerb
         var hyper = new TrainingFlags();
         var engineFlags = new EngineChoice.Options();
         var c = new Command("train", """
-            train a model (bert4rec, sasrec, gru4rec; neumf, deepfm) on a prepared dataset
+            train a model (bert4rec, sasrec, gru4rec; neumf, deepfm, two-tower) on a prepared dataset
             both engines write the same run folder and checkpoints; a run may be resumed with either engine
             run folder: config.json, metrics.jsonl, loss.png, checkpoint.bin (full state, for --resume), best.bin (best weights),
             vocab.txt, final.bin (the refit's weights, with --refit on), metrics.json (test split, full and pop100, of the weights
@@ -90,7 +90,7 @@ internal sealed class TrainVerb : IVerb
         using var model = ModelComparison.OpenModel(cfg, split, 256);
         weights.CopyTo(model.Parameters, 0);
         var scorer = ModelComparison.Scorer(model);
-        var (full, p100) = RunFolder.EvaluateTest(scorer, split);
+        var (full, p100, recall200) = RunFolder.EvaluateTest(scorer, split);
         // the NCF paper's protocol beside the project's two (He et al. 2017: 100 uniformly drawn negatives)
         var uniform = !cfg.Kind.IsSequential() ? Evaluator.Evaluate(scorer, split.Test, new EvaluationOptions { Protocol = EvaluationProtocol.Uniform100 }) : null;
         string title = refit ? $"test (refit weights, {state.BestStep:N0} steps on train + validation items)" : $"test (best weights, epoch {state.BestEpoch})";
@@ -103,10 +103,11 @@ internal sealed class TrainVerb : IVerb
             Console.WriteLine($"  {p100}");
             if (uniform != null) Console.WriteLine($"  {uniform}");
         }
+        Console.WriteLine($"  full recall@{RankingMetrics.StageOneK} {recall200:F4} (test items in the full ranking's top {RankingMetrics.StageOneK}: a stage one's recall)");
         var facts = new Dictionary<string, object>
         {
             ["model"] = cfg.Model, ["engine"] = engine.Label, ["preset"] = cfg.Preset, ["epochs"] = state.Epoch, ["steps"] = state.GlobalStep, ["best_epoch"] = state.BestEpoch, ["best_step"] = state.BestStep, ["seconds"] = Math.Round(secs, 1),
-            ["refit"] = refit,
+            ["refit"] = refit, ["full_recall@200"] = Math.Round(recall200, 5),
         };
         RunFolder.WriteTestMetrics(outDir, full, p100, facts);
         var result = new Dictionary<string, object>(facts) { ["full"] = full.ToDictionary(), ["pop100"] = p100.ToDictionary() };

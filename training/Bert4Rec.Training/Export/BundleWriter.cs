@@ -17,10 +17,11 @@ public static class BundleWriter
 
     public const string FullCatalogModel = "model_full.onnx", RoleFullCatalog = "model_full";
 
-    /// <summary>Writes the bundle; with <paramref name="fullCatalog"/> also model_full.onnx (item_ids, k -> item_scores, top_scores, top_items).</summary>
+    /// <summary>Writes the bundle; with <paramref name="fullCatalog"/> also model_full.onnx (item_ids, k -> item_scores, top_scores, top_items).
+    /// A feature model with item fields needs the item feature table (<paramref name="itemFeatureSlots"/>).</summary>
     public static void Write(string outDir, ModelConfig cfg, float[] parameters, Vocabulary vocab, string createdBy,
                              IReadOnlyDictionary<string, double>? metrics = null, string? sourceCheckpoint = null, bool fullCatalog = false,
-                             StageTwoModel? stageTwo = null)
+                             int[]? itemFeatureSlots = null, StageTwoModel? stageTwo = null)
     {
         if (vocab.Count != cfg.ItemCount) throw new ArgumentException($"vocabulary has {vocab.Count} items, the model {cfg.ItemCount}");
         if (stageTwo != null) CheckStageTwo(cfg, stageTwo);
@@ -29,7 +30,7 @@ public static class BundleWriter
         Directory.CreateDirectory(tmp);
         try
         {
-            OnnxExporter.Export(cfg, parameters, Path.Combine(tmp, BundleLayout.Model), ToolVersion);
+            OnnxExporter.Export(cfg, parameters, Path.Combine(tmp, BundleLayout.Model), ToolVersion, itemFeatureSlots: itemFeatureSlots);
             vocab.Save(Path.Combine(tmp, BundleLayout.Vocabulary));
             if (fullCatalog) OnnxExporter.Export(cfg, parameters, Path.Combine(tmp, FullCatalogModel), ToolVersion, fullCatalog: true);
             var m = new BundleManifest

@@ -26,8 +26,9 @@ public static class OnnxExporter
     /// </summary>
     /// <remarks>
     /// NeuMF has its own graph (<see cref="NeuMfOnnx"/>: user_index, candidate_ids[, user_features] -> scores), which needs the
-    /// item feature table (<paramref name="itemFeatureSlots"/>) when the model has item fields; so has DeepFM
-    /// (<see cref="DeepFmOnnx"/>, which also reads history).
+    /// item feature table (<paramref name="itemFeatureSlots"/>) when the model has item fields; so have DeepFM
+    /// (<see cref="DeepFmOnnx"/>, which also reads history) and Two-Tower
+    /// (<see cref="TwoTowerOnnx"/>: item_ids[, user_features], candidate_ids -> scores, user_vector).
     /// </remarks>
     public static OnnxModel Build(ModelConfig cfg, float[] parameters, string producerVersion = "1.0", bool fullCatalog = false,
                                   AttentionForm attention = AttentionForm.Standard, int[]? itemFeatureSlots = null)
@@ -37,6 +38,10 @@ public static class OnnxExporter
                 ? throw new NotSupportedException($"{cfg.Kind.Name()} has one graph form: no full-catalog graph and no fused attention")
                 : cfg.Kind == ModelKind.DeepFm ? DeepFmOnnx.Build(cfg, parameters, itemFeatureSlots, producerVersion)
                 : NeuMfOnnx.Build(cfg, parameters, itemFeatureSlots, producerVersion);
+        if (cfg.Kind == ModelKind.TwoTower)
+            return fullCatalog || attention != AttentionForm.Standard
+                ? throw new NotSupportedException("two-tower has one graph form: no full-catalog graph and no fused attention")
+                : TwoTowerOnnx.Build(cfg, parameters, itemFeatureSlots, producerVersion);
         var layout = new ParameterLayout(cfg);
         if (parameters.Length != layout.TotalSize) throw new ArgumentException($"parameters has {parameters.Length} floats; the layout needs {layout.TotalSize}");
         foreach (var x in parameters) if (!float.IsFinite(x)) throw new ArgumentException("parameters contain NaN or infinity; refusing to export");

@@ -491,7 +491,7 @@ public static class SequenceModels
         ModelKind.Bert4Rec => new Bert4RecModel(config, maxBatch, threads),
         ModelKind.SasRec => new SasRecModel(config, maxBatch, threads),
         ModelKind.Gru4Rec => new Gru4RecModel(config, maxBatch, threads),
-        ModelKind.NeuMf or ModelKind.DeepFm => throw new NotSupportedException($"{config.Kind.Name()} is a feature model, not a sequential one: it is trained and tested by `train` and `compare` (evaluate --run, export --run and serving read sequential runs only, for now)"),
+        ModelKind.NeuMf or ModelKind.DeepFm or ModelKind.TwoTower => throw new NotSupportedException($"{config.Kind.Name()} is a feature model, not a sequential one: it is trained and tested by `train` and `compare` (evaluate --run, export --run and serving read sequential runs only, for now)"),
         _ => throw new ArgumentOutOfRangeException(nameof(config), config.Kind, "unknown model kind"),
     };
 }

@@ -25,6 +25,9 @@ public sealed record ComparedModel
     public string? Preset { get; init; }
     public required RankingMetrics Full { get; init; }
     public required RankingMetrics Pop100 { get; init; }
+    /// <summary>Full ranking: the share of test users whose test item ranks in the top <see cref="RankingMetrics.StageOneK"/>
+    /// (the recall of a stage one that hands that many candidates on).</summary>
+    public double? Recall200 { get; init; }
     public double TrainSeconds { get; init; }
     public double? BestValidationSeconds { get; init; }
     public int? BestEpoch { get; init; }
@@ -87,6 +90,7 @@ public sealed record ComparisonReport
             {
                 ["full"] = m.Full.ToDictionary().ToDictionary(kv => kv.Key, kv => R(kv.Value)),
                 ["pop100"] = m.Pop100.ToDictionary().ToDictionary(kv => kv.Key, kv => R(kv.Value)),
+                ["full_recall@200"] = m.Recall200 is { } r200 ? R(r200) : null,
                 ["train_s"] = Math.Round(m.TrainSeconds, 1), ["best_validation_s"] = m.BestValidationSeconds is { } b ? Math.Round(b, 1) : null,
                 ["refit"] = m.Refit,
             }),
@@ -100,14 +104,16 @@ public sealed record ComparisonReport
         return JsonSerializer.Serialize(result);
     }
 
-    /// <summary>One row per model and protocol: the six ranking metrics, training wall time, time to the best validation.</summary>
+    /// <summary>One row per model and protocol: the six ranking metrics, recall@200 (full ranking), training wall time, time to
+    /// the best validation.</summary>
     public string Table()
     {
-        var rows = new List<string[]> { new[] { "model", "protocol", "HR@1", "HR@5", "HR@10", "NDCG@5", "NDCG@10", "MRR", "train s", "best val at s" } };
+        var rows = new List<string[]> { new[] { "model", "protocol", "HR@1", "HR@5", "HR@10", "NDCG@5", "NDCG@10", "MRR", "R@200", "train s", "best val at s" } };
         foreach (var m in Models)
             foreach (var (r, first) in new[] { (m.Full, true), (m.Pop100, false) })
                 rows.Add([
                     first ? m.Name : "", r.Protocol, F4(r.Hr1), F4(r.Hr5), F4(r.Hr10), F4(r.Ndcg5), F4(r.Ndcg10), F4(r.Mrr),
+                    first && m.Recall200 is { } r200 ? F4(r200) : "",
                     first ? m.TrainSeconds.ToString("F1", CultureInfo.InvariantCulture) : "",
                     first && m.BestValidationSeconds is { } b ? b.ToString("F1", CultureInfo.InvariantCulture) : "",
                 ]);
@@ -129,7 +135,8 @@ public sealed record ComparisonReport
         sb.Append(CultureInfo.InvariantCulture, $"Test users: {TestUsers:N0}, the same for every model; seed {Seed}; ");
         sb.Append(BudgetSeconds is { } b ? string.Create(CultureInfo.InvariantCulture, $"training budget {b:F0} s per model.\n\n") : "no training budget.\n\n");
         sb.Append("Protocols: `full` ranks the target among all items (the user's own items excluded); `pop100` among 100 negatives ");
-        sb.Append("sampled by popularity from items the user never touched. Training chose its weights on the validation split only; ");
+        sb.Append("sampled by popularity from items the user never touched; R@200 is the share of test items in the full ranking's top 200 ");
+        sb.Append("(what a stage one handing on 200 candidates would keep). Training chose its weights on the validation split only; ");
         sb.Append("the test split was read once, after every model had trained.");
         if (Models.Any(m => m.Refit))
             sb.Append(" Models marked refit were tested after training again on the validation items too (for the step count ")

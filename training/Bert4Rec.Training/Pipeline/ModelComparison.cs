@@ -113,8 +113,9 @@ public static class ModelComparison
             {
                 Full = RankingMetrics.FromRanks(Evaluator.Label(full), fullRanks),
                 Pop100 = RankingMetrics.FromRanks(Evaluator.Label(pop100), sampledRanks),
+                Recall200 = RankingMetrics.RecallAt(fullRanks, RankingMetrics.StageOneK),
             };
-            log($"test {model.Name}: {model.Full.Ndcg10:F4} full NDCG@10, {model.Pop100.Ndcg10:F4} pop100 NDCG@10 ({clock.Elapsed.TotalSeconds:F1}s)");
+            log($"test {model.Name}: {model.Full.Ndcg10:F4} full NDCG@10, {model.Pop100.Ndcg10:F4} pop100 NDCG@10, {model.Recall200:F4} full recall@200 ({clock.Elapsed.TotalSeconds:F1}s)");
             if (f.Result.Name == ModelKind.NeuMf.Name() || f.Result.Name == ModelKind.DeepFm.Name())
             {
                 // the NCF paper's own protocol, for checking NeuMF against its paper (the report's table keeps the project's two)
@@ -246,15 +247,13 @@ public static class ModelComparison
     }
 
     /// <summary>An untrained model of a config's kind over the split (a pointwise model needs its users and features).</summary>
-    public static IParameterModel OpenModel(TrainingConfig cfg, LeaveOneOutSplit split, int maxBatch) => cfg.Kind.IsSequential()
-        ? new NativeModel(SequenceModels.Create(cfg.ToModelConfig(split.ItemCount), maxBatch, cfg.Threads))
-        : PointwiseModels.Create(PointwiseModels.Config(cfg, split), split, maxBatch, cfg.Threads);
+    public static IParameterModel OpenModel(TrainingConfig cfg, LeaveOneOutSplit split, int maxBatch) => cfg.Kind switch
+    {
+        ModelKind.NeuMf => PointwiseModels.Create(PointwiseModels.Config(cfg, split), split, maxBatch, cfg.Threads),
+        ModelKind.TwoTower => TwoTowers.Create(cfg, TwoTowers.Config(cfg, split), split, maxBatch),
+        _ => new NativeModel(SequenceModels.Create(cfg.ToModelConfig(split.ItemCount), maxBatch, cfg.Threads)),
+    };
 
     /// <summary>The evaluation scorer of a model of any kind.</summary>
-    public static IItemScorer Scorer(IParameterModel model) => model switch
-    {
-        ITrainableModel m => new ModelScorer(m),
-        IPointwiseModel p => new PointwiseScorer(p),
-        _ => throw new ArgumentException($"no scorer for {model.GetType().Name}"),
-    };
+    public static IItemScorer Scorer(IParameterModel model) => ItemScorers.For(model);
 }

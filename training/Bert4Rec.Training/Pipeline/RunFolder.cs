@@ -41,13 +41,47 @@ public static class RunFolder
         return model;
     }
 
-    /// <summary>Both protocols on the test split for one scorer: what `train` reports and writes as metrics.json.</summary>
-    public static (RankingMetrics Full, RankingMetrics Pop100) EvaluateTest(IItemScorer scorer, LeaveOneOutSplit split, int seed = 42)
+    /// <summary>
+    /// What `export` needs of a checkpoint or weights file: the model config, the weights and, for a Two-Tower run, the item
+    /// feature table. A Two-Tower run's layout depends on the dataset's feature fields, so it needs <paramref name="dataDir"/>
+    /// (the prepared dataset it trained on); its vocabulary must be the checkpoint's. Other kinds ignore the data.
+    /// </summary>
+    public static (ModelConfig Config, float[] Weights, int[]? ItemSlots) LoadForExport(string weightsPath, string? dataDir)
+    {
+        LeaveOneOutSplit? split = null;
+        ModelConfig Of(TrainingConfig tc, int items)
+        {
+            if (tc.Kind.IsSequential()) return tc.ToModelConfig(items);
+            if (tc.Kind != ModelKind.TwoTower)
+                throw new UsageException($"{weightsPath}: a {tc.Kind.Name()} model ranks candidates but cannot find them; export a sequential run and give this one as --stage-two RUN_DIR --data DIR");
+            if (dataDir == null) throw new UsageException($"--data: {weightsPath} is a two-tower run; give the prepared dataset it trained on (its feature tables fix the graph)");
+            var data = SequenceDataset.Load(dataDir);
+            string probe = Path.GetTempFileName();
+            try
+            {
+                data.Items.Save(probe);
+                string want = Checkpoint.VocabularySha256(weightsPath);
+                if (want.Length > 0 && BundleManifests.Sha256(probe) != want)
+                    throw new InvalidDataException($"{dataDir}: not the dataset {Path.GetFileName(weightsPath)} was trained on (its vocabulary differs)");
+            }
+            finally { File.Delete(probe); }
+            split = LeaveOneOut.Split(data);
+            if (split.ItemCount != items) throw new InvalidDataException($"{dataDir}: {split.ItemCount} items, {weightsPath} was trained on {items}");
+            return TwoTowers.Config(tc, split);
+        }
+        var (cfg, weights) = Checkpoint.LoadWeights(weightsPath, Of);
+        return (cfg, weights, cfg.ItemFeatures.Length > 0 ? split?.ItemFeatures?.Slots : null);
+    }
+
+    /// <summary>Both protocols on the test split for one scorer, and the full ranking's recall@200 (the stage-one recall): what
+    /// `train` reports and writes as metrics.json.</summary>
+    public static (RankingMetrics Full, RankingMetrics Pop100, double Recall200) EvaluateTest(IItemScorer scorer, LeaveOneOutSplit split, int seed = 42)
     {
         var pop = SequenceDataset.Popularity(split.TrainSequences, split.ItemCount);
-        var full = Evaluator.Evaluate(scorer, split.Test, new EvaluationOptions { Protocol = EvaluationProtocol.Full, Seed = seed });
+        var fullOptions = new EvaluationOptions { Protocol = EvaluationProtocol.Full, Seed = seed };
+        var ranks = Evaluator.Ranks(scorer, split.Test, fullOptions);
         var p100 = Evaluator.Evaluate(scorer, split.Test, new EvaluationOptions { Protocol = EvaluationProtocol.Pop100, ItemPopularity = pop, Seed = seed });
-        return (full, p100);
+        return (RankingMetrics.FromRanks(Evaluator.Label(fullOptions), ranks), p100, RankingMetrics.RecallAt(ranks, RankingMetrics.StageOneK));
     }
 
     /// <summary>Writes metrics.json: the test metrics under "full" and "pop100" beside the run's other facts.</summary>

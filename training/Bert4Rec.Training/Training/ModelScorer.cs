@@ -29,3 +29,15 @@ public sealed class ModelScorer(ITrainableModel model) : IItemScorer
         for (int b = 0; b < B; b++) _logits.AsSpan(b * V, n + 1).CopyTo(scores.Slice(b * (n + 1), n + 1));
     }
 }
+
+/// <summary>The evaluation scorer of a model of any kind.</summary>
+public static class ItemScorers
+{
+    public static IItemScorer For(IParameterModel model) => model switch
+    {
+        ITrainableModel m => new ModelScorer(m),
+        IPointwiseModel p => new PointwiseScorer(p),
+        TwoTowerModel t => new TwoTowerScorer(t),
+        _ => throw new ArgumentException($"no scorer for {model.GetType().Name}"),
+    };
+}

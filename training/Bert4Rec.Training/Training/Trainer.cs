@@ -94,8 +94,8 @@ public sealed class Trainer
     /// <summary>
     /// The samples of an epoch, shuffled. BERT4Rec: windows of N items (Cloze-masked when batched) plus one sample per user
     /// that masks only the last item. SASRec and GRU4Rec: windows of N + 1 items, each read as N inputs and the N next
-    /// items as targets (a user with one training item has nothing to predict and is skipped). Pointwise models (NeuMF): each
-    /// training interaction.
+    /// items as targets (a user with one training item has nothing to predict and is skipped). Feature models (NeuMF, Two-Tower):
+    /// each training interaction (Two-Tower: the items before it are its history, the first has none).
     /// </summary>
     private List<Sample> EpochPlan(int epoch)
     {
@@ -108,7 +108,8 @@ public sealed class Trainer
         {
             if (!_cfg.Kind.IsSequential())
             {
-                // pointwise models: every training interaction is a sample (a positive, negatives drawn when batched)
+                // feature models: every training interaction is a sample (NeuMF: a positive, negatives drawn when batched;
+                // Two-Tower: the next item after its history prefix)
                 for (int t = 0; t < seqs[u].Length; t++) list.Add(new Sample(u, t, 1, false));
                 continue;
             }
@@ -130,10 +131,10 @@ public sealed class Trainer
         var cfg = _cfg;
         int n = _split.ItemCount, N = cfg.MaxLength;
         if (n < 1) throw new InvalidDataException("the dataset has no items");
-        bool pointwise = !cfg.Kind.IsSequential();
+        bool pointwise = cfg.Kind is ModelKind.NeuMf or ModelKind.DeepFm;
         // a pointwise step takes each positive with its negatives
-        using IParameterModel model = pointwise
-            ? (IParameterModel)PointwiseModels.Create(PointwiseModels.Config(cfg, _split), _split, cfg.BatchSize * (1 + cfg.Negatives), cfg.Threads)
+        using IParameterModel model = cfg.Kind == ModelKind.TwoTower ? TwoTowers.Create(cfg, TwoTowers.Config(cfg, _split), _split, cfg.BatchSize)
+            : pointwise ? PointwiseModels.Create(PointwiseModels.Config(cfg, _split), _split, cfg.BatchSize * (1 + cfg.Negatives), cfg.Threads)
             : (ModelFactory ?? NativeModel.Create)(cfg.ToModelConfig(n), cfg.BatchSize, cfg.Threads);
         var sequential = model as ITrainableModel;
         var pointwiseModel = model as IPointwiseModel;
@@ -143,6 +144,7 @@ public sealed class Trainer
                 Hard = cfg.HardNegatives == 0 ? null
                     : HardNegatives.AfterEachItem(new MarkovScorer(_split.TrainSequences, n), TrainingConfig.HardNegativePool, cfg.HardNegatives),
             };
+        var tower = model as TwoTowerModel;
         string lossName = cfg.ResolvedLoss(n);
         var opt = new AdamW(model.Layout, new AdamWSettings(WeightDecay: cfg.WeightDecay));
         TrainingState state;
@@ -173,7 +175,7 @@ public sealed class Trainer
         }
         if (_runDir != null) PrepareRunFolder(state.Epoch, resume != null);
         var validation = ValidationSubset();
-        var sampler = lossName is "ce" or "bce" ? null
+        var sampler = lossName is "ce" or "bce" or "in-batch" ? null
             : new NegativeSampler(n, cfg.Negatives, cfg.NegativeSampling == "popularity", lossName == "gbce" ? SampledLossKind.Gbce : SampledLossKind.SampledCe,
                                   cfg.GbceT, _split.TrainSequences);
         if (cfg.Loss == "auto") _log($"loss auto: {lossName} ({n:N0} items; sampled above {TrainingConfig.AutoSampledItems:N0})");
@@ -189,6 +191,9 @@ public sealed class Trainer
         var pwItems = new int[pwUsers.Length];
         var pwLabels = new float[pwUsers.Length];
         var pwHistories = new int[pwUsers.Length * (examples?.HistoryLength ?? 0)];
+        var ttUsers = new int[tower != null ? cfg.BatchSize : 0];
+        var ttHistories = new int[tower != null ? cfg.BatchSize * N : 0];
+        var ttTargets = new int[ttUsers.Length];
         var runClock = Stopwatch.StartNew();
         var lastProgress = Stopwatch.StartNew();
         long stepsThisRun = 0;
@@ -196,7 +201,7 @@ public sealed class Trainer
         // Validation on the (seeded subset of the) validation split, full ranking; keeps the best weights and counts patience.
         void Validate(int epoch)
         {
-            IItemScorer scorer = sequential != null ? new ModelScorer(sequential) : new PointwiseScorer((IPointwiseModel)model);
+            var scorer = ItemScorers.For(model);
             var val = Evaluator.Evaluate(scorer, validation, new EvaluationOptions { Protocol = EvaluationProtocol.Full });
             state.LastValidation = val;
             Validations.Add(new ValidationPoint(runClock.Elapsed.TotalSeconds, epoch + 1, state.GlobalStep, val));
@@ -228,7 +233,12 @@ public sealed class Trainer
                 {
                     var s = plan[start + k];
                     var items = _split.TrainSequences[s.User].AsSpan(s.Start, s.Length);
-                    if (examples != null)
+                    if (tower != null)
+                    {
+                        TwoTowers.Fill(_split.TrainSequences[s.User], s.User, s.Start, tower.Config, ttUsers, ttHistories, ttTargets, k);
+                        tokens++;
+                    }
+                    else if (examples != null)
                     {
                         // negatives drawn from the sample's own seed, as the Cloze masks
                         examples.Fill(s.User, s.Start, new Random(MaskSeed(cfg.Seed, epoch, start + k)), pwUsers, pwItems, pwLabels, k * perPositive, pwHistories);
@@ -251,6 +261,7 @@ public sealed class Trainer
                 float loss = sequential != null
                     ? sequential.TrainStep(ids.AsSpan(0, count * N), labels.AsSpan(0, count * N), count, DropoutSeed(cfg.Seed, state.GlobalStep),
                                            sampler?.Draw(NegativeSeed(cfg.Seed, state.GlobalStep)))
+                    : tower != null ? tower.TrainStep(ttUsers, ttHistories, ttTargets, count)
                     : pointwiseModel!.TrainStep(pwUsers, pwHistories.AsSpan(0, count * perPositive * examples!.HistoryLength), pwItems, pwLabels, count * perPositive);
                 if (!float.IsFinite(loss)) throw new InvalidOperationException($"loss became {loss} at epoch {epoch + 1}, step {state.GlobalStep}; lower --lr");
                 GradientClipping.ClipGlobalNorm(model.Gradients, cfg.ClipNorm);

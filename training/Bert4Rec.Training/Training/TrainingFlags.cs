@@ -9,7 +9,7 @@ public sealed class TrainingFlags
 {
     public readonly Option<string?> Preset = Flags.String("--preset", $"data shape: {string.Join(", ", TrainingConfig.PresetNames)} (default synthetic)", helpName: "NAME");
     public readonly Option<string?> PresetFile = Flags.String("--preset-file", "a whole config as JSON (tune's preset.json, a run's config.json); flags override it", helpName: "FILE");
-    public readonly Option<string?> Model = Flags.String("--model", "bert4rec, sasrec, gru4rec, neumf or deepfm (default bert4rec)", helpName: "KIND");
+    public readonly Option<string?> Model = Flags.String("--model", "bert4rec, sasrec, gru4rec, neumf, deepfm or two-tower (default bert4rec)", helpName: "KIND");
     private readonly Option<int?> _epochs = Flags.OptionalInt("--epochs", "upper bound on epochs (early stopping ends sooner)", 1);
     private readonly Option<int?> _batch = Flags.OptionalInt("--batch", "sequences per optimizer step", 1, 4096);
     private readonly Option<double?> _lr = Flags.OptionalDouble("--lr", "peak learning rate (AdamW)", 1e-8, 1);
@@ -41,8 +41,9 @@ public sealed class TrainingFlags
         + "best validation's step count; test and hand on those weights (final.bin); default: the preset's");
     private readonly Option<int?> _hardNegatives = Flags.OptionalInt("--hard-negatives", "neumf, deepfm: of the --negatives per positive, how many "
         + $"come from a Markov stage one's top {TrainingConfig.HardNegativePool} after the positive's last history item (default 0)", 0, 1_000_000);
-    private readonly Option<string?> _features = Flags.OnOff("--features", "neumf, deepfm: embed the dataset's user and item feature fields (default on); "
-        + "--negatives K are its sampled negatives per positive (preset 4), --hidden its predictive factors; deepfm: --max-len its history window");
+    private readonly Option<string?> _features = Flags.OnOff("--features", "neumf, deepfm, two-tower: embed the dataset's user and item feature fields (default on); "
+        + "neumf, deepfm: --negatives K are its sampled negatives per positive (preset 4), --hidden its predictive factors; deepfm: --max-len its history window");
+    private readonly Option<double?> _temperature = Flags.OptionalDouble("--temperature", "two-tower: tau of the in-batch softmax (cosine / tau)", 1e-4, 100);
 
     public TrainingFlags()
     {
@@ -56,7 +57,7 @@ public sealed class TrainingFlags
     [
         _epochs, _batch, _lr, _warmup, _hidden, _heads, _layers, _maxLen, _maskProb, _maxPredictions, _maskTokenRate, _dropout, _attnDropout,
         _weightDecay, _clip, _seed, _threads, _evalEvery, _evalEverySteps, _patience, _valUsers, _checkpointEvery, _windowStride,
-        _loss, _negatives, _negativeSampling, _gbceT, _refit, _features, _hardNegatives,
+        _loss, _negatives, _negativeSampling, _gbceT, _refit, _features, _hardNegatives, _temperature,
     ];
 
     /// <summary>Adds --preset, --preset-file, --model and every hyperparameter flag to <paramref name="command"/>.</summary>
@@ -111,6 +112,7 @@ public sealed class TrainingFlags
             Loss = r.GetValue(_loss)?.ToLowerInvariant() ?? cfg.Loss, Negatives = r.GetValue(_negatives) ?? cfg.Negatives,
             NegativeSampling = r.GetValue(_negativeSampling)?.ToLowerInvariant() ?? cfg.NegativeSampling, GbceT = (float?)r.GetValue(_gbceT) ?? cfg.GbceT,
             Refit = r.IsOn(_refit) ?? cfg.Refit, Features = r.IsOn(_features) ?? cfg.Features, HardNegatives = r.GetValue(_hardNegatives) ?? cfg.HardNegatives,
+            Temperature = (float?)r.GetValue(_temperature) ?? cfg.Temperature,
         };
         cfg.Validate();
         return cfg;
