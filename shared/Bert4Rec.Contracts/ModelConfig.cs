@@ -84,7 +84,7 @@ public sealed record ModelConfig
         if (MaxLength < 2) throw new ArgumentException($"MaxLength must be >= 2, got {MaxLength}", nameof(MaxLength));
         if (HiddenDropout is < 0 or >= 1) throw new ArgumentException($"HiddenDropout must be in [0,1), got {HiddenDropout}", nameof(HiddenDropout));
         if (AttentionDropout is < 0 or >= 1) throw new ArgumentException($"AttentionDropout must be in [0,1), got {AttentionDropout}", nameof(AttentionDropout));
-        if (!Kind.IsSequential())
+        if (Kind is ModelKind.NeuMf or ModelKind.DeepFm)
         {
             if (UserCount < 1) throw new ArgumentException($"UserCount must be >= 1 for {Kind.Name()}, got {UserCount}", nameof(UserCount));
             if (Layers > 8) throw new ArgumentException($"Layers must be <= 8 for {Kind.Name()} (the tower doubles per layer), got {Layers}", nameof(Layers));

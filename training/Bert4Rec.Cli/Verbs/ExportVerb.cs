@@ -74,8 +74,8 @@ internal sealed class ExportVerb : IVerb
         float[] weights;
         try
         {
-            (cfg, weights) = Checkpoint.LoadWeights(weightsPath, (tc, n) => tc.Kind.IsSequential()
-                ? throw new UsageException($"--stage-two {runDir}: a {tc.Kind.Name()} run; stage two is a feature model (neumf)")
+            (cfg, weights) = Checkpoint.LoadWeights(weightsPath, (tc, n) => tc.Kind is not (ModelKind.NeuMf or ModelKind.DeepFm)
+                ? throw new UsageException($"--stage-two {runDir}: a {tc.Kind.Name()} run; stage two is a ranking feature model (neumf or deepfm)")
                 : n != split.ItemCount ? throw new UsageException($"--data {dataDir}: {split.ItemCount} items, the stage-two run trained on {n}")
                 : PointwiseModels.Config(tc, split));
         }

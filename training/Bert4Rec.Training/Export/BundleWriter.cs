@@ -71,8 +71,8 @@ public static class BundleWriter
     private static void CheckStageTwo(ModelConfig stageOne, StageTwoModel two)
     {
         var c = two.Config;
-        if (c.Kind.IsSequential() || !stageOne.Kind.IsSequential())
-            throw new ArgumentException($"a two-model bundle pairs a sequential stage one with a feature-model stage two; got {stageOne.Kind.Name()} and {c.Kind.Name()}");
+        if (c.Kind is not (ModelKind.NeuMf or ModelKind.DeepFm) || !stageOne.Kind.IsSequential())
+            throw new ArgumentException($"a two-model bundle pairs a sequential stage one with a ranking feature model (neumf, deepfm) as stage two; got {stageOne.Kind.Name()} and {c.Kind.Name()}");
         if (c.ItemCount != stageOne.ItemCount) throw new ArgumentException($"stage two has {c.ItemCount} items, stage one {stageOne.ItemCount}: train both on the same dataset");
         if (two.UserIds.Count != c.UserCount) throw new ArgumentException($"{two.UserIds.Count} user ids for a stage two of {c.UserCount} users");
         if (two.UserIds.Any(u => u.Length == 0 || u.Contains('\n') || u.Contains('\r'))) throw new ArgumentException("a user id is empty or holds a line break");

@@ -33,7 +33,7 @@ public static class OnnxExporter
     public static OnnxModel Build(ModelConfig cfg, float[] parameters, string producerVersion = "1.0", bool fullCatalog = false,
                                   AttentionForm attention = AttentionForm.Standard, int[]? itemFeatureSlots = null)
     {
-        if (!cfg.Kind.IsSequential())
+        if (cfg.Kind is ModelKind.NeuMf or ModelKind.DeepFm)
             return fullCatalog || attention != AttentionForm.Standard
                 ? throw new NotSupportedException($"{cfg.Kind.Name()} has one graph form: no full-catalog graph and no fused attention")
                 : cfg.Kind == ModelKind.DeepFm ? DeepFmOnnx.Build(cfg, parameters, itemFeatureSlots, producerVersion)

@@ -249,7 +249,7 @@ public static class ModelComparison
     /// <summary>An untrained model of a config's kind over the split (a pointwise model needs its users and features).</summary>
     public static IParameterModel OpenModel(TrainingConfig cfg, LeaveOneOutSplit split, int maxBatch) => cfg.Kind switch
     {
-        ModelKind.NeuMf => PointwiseModels.Create(PointwiseModels.Config(cfg, split), split, maxBatch, cfg.Threads),
+        ModelKind.NeuMf or ModelKind.DeepFm => PointwiseModels.Create(PointwiseModels.Config(cfg, split), split, maxBatch, cfg.Threads),
         ModelKind.TwoTower => TwoTowers.Create(cfg, TwoTowers.Config(cfg, split), split, maxBatch),
         _ => new NativeModel(SequenceModels.Create(cfg.ToModelConfig(split.ItemCount), maxBatch, cfg.Threads)),
     };
