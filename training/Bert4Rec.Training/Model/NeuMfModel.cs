@@ -41,8 +41,8 @@ public sealed unsafe class NeuMfModel : IPointwiseModel
         _uf = FeatureShape.Parse(config.UserFeatures);
         _if = FeatureShape.Parse(config.ItemFeatures);
         _uw = _uf.Sum(x => x.Width); _iw = _if.Sum(x => x.Width);
-        _userSlots = FeatureSlots.Check(userSlots, _uf, _users, "user");
-        _itemSlots = FeatureSlots.Check(itemSlots, _if, _rows, "item");
+        _userSlots = FeatureFields.CheckSlots(userSlots, _uf, _users, "user");
+        _itemSlots = FeatureFields.CheckSlots(itemSlots, _if, _rows, "item");
         _in0 = 2 * _m + _f * (_uf.Length + _if.Length);
         int Off(string name) => checked((int)Layout[name].Offset);
         _gmfU = Off("gmf.user"); _gmfI = Off("gmf.item"); _mlpU = Off("mlp.user"); _mlpI = Off("mlp.item");
@@ -61,33 +61,11 @@ public sealed unsafe class NeuMfModel : IPointwiseModel
     // ---------------------------------------------------------------- forward and backward over examples
 
     /// <summary>Mean over a field's non-pad slots of its embedding rows, into <paramref name="output"/> (f).</summary>
-    private void PoolField(Span<float> output, ReadOnlySpan<int> slots, int tableOffset)
-    {
-        output.Clear();
-        int count = 0;
-        foreach (int id in slots)
-        {
-            if (id == 0) continue;
-            count++;
-            var e = Parameters.AsSpan(tableOffset + id * _f, _f);
-            for (int c = 0; c < _f; c++) output[c] += e[c];
-        }
-        if (count > 1) for (int c = 0; c < _f; c++) output[c] /= count;
-    }
+    private void PoolField(Span<float> output, ReadOnlySpan<int> slots, int tableOffset) =>
+        FeatureFields.Pool(Parameters.AsSpan(tableOffset), _f, slots, output);
 
-    private void PoolFieldBackward(ReadOnlySpan<float> dout, ReadOnlySpan<int> slots, int tableOffset)
-    {
-        int count = 0;
-        foreach (int id in slots) if (id != 0) count++;
-        if (count == 0) return;
-        float scale = 1f / count;
-        foreach (int id in slots)
-        {
-            if (id == 0) continue;
-            var g = Gradients.AsSpan(tableOffset + id * _f, _f);
-            for (int c = 0; c < _f; c++) g[c] += dout[c] * scale;
-        }
-    }
+    private void PoolFieldBackward(ReadOnlySpan<float> dout, ReadOnlySpan<int> slots, int tableOffset) =>
+        FeatureFields.PoolBackward(Gradients.AsSpan(tableOffset), _f, slots, dout);
 
     /// <summary>x0 row of (u, i): mlp.user[u] | mlp.item[i] | user fields | item fields.</summary>
     private void GatherInput(Span<float> x0, int u, int i)
