@@ -216,6 +216,8 @@ internal static class RankingRequests
         catch (UserFeatureException e) { throw new RequestError(prefix + e.Field, e.Message); }
     }
 
+    private static void WithUserErrors(string prefix, Action run) => WithUserErrors(prefix, () => { run(); return 0; });
+
     private static RecommendResponse Response(RecommendationResult r, BundleHolder.Lease lease)
     {
         var resp = new RecommendResponse { ModelVersion = lease.Bundle.Version, Arm = lease.Arm, Version = lease.Name, RankedBy = r.RankedBy };

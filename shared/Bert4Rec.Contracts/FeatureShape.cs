@@ -20,4 +20,29 @@ public static class FeatureShape
             return (v, w);
         }).ToArray();
     }
+
+    /// <summary>The slots of <paramref name="rows"/> rows of <paramref name="fields"/> (empty without fields); throws naming the
+    /// side, the row and the id for a table that does not fit.</summary>
+    public static int[] CheckSlots(int[]? slots, (int Vocab, int Width)[] fields, int rows, string side)
+    {
+        if (fields.Length == 0)
+        {
+            if (slots != null && slots.Length > 0) throw new ArgumentException($"{side} feature slots given, but the config has no {side} fields");
+            return [];
+        }
+        int w = fields.Sum(x => x.Width);
+        if (slots == null || slots.LongLength != (long)rows * w)
+            throw new ArgumentException($"{side} feature slots: {slots?.Length ?? 0} ids for {rows} rows of width {w}");
+        for (int r = 0; r < rows; r++)
+        {
+            int o = 0;
+            foreach (var (vocab, width) in fields)
+            {
+                for (int k = 0; k < width; k++)
+                    if ((uint)slots[r * w + o + k] >= (uint)vocab) throw new ArgumentException($"{side} row {r}: feature id {slots[r * w + o + k]} outside 0..{vocab - 1}");
+                o += width;
+            }
+        }
+        return slots;
+    }
 }

@@ -31,13 +31,9 @@ public sealed class Recommender(ModelBundle bundle)
     /// <summary>What <see cref="RecommendationResult.RankedBy"/> says: stage one's exact scores, or the stage-two ranker's.</summary>
     public const string StageOne = "stage_one", StageTwoRanked = "stage_two";
 
-    /// <summary>Checks a request's user against the stage-two ranker (a <see cref="UserFeatureException"/> names the field at fault);
-    /// returns true (the bundle has no ranker, or the user reads well).</summary>
-    public bool CheckUser(UserContext? user)
-    {
-        bundle.StageTwo?.Encode(user ?? UserContext.Anonymous);
-        return true;
-    }
+    /// <summary>Checks a request's user against the stage-two ranker, if any (a <see cref="UserFeatureException"/> names the
+    /// field at fault).</summary>
+    public void CheckUser(UserContext? user) => bundle.StageTwo?.Encode(user ?? UserContext.Anonymous);
 
     /// <summary>The users of a batch encoded for stage two (null without one); a bad feature throws before any model runs.</summary>
     private EncodedUser[]? EncodeUsers(IEnumerable<UserContext?> users) =>

@@ -133,16 +133,9 @@ public sealed class StageTwoRanker : IDisposable
             if (x.Kind is not ("categorical" or "multi_hot" or "numeric")) throw Bad($"field '{x.Name}' has kind '{x.Kind}'");
             if (x.Name.Length == 0 || t.Fields.Take(i).Any(y => y.Name == x.Name)) throw Bad($"field {i} has an empty or repeated name");
         }
-        int w = fields.Sum(x => x.Width);
-        if (t.Rows != cfg.UserCount || t.Slots.Count != (long)t.Rows * w) throw Bad($"{t.Rows} rows of {t.Slots.Count} slots, the model needs {cfg.UserCount} rows of width {w}");
-        int o = 0;
-        foreach (var (vocab, width) in fields)
-        {
-            for (int r = 0; r < t.Rows; r++)
-                for (int k = 0; k < width; k++)
-                    if ((uint)t.Slots[r * w + o + k] >= (uint)vocab) throw Bad($"row {r} holds value id {t.Slots[r * w + o + k]} outside 0..{vocab - 1}");
-            o += width;
-        }
+        if (t.Rows != cfg.UserCount) throw Bad($"{t.Rows} rows, the model has {cfg.UserCount} users");
+        try { FeatureShape.CheckSlots(t.Slots.ToArray(), fields, t.Rows, "user"); }
+        catch (ArgumentException e) { throw Bad(e.Message); }
         return t;
     }
 

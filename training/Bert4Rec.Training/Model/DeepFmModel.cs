@@ -47,8 +47,8 @@ public sealed class DeepFmModel : IPointwiseModel
         var uf = FeatureShape.Parse(config.UserFeatures);
         var itf = FeatureShape.Parse(config.ItemFeatures);
         _uw = uf.Sum(x => x.Width); _iw = itf.Sum(x => x.Width);
-        _userSlots = FeatureFields.CheckSlots(userSlots, uf, _users, "user");
-        _itemSlots = FeatureFields.CheckSlots(itemSlots, itf, _rows, "item");
+        _userSlots = FeatureShape.CheckSlots(userSlots, uf, _users, "user");
+        _itemSlots = FeatureShape.CheckSlots(itemSlots, itf, _rows, "item");
         int Off(string name) => checked((int)Layout[name].Offset);
         _emb = _fields.Select(f => Off($"{f.Name}.emb")).ToArray();
         _w = _fields.Select(f => Off($"{f.Name}.w")).ToArray();

@@ -41,8 +41,8 @@ public sealed unsafe class NeuMfModel : IPointwiseModel
         _uf = FeatureShape.Parse(config.UserFeatures);
         _if = FeatureShape.Parse(config.ItemFeatures);
         _uw = _uf.Sum(x => x.Width); _iw = _if.Sum(x => x.Width);
-        _userSlots = FeatureFields.CheckSlots(userSlots, _uf, _users, "user");
-        _itemSlots = FeatureFields.CheckSlots(itemSlots, _if, _rows, "item");
+        _userSlots = FeatureShape.CheckSlots(userSlots, _uf, _users, "user");
+        _itemSlots = FeatureShape.CheckSlots(itemSlots, _if, _rows, "item");
         _in0 = 2 * _m + _f * (_uf.Length + _if.Length);
         int Off(string name) => checked((int)Layout[name].Offset);
         _gmfU = Off("gmf.user"); _gmfI = Off("gmf.item"); _mlpU = Off("mlp.user"); _mlpI = Off("mlp.item");

@@ -52,8 +52,8 @@ public sealed class TwoTowerModel : IParameterModel
         _uw = _uf.Sum(x => x.Width); _iw = _if.Sum(x => x.Width);
         if (_uw > 0 && (userSlots == null || userSlots.Length % _uw != 0))
             throw new ArgumentException($"user feature slots: {userSlots?.Length ?? 0} ids are not whole rows of width {_uw}");
-        _userSlots = FeatureFields.CheckSlots(userSlots, _uf, _uw > 0 ? userSlots!.Length / _uw : 0, "user");
-        _itemSlots = FeatureFields.CheckSlots(itemSlots, _if, _rows, "item");
+        _userSlots = FeatureShape.CheckSlots(userSlots, _uf, _uw > 0 ? userSlots!.Length / _uw : 0, "user");
+        _itemSlots = FeatureShape.CheckSlots(itemSlots, _if, _rows, "item");
         if (logQ != null && logQ.Length != _rows) throw new ArgumentException($"logQ has {logQ.Length} entries, the items 0..{_rows - 1} need {_rows}");
         if (logQ != null && logQ.Any(x => !float.IsFinite(x))) throw new ArgumentException("logQ holds NaN or infinity");
         _logQ = logQ ?? new float[_rows];
