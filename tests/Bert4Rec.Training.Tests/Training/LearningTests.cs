@@ -47,6 +47,8 @@ public class LearningTests(ITestOutputHelper output) : IDisposable
         // validation every 5 steps, with patience, so the early-stopping state and best weights travel through the checkpoint too
         var cfg = Small(3) with { CheckpointEvery = 7, EvalEverySteps = 5, Patience = 50, ValidationUsers = 200 };
         Assert.Equal(13, new Trainer(cfg, split, null, _ => { }).StepsPerEpoch());
+        // prefix samples add up to k samples per user (fewer for users with few cuts) and so more steps
+        Assert.True(new Trainer(cfg with { PrefixSamples = 2 }, split, null, _ => { }).StepsPerEpoch() > 13);
         var full = new Trainer(cfg, split, null, _ => { }).Run();
 
         string run = Path.Combine(_dir.FullName, "run");

@@ -125,6 +125,25 @@ public class MaskingTests
     }
 
     [Fact]
+    public void Prefix_samples_cut_at_distinct_earlier_points_each_keeping_an_item_before_its_mask()
+    {
+        var rng = new Random(3);
+        for (int trial = 0; trial < 200; trial++)
+        {
+            int len = 3 + trial % 40, k = 1 + trial % 7;
+            var cuts = Trainer.PrefixCuts(len, k, rng).ToList();
+            Assert.Equal(Math.Min(k, len - 2), cuts.Count);
+            Assert.Equal(cuts.Distinct().Count(), cuts.Count);
+            Assert.All(cuts, e => Assert.InRange(e, 2, len - 1));   // never the whole sequence: that is the last-item sample
+        }
+        Assert.Equal(new[] { 2, 3, 4 }, Trainer.PrefixCuts(5, 9, rng));   // fewer cuts than asked: every one
+        // every cut is drawn: over many draws each of 2..9 appears
+        var seen = new HashSet<int>();
+        for (int i = 0; i < 400; i++) foreach (int e in Trainer.PrefixCuts(10, 2, rng)) seen.Add(e);
+        Assert.Equal(Enumerable.Range(2, 8), seen.Order());
+    }
+
+    [Fact]
     public void Learning_rate_warms_up_linearly_then_decays_linearly_to_zero()
     {
         float At(long step) => LearningRateSchedule.At(step, 10, 110, 1f);

@@ -27,6 +27,8 @@ public class TrainingConfigTests
     [InlineData("--negatives 0", "--negatives")]
     [InlineData("--negative-sampling zipf", "--negative-sampling")]
     [InlineData("--gbce-t 1.5", "--gbce-t")]
+    [InlineData("--prefix-samples -1", "--prefix-samples")]
+    [InlineData("--model sasrec --prefix-samples 2", "--prefix-samples")]   // bert4rec only
     public void Bad_flags_are_refused_naming_the_flag(string args, string flag)
     {
         var e = Assert.Throws<UsageException>(() => Parse(args.Split(' ')));

@@ -78,7 +78,7 @@ public sealed class Trainer
     private record struct Sample(int User, int Start, int Length, bool LastOnly);
 
     // Every random choice derives from (seed, stream, epoch or step, index) and nothing else, so a resumed run replays it exactly.
-    private const int OrderStream = 1, MaskStream = 2, DropoutStream = 3, ValidationStream = 4, NegativeStream = 5;
+    private const int OrderStream = 1, MaskStream = 2, DropoutStream = 3, ValidationStream = 4, NegativeStream = 5, PrefixStream = 6;
     internal static int Mix(int a, int b, int c) => Kernels.Elementwise.StableSeed(a, b, c);
     private static int StreamSeed(int seed, int stream, int a, int b) => Mix(Mix(seed, stream, 0x5eed), a, b);
     /// <summary>Seed of the shuffle of epoch <paramref name="epoch"/>'s samples.</summary>
@@ -104,6 +104,7 @@ public sealed class Trainer
         int span = cloze ? N : N + 1;
         var list = new List<Sample>();
         var seqs = _split.TrainSequences;
+        var cuts = new Random(StreamSeed(_cfg.Seed, PrefixStream, epoch, -1));
         for (int u = 0; u < seqs.Length; u++)
         {
             if (!_cfg.Kind.IsSequential())
@@ -117,10 +118,28 @@ public sealed class Trainer
             if (len < (cloze ? 1 : 2)) continue;
             foreach (var (s, l) in ClozeMasker.Windows(len, span, stride)) list.Add(new Sample(u, s, l, false));
             if (cloze) list.Add(new Sample(u, Math.Max(0, len - N), Math.Min(len, N), true));
+            if (cloze && _cfg.PrefixSamples > 0 && len > 2)
+                foreach (int end in PrefixCuts(len, _cfg.PrefixSamples, cuts))
+                    list.Add(new Sample(u, Math.Max(0, end - N), Math.Min(end, N), true));
         }
         var rng = new Random(OrderSeed(_cfg.Seed, epoch));
         for (int i = list.Count - 1; i > 0; i--) { int j = rng.Next(i + 1); (list[i], list[j]) = (list[j], list[i]); }
         return list;
+    }
+
+    /// <summary>
+    /// Ends of the prefix samples of a training sequence of <paramref name="len"/> items: <paramref name="k"/> distinct cuts in
+    /// 2..len-1 (each prefix keeps at least one item before its masked last one; the whole sequence is the last-item sample
+    /// already), or every cut when there are no more than k.
+    /// </summary>
+    internal static IEnumerable<int> PrefixCuts(int len, int k, Random rng)
+    {
+        int m = len - 2;                        // candidate ends 2..len-1
+        if (m <= k) { for (int e = 2; e < len; e++) yield return e; yield break; }
+        // Floyd's sampling of k distinct values in [0, m)
+        var picked = new HashSet<int>();
+        for (int j = m - k; j < m; j++) { int t = rng.Next(j + 1); picked.Add(picked.Contains(t) ? j : t); }
+        foreach (int t in picked.Order()) yield return t + 2;
     }
 
     public int StepsPerEpoch() => (EpochPlan(0).Count + _cfg.BatchSize - 1) / _cfg.BatchSize;

@@ -43,6 +43,9 @@ public sealed record TrainingConfig
     public int CheckpointEvery { get; init; } = 0;
     /// <summary>Stride of the sliding windows over sequences longer than MaxLength (0 = MaxLength / 10, as the original code).</summary>
     public int WindowStride { get; init; } = 0;
+    /// <summary>BERT4Rec: per user and epoch, this many extra samples that each cut the training sequence at a random earlier
+    /// point and mask only the item there (the next-item task the model is tested on, from a shorter history). 0 = none.</summary>
+    public int PrefixSamples { get; init; } = 0;
     /// <summary>The training loss: ce (softmax over every item), sampled-ce (softmax over the target and Negatives sampled items,
     /// log-Q corrected), gbce (gSASRec's calibrated BCE over the same), or auto (ce up to <see cref="AutoSampledItems"/> items).</summary>
     public string Loss { get; init; } = "ce";
@@ -92,6 +95,8 @@ public sealed record TrainingConfig
         Check(MaskProbability is > 0 and <= 1, "mask-prob", MaskProbability, "must be in (0, 1]");
         Check(MaxPredictions >= 1, "max-predictions", MaxPredictions, "must be >= 1");
         Check(MaskTokenRate is >= 0 and <= 1, "mask-token-rate", MaskTokenRate, "must be in [0, 1]");
+        Check(PrefixSamples >= 0, "prefix-samples", PrefixSamples, "must be >= 0");
+        Check(PrefixSamples == 0 || Kind == ModelKind.Bert4Rec, "prefix-samples", PrefixSamples, "applies to bert4rec only (sasrec and gru4rec already predict at every position)");
         Check(HiddenDropout is >= 0 and < 1, "dropout", HiddenDropout, "must be in [0, 1)");
         Check(AttentionDropout is >= 0 and < 1, "attn-dropout", AttentionDropout, "must be in [0, 1)");
         Check(Epochs >= 1, "epochs", Epochs, "must be >= 1");
@@ -173,7 +178,7 @@ public sealed record TrainingConfig
         C(a.WeightDecay != b.WeightDecay, "weight-decay"); C(a.ClipNorm != b.ClipNorm, "clip"); C(a.Seed != b.Seed, "seed");
         C(a.EvalEvery != b.EvalEvery, "eval-every"); C(a.EvalEverySteps != b.EvalEverySteps, "eval-every-steps"); C(a.Patience != b.Patience, "patience");
         C(a.ValidationUsers != b.ValidationUsers, "val-users"); C(a.CheckpointEvery != b.CheckpointEvery, "checkpoint-every");
-        C(a.WindowStride != b.WindowStride, "window-stride"); C(a.Model != b.Model, "model");
+        C(a.WindowStride != b.WindowStride, "window-stride"); C(a.PrefixSamples != b.PrefixSamples, "prefix-samples"); C(a.Model != b.Model, "model");
         C(a.Loss != b.Loss, "loss"); C(a.Negatives != b.Negatives, "negatives"); C(a.NegativeSampling != b.NegativeSampling, "negative-sampling"); C(a.GbceT != b.GbceT, "gbce-t");
         C(a.Refit != b.Refit, "refit"); C(a.Features != b.Features, "features"); C(a.HardNegatives != b.HardNegatives, "hard-negatives");
         C(a.Temperature != b.Temperature, "temperature");

@@ -32,6 +32,7 @@ public sealed class TrainingFlags
     private readonly Option<int?> _patience = Flags.OptionalInt("--patience", "validations without improvement before stopping (0 = never)", 0);
     private readonly Option<int?> _valUsers = Flags.OptionalInt("--val-users", "validate on at most this many users (0 = all)", 0);
     private readonly Option<int?> _checkpointEvery = Flags.OptionalInt("--checkpoint-every", "write a checkpoint every this many steps (0 = at epoch ends)", 0);
+    private readonly Option<int?> _prefixSamples = Flags.OptionalInt("--prefix-samples", "bert4rec: extra samples per user and epoch, each masking only the item at a random earlier cut of the sequence", 0);
     private readonly Option<int?> _windowStride = Flags.OptionalInt("--window-stride", "stride of the windows over sequences longer than N (0 = N/10)", 0);
     private readonly Option<string?> _loss = Flags.String("--loss", $"{string.Join(", ", TrainingConfig.LossNames)} (auto: ce up to {TrainingConfig.AutoSampledItems:N0} items)", helpName: "LOSS");
     private readonly Option<int?> _negatives = Flags.OptionalInt("--negatives", "sampled losses: negatives per step", 1, 1_000_000);
@@ -56,7 +57,7 @@ public sealed class TrainingFlags
     private IEnumerable<Option> Hyperparameters =>
     [
         _epochs, _batch, _lr, _warmup, _hidden, _heads, _layers, _maxLen, _maskProb, _maxPredictions, _maskTokenRate, _dropout, _attnDropout,
-        _weightDecay, _clip, _seed, _threads, _evalEvery, _evalEverySteps, _patience, _valUsers, _checkpointEvery, _windowStride,
+        _weightDecay, _clip, _seed, _threads, _evalEvery, _evalEverySteps, _patience, _valUsers, _checkpointEvery, _windowStride, _prefixSamples,
         _loss, _negatives, _negativeSampling, _gbceT, _refit, _features, _hardNegatives, _temperature,
     ];
 
@@ -108,7 +109,7 @@ public sealed class TrainingFlags
             Seed = r.GetValue(_seed) ?? cfg.Seed, Threads = r.GetValue(_threads) ?? cfg.Threads, EvalEvery = r.GetValue(_evalEvery) ?? cfg.EvalEvery,
             EvalEverySteps = r.GetValue(_evalEverySteps) ?? cfg.EvalEverySteps, Patience = r.GetValue(_patience) ?? cfg.Patience,
             ValidationUsers = r.GetValue(_valUsers) ?? cfg.ValidationUsers, CheckpointEvery = r.GetValue(_checkpointEvery) ?? cfg.CheckpointEvery,
-            WindowStride = r.GetValue(_windowStride) ?? cfg.WindowStride,
+            WindowStride = r.GetValue(_windowStride) ?? cfg.WindowStride, PrefixSamples = r.GetValue(_prefixSamples) ?? cfg.PrefixSamples,
             Loss = r.GetValue(_loss)?.ToLowerInvariant() ?? cfg.Loss, Negatives = r.GetValue(_negatives) ?? cfg.Negatives,
             NegativeSampling = r.GetValue(_negativeSampling)?.ToLowerInvariant() ?? cfg.NegativeSampling, GbceT = (float?)r.GetValue(_gbceT) ?? cfg.GbceT,
             Refit = r.IsOn(_refit) ?? cfg.Refit, Features = r.IsOn(_features) ?? cfg.Features, HardNegatives = r.GetValue(_hardNegatives) ?? cfg.HardNegatives,
