@@ -56,9 +56,6 @@ public sealed class UserEncoder
     /// <summary>The feature row's width: the sum of the fields' widths (0 without fields).</summary>
     public int Width { get; }
 
-    /// <summary>The feature row's shape in <see cref="FeatureShape"/>'s form ("VOCABxWIDTH,..."; empty without fields).</summary>
-    public string Shape => _table == null ? "" : string.Join(",", _table.Fields.Select(f => $"{f.Values.Count + FeatureValues.FirstValue}x{f.Width}"));
-
     /// <summary>
     /// Reads users.txt and, when <paramref name="userFeatures"/> names fields, user_features.pb of a verified manifest, each
     /// checked against the models that read them: <paramref name="userCount"/> users when a model fixes it (null: bounded by
