@@ -38,16 +38,10 @@ public sealed class TwoTowerBundleFixture : IDisposable
 
     public TwoTowerBundleFixture()
     {
-        // user fields: age (numeric, buckets <20, 20..40, >=40), gender (categorical), genres (multi-hot, width 2); item field: kind
-        FeatureField[] fields =
-        [
-            new() { Name = "age", Kind = FeatureKind.Numeric, Width = 1, Values = ["<20", "20-40", ">=40"], Boundaries = [20, 40] },
-            new() { Name = "gender", Kind = FeatureKind.Categorical, Width = 1, Values = ["M", "F"] },
-            new() { Name = "genres", Kind = FeatureKind.MultiHot, Width = 2, Values = ["a", "b", "c"] },
-        ];
+        // user fields: age, gender, genres (TwoModelFixture's); item field: kind (vocab 4)
         var rng = new Random(11);
         var slots = Enumerable.Range(0, Users).SelectMany(_ => new[] { rng.Next(2, 5), rng.Next(2, 4), rng.Next(2, 5), rng.Next(0, 2) == 0 ? 0 : 2 }).ToArray();
-        UserTable = new FeatureTable(fields, Users, slots);
+        UserTable = new FeatureTable(TwoModelFixture.UserFields(), Users, slots);
         ItemSlots = Enumerable.Range(0, Items + 1).Select(i => i == 0 ? 0 : rng.Next(1, 4)).ToArray();
 
         TowerConfig = new ModelConfig
@@ -332,8 +326,7 @@ public class TwoTowerBundleTests(TwoTowerBundleFixture fx) : IClassFixture<TwoTo
     private string Copy(string name)
     {
         string to = Path.Combine(fx.Dir.FullName, name);
-        Directory.CreateDirectory(to);
-        foreach (var f in Directory.GetFiles(fx.Tower)) File.Copy(f, Path.Combine(to, Path.GetFileName(f)), true);
+        StageTwoTests.CopyDir(fx.Tower, to);
         return to;
     }
 }
