@@ -166,11 +166,9 @@ internal static class RankingRequests
             Version = lease.Name, CanaryVersion = holder.CanaryName ?? "", CanaryShare = holder.CanaryShare,
         };
         info.Versions.AddRange(holder.Versions());
-        if (b.StageTwo is { } two)
-        {
-            info.StageTwoKind = two.Config.Kind.Name();
-            info.UserFeatureFields.AddRange(two.FieldNames);
-        }
+        info.Kind = b.Config.Kind.Name();
+        if (b.StageTwo is { } two) info.StageTwoKind = two.Config.Kind.Name();
+        info.UserFeatureFields.AddRange(b.Users?.FieldNames ?? []);
         foreach (var (k, v) in b.Manifest.Metrics) info.Metrics[k] = v;
         return info;
     }

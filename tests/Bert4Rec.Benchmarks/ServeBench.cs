@@ -74,13 +74,15 @@ internal static class ServeBench
         });
         using var admin = new HttpClient { BaseAddress = new Uri(svc.AdminAddress!) };
         admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
-        // requests name the bundle's own raw ids; with a stage-two ranker each also names a known user, so both models run
+        // requests name the bundle's own raw ids; when a model reads the user (a stage-two ranker, a Two-Tower stage one) each
+        // also names a known user, so both models run on its stored features
         string[] itemIds, userIds;
-        string stageTwo;
+        string stageOne, stageTwo;
         using (var lease = svc.Holder.Acquire())
         {
             itemIds = lease.Bundle.Vocabulary.RawIds.ToArray();
-            userIds = lease.Bundle.StageTwo?.UserIds.ToArray() ?? [];
+            userIds = lease.Bundle.Users?.UserIds.ToArray() ?? [];
+            stageOne = lease.Bundle.Config.Kind.Name();
             stageTwo = lease.Bundle.StageTwo?.Config.Kind.Name() ?? "";
         }
         int n = itemIds.Length;
@@ -88,7 +90,7 @@ internal static class ServeBench
         using var channel = GrpcChannel.ForAddress(svc.GrpcAddress!, new GrpcChannelOptions { HttpHandler = new SocketsHttpHandler { EnableMultipleHttp2Connections = true } });
         var grpc = new Ranking.RankingClient(channel);
         var protocols = protocol == "both" ? new[] { "http", "grpc" } : new[] { protocol };
-        Console.WriteLine($"serve bench: HTTP {svc.Address}, gRPC {svc.GrpcAddress}, {n} items{(stageTwo.Length > 0 ? $", stage two {stageTwo} over {userIds.Length} users" : "")}, {duration}s per protocol ({string.Join(" then ", protocols)}), " +
+        Console.WriteLine($"serve bench: HTTP {svc.Address}, gRPC {svc.GrpcAddress}, {n} items, stage one {stageOne}{(stageTwo.Length > 0 ? $", stage two {stageTwo}" : "")}{(userIds.Length > 0 ? $", requests over {userIds.Length} known users" : "")}, {duration}s per protocol ({string.Join(" then ", protocols)}), " +
                           $"concurrency {concurrency}, HTTP format {format}, history {historyLen}, metrics {(metrics ? "on" : "off")}, a hot reload at half time of each");
         var phases = new List<Phase>();
         string next = b2;
@@ -104,7 +106,7 @@ internal static class ServeBench
         if (metrics)
             Console.WriteLine($"  service counted {svc.Metrics.Count("recommend") - svc.Metrics.Count("recommend", RequestMetrics.Grpc):N0} HTTP requests ({svc.Metrics.Errors("recommend") - svc.Metrics.Errors("recommend", RequestMetrics.Grpc)} errors), " +
                               $"{svc.Metrics.Count("recommend", RequestMetrics.Grpc):N0} gRPC calls ({svc.Metrics.Errors("recommend", RequestMetrics.Grpc)} errors)");
-        var result = new Dictionary<string, object> { ["protocol"] = protocol, ["concurrency"] = concurrency, ["format"] = format, ["metrics"] = metrics ? "on" : "off", ["errors"] = phases.Sum(x => x.Errors), ["stage_two"] = stageTwo };
+        var result = new Dictionary<string, object> { ["protocol"] = protocol, ["concurrency"] = concurrency, ["format"] = format, ["metrics"] = metrics ? "on" : "off", ["errors"] = phases.Sum(x => x.Errors), ["stage_one"] = stageOne, ["stage_two"] = stageTwo };
         foreach (var ph in phases)
             result[ph.Protocol] = new
             {

@@ -81,7 +81,7 @@ public class CommandTreeTests
     [InlineData("tune", "--data --out --preset --model --preset-file --budget --trials --seed --threads --resume")]
     [InlineData("export", "--checkpoint --run --vocab --data --out --full-catalog --triton --triton-name --triton-max-batch --stage-two")]
     [InlineData("index", "--bundle --factory --ef-search --nprobe --refine-factor --ef-construction")]
-    [InlineData("recommend", "--bundle --history -k --k --candidates --include-seen --rerank --provider --threads")]
+    [InlineData("recommend", "--bundle --history -k --k --candidates --include-seen --rerank --provider --threads --user-id --user-feature")]
     [InlineData("serve", "--bundle --model-root --version --poll --canary --canary-share --urls --grpc-urls --admin-urls --admin-token-file --max-history "
         + "--max-k --max-candidates --max-batch --max-body-bytes --max-concurrent --request-timeout --drain-delay --grace --provider --threads --log --log-format --access-log --otlp-endpoint --otlp-protocol")]
     [InlineData("bench train", "--model --engine --device --batch --seq --items --hidden --layers --heads --steps --threads --mask --groups --loss --negatives --torch")]
@@ -133,6 +133,8 @@ public class CommandTreeTests
     [InlineData("export", "--out o", "give --checkpoint FILE or --run DIR")]
     [InlineData("export", "--run r --out o --triton-name x", "--triton-name and --triton-max-batch go with --triton DIR")]
     [InlineData("export", "--run r --out o --stage-two s", "--stage-two RUN_DIR needs --data DIR (the dataset both runs trained on)")]
+    [InlineData("recommend", "--bundle /nonexistent --history 1 --user-feature age", "--user-feature: 'age' is not NAME=VALUE")]
+    [InlineData("recommend", "--bundle /nonexistent --history 1 --user-feature age=3 --user-feature age=4", "--user-feature: field 'age' given twice")]
     [InlineData("prepare", "--out o --synthetic --input x", "--input: reads a log, which --synthetic does not")]
     [InlineData("prepare", "--out o --input x --users 50", "--users: goes with --synthetic")]
     [InlineData("tune", "--data d --out o", "missing required flag --preset (or --preset-file)")]

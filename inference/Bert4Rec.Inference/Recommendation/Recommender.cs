@@ -1,5 +1,6 @@
-// Two-stage recommendation over a bundle: history -> vocabulary -> user_vector (ONNX Runtime) -> FAISS top-K candidates
-// -> exact candidate scores (user_vector . [E, b_O], what the graph's `scores` output computes) -> seen items dropped -> top-k.
+// Two-stage recommendation over a bundle: history (+ user) -> vocabulary -> user_vector (ONNX Runtime: a sequential model's
+// [z, 1], or a Two-Tower's user tower fed the user's features) -> FAISS top-K candidates -> exact candidate scores
+// (user_vector . w_v, what the graph's `scores` output computes) -> seen items dropped -> top-k.
 // With a stage-two ranker in the bundle, the candidates are rescored by it (for users it can rank).
 // Rerank scores caller-supplied candidates through the graph's `scores` output (or the stage-two ranker's). Each stage is a trace span (ActivitySource
 // "Bert4Rec.Inference": vocabulary, model_run, faiss_search, scoring), free when nothing listens.
@@ -31,13 +32,14 @@ public sealed class Recommender(ModelBundle bundle)
     /// <summary>What <see cref="RecommendationResult.RankedBy"/> says: stage one's exact scores, or the stage-two ranker's.</summary>
     public const string StageOne = "stage_one", StageTwoRanked = "stage_two";
 
-    /// <summary>Checks a request's user against the stage-two ranker, if any (a <see cref="UserFeatureException"/> names the
-    /// field at fault).</summary>
-    public void CheckUser(UserContext? user) => bundle.StageTwo?.Encode(user ?? UserContext.Anonymous);
+    /// <summary>Checks a request's user against the bundle's models, if any reads a user (a <see cref="UserFeatureException"/>
+    /// names the field at fault).</summary>
+    public void CheckUser(UserContext? user) => bundle.Users?.Encode(user ?? UserContext.Anonymous);
 
-    /// <summary>The users of a batch encoded for stage two (null without one); a bad feature throws before any model runs.</summary>
+    /// <summary>The users of a batch encoded for the bundle's models (null when none reads a user); a bad feature throws before
+    /// any model runs.</summary>
     private EncodedUser[]? EncodeUsers(IEnumerable<UserContext?> users) =>
-        bundle.StageTwo is { } two ? users.Select(u => two.Encode(u ?? UserContext.Anonymous)).ToArray() : null;
+        bundle.Users is { } enc ? users.Select(u => enc.Encode(u ?? UserContext.Anonymous)).ToArray() : null;
 
     /// <summary>The stages' trace source; a span exists only while a listener (e.g. an OpenTelemetry tracer) samples it.</summary>
     public static readonly ActivitySource Tracing = new("Bert4Rec.Inference");
@@ -52,21 +54,24 @@ public sealed class Recommender(ModelBundle bundle)
         return (known, unknown);
     }
 
-    /// <summary>The query vector [z, 1] (d+1 floats) of a history of item indices.</summary>
-    public float[] UserVector(IReadOnlyList<int> history) => UserVectors([history]);
+    /// <summary>The query vector (<see cref="ModelBundle.Dimension"/> floats) of a history of item indices and a user.</summary>
+    public float[] UserVector(IReadOnlyList<int> history, UserContext? user = null) =>
+        UserVectors([history], EncodeUsers([user]));
 
-    /// <summary>The query vectors [z, 1] of many histories, row-major (B x (d+1) floats), from one ONNX Runtime run with batch B.</summary>
-    public float[] UserVectors(IReadOnlyList<IReadOnlyList<int>> histories)
+    /// <summary>
+    /// The query vectors of many histories, row-major (B x <see cref="ModelBundle.Dimension"/> floats), from one ONNX Runtime
+    /// run with batch B: a sequential model's [z, 1]; a Two-Tower's user tower over each history and its user (encoded by
+    /// the bundle's <see cref="UserEncoder"/>; null = anonymous users).
+    /// </summary>
+    public float[] UserVectors(IReadOnlyList<IReadOnlyList<int>> histories, IReadOnlyList<EncodedUser>? users = null)
     {
         var cfg = bundle.Config;
-        int B = histories.Count, N = cfg.MaxLength, dim = cfg.Hidden + 1;
-        var rows = new long[B * N];
-        for (int b = 0; b < B; b++) ModelInput.Row(histories[b], cfg).CopyTo(rows, b * N);
-        var cands = new long[B];
-        Array.Fill(cands, 1L);     // the graph needs a candidate per row; its score is not used
+        int B = histories.Count, dim = bundle.Dimension;
         var user = new float[B * dim];
         if (B == 0) return user;
-        bundle.Session.Run(new[] { NamedTensor.Int64(ModelIo.ItemIds, rows, B, N), NamedTensor.Int64(ModelIo.CandidateIds, cands, B, 1) },
+        if (users == null && bundle.Users is { } enc) users = Enumerable.Repeat(enc.Encode(UserContext.Anonymous), B).ToArray();
+        var cands = Enumerable.Repeat<IReadOnlyList<int>>([1], B).ToArray();     // the graph needs a candidate per row; its score is not used
+        bundle.Session.Run(GraphInputs.Feed(bundle.Inputs, cfg, users, histories, cands, 1),
                            new[] { NamedTensor.Float(ModelIo.Scores, new float[B], B, 1), NamedTensor.Float(ModelIo.UserVector, user, B, dim) });
         return user;
     }
@@ -86,7 +91,7 @@ public sealed class Recommender(ModelBundle bundle)
         var index = bundle.Index ?? throw new InvalidOperationException($"bundle {bundle.Path} has no index");
         foreach (var q in queries)
             if (q.K < 1) throw new ArgumentOutOfRangeException(nameof(queries), q.K, "k must be >= 1");
-        int B = queries.Count, dim = bundle.Config.Hidden + 1;
+        int B = queries.Count, dim = bundle.Dimension;
         (List<int> Known, List<string> Unknown)[] mapped;
         EncodedUser[]? users;
         using (Tracing.StartActivity("vocabulary")?.SetTag("bert4rec.queries", B))
@@ -96,7 +101,7 @@ public sealed class Recommender(ModelBundle bundle)
         }
         float[] user;
         using (Tracing.StartActivity("model_run")?.SetTag("bert4rec.batch", B).SetTag("bert4rec.execution_provider", bundle.Session.ActiveProvider))
-            user = UserVectors(mapped.Select(m => (IReadOnlyList<int>)m.Known).ToArray());
+            user = UserVectors(mapped.Select(m => (IReadOnlyList<int>)m.Known).ToArray(), users);
         var results = new RecommendationResult[B];
         var w = bundle.ItemVectors;
         // queries asking for the same K share one search call (a different K could change an approximate index's answers)
@@ -167,22 +172,20 @@ public sealed class Recommender(ModelBundle bundle)
                 scores = two.Score(encoded, [known], [cands])[0];
             rankedBy = StageTwoRanked;
         }
-        else scores = StageOneScores(known, cands);
+        else scores = StageOneScores(known, cands, encoded?[0]);
         using var ranking = Tracing.StartActivity("ranking");
         var ranked = cands.Select((c, i) => new ScoredItem(bundle.Vocabulary.RawId(c), scores[i]))
             .OrderByDescending(x => x.Score).ThenBy(x => x.ItemId, StringComparer.Ordinal);
         return new RecommendationResult((k > 0 ? ranked.Take(k) : ranked).ToList(), unknown) { UnknownCandidateIds = unknownCands, RankedBy = rankedBy };
     }
 
-    /// <summary>Stage one's scores (the serving graph's `scores`) of candidates for one history.</summary>
-    private float[] StageOneScores(List<int> known, List<int> cands)
+    /// <summary>Stage one's scores (the serving graph's `scores`) of candidates for one history and its encoded user.</summary>
+    private float[] StageOneScores(List<int> known, List<int> cands, EncodedUser? user)
     {
-        var cfg = bundle.Config;
-        var row = ModelInput.Row(known, cfg);
         var scores = new float[cands.Count];
         using (Tracing.StartActivity("model_run")?.SetTag("bert4rec.candidates", cands.Count).SetTag("bert4rec.execution_provider", bundle.Session.ActiveProvider))
-            bundle.Session.Run(new[] { NamedTensor.Int64(ModelIo.ItemIds, row, 1, cfg.MaxLength), NamedTensor.Int64(ModelIo.CandidateIds, cands.Select(c => (long)c).ToArray(), 1, cands.Count) },
-                           new[] { NamedTensor.Float(ModelIo.Scores, scores, 1, cands.Count), NamedTensor.Float(ModelIo.UserVector, new float[cfg.Hidden + 1], 1, cfg.Hidden + 1) });
+            bundle.Session.Run(GraphInputs.Feed(bundle.Inputs, bundle.Config, user is { } u ? [u] : null, [known], [cands], cands.Count),
+                               new[] { NamedTensor.Float(ModelIo.Scores, scores, 1, cands.Count), NamedTensor.Float(ModelIo.UserVector, new float[bundle.Dimension], 1, bundle.Dimension) });
         return scores;
     }
 }

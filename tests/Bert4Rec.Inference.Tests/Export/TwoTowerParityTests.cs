@@ -91,7 +91,12 @@ public class TwoTowerParityTests : IDisposable
         using var _ = model;
         string bundle = Path.Combine(_dir.FullName, "bundle");
         var vocab = new Vocabulary(Enumerable.Range(1, Items).Select(i => $"item{i}").ToArray());
-        BundleWriter.Write(bundle, cfg, model.Parameters, vocab, "test", itemFeatureSlots: itemSlots);
+        // the user tower reads user fields, so the bundle carries the users and their table (categorical vocab 4, multi-hot 6x2)
+        var table = new Bert4Rec.Training.Features.FeatureTable(
+            [new() { Name = "c", Kind = Bert4Rec.Training.Features.FeatureKind.Categorical, Width = 1, Values = ["x", "y"] },
+             new() { Name = "m", Kind = Bert4Rec.Training.Features.FeatureKind.MultiHot, Width = 2, Values = ["a", "b", "c", "d"] }], Users, userSlots!);
+        BundleWriter.Write(bundle, cfg, model.Parameters, vocab, "test", itemFeatureSlots: itemSlots,
+                           users: new BundleUsers(Enumerable.Range(0, Users).Select(u => $"u{u}").ToArray(), table));
         var manifest = BundleManifests.Read(bundle);
         Assert.Equal([ModelIo.ItemIds, ModelIo.UserFeatures, ModelIo.CandidateIds], manifest.Model.Inputs.Select(i => i.Name));
         Assert.Contains("Flat", BundleIndexer.Build(bundle, "Flat", new SearchParameters(64, 8), 40));

@@ -29,13 +29,7 @@ public sealed class TwoModelFixture : IDisposable
 
     public TwoModelFixture()
     {
-        // user fields: age (numeric, buckets <20, 20..40, >=40), gender (categorical), genres (multi-hot, width 2); item field: kind
-        FeatureField[] fields =
-        [
-            new() { Name = "age", Kind = FeatureKind.Numeric, Width = 1, Values = ["<20", "20-40", ">=40"], Boundaries = [20, 40] },
-            new() { Name = "gender", Kind = FeatureKind.Categorical, Width = 1, Values = ["M", "F"] },
-            new() { Name = "genres", Kind = FeatureKind.MultiHot, Width = 2, Values = ["a", "b", "c"] },
-        ];
+        var fields = UserFields();
         var rng = new Random(7);
         var slots = Enumerable.Range(0, Users).SelectMany(_ => new[] { rng.Next(2, 5), rng.Next(1, 4), rng.Next(2, 5), rng.Next(0, 2) == 0 ? 0 : 2 }).ToArray();
         UserTable = new FeatureTable(fields, Users, slots);
@@ -60,6 +54,15 @@ public sealed class TwoModelFixture : IDisposable
         BundleWriter.Write(OneModel, cfg, m.Parameters, vocab, "test");
         foreach (var b in new[] { TwoModel, OneModel }) BundleIndexer.Build(b, "Flat", new SearchParameters(64, 8), 40);
     }
+
+    /// <summary>The user fields of the two-model tests: age (numeric, buckets &lt;20, 20..40, &gt;=40, ids 2..4), gender
+    /// (categorical M, F: ids 2, 3), genres (multi-hot a, b, c: ids 2..4, width 2).</summary>
+    internal static FeatureField[] UserFields() =>
+    [
+        new() { Name = "age", Kind = FeatureKind.Numeric, Width = 1, Values = ["<20", "20-40", ">=40"], Boundaries = [20, 40] },
+        new() { Name = "gender", Kind = FeatureKind.Categorical, Width = 1, Values = ["M", "F"] },
+        new() { Name = "genres", Kind = FeatureKind.MultiHot, Width = 2, Values = ["a", "b", "c"] },
+    ];
 
     /// <summary>The trainer's logits for one user row of value ids (the stored row, or one a request changed).</summary>
     public float[] Logits(int user, int[] userRow, int[] items)
@@ -207,7 +210,7 @@ public class StageTwoTests(TwoModelFixture fx) : IClassFixture<TwoModelFixture>
         Assert.Contains("no stage_two", Assert.Throws<BundleException>(() => ModelBundle.Load(stray)).Message);
     }
 
-    private static void CopyDir(string from, string to)
+    internal static void CopyDir(string from, string to)
     {
         Directory.CreateDirectory(to);
         foreach (var f in Directory.GetFiles(from)) File.Copy(f, Path.Combine(to, Path.GetFileName(f)), true);

@@ -19,8 +19,8 @@ internal sealed class ExportVerb : IVerb
         var tritonOpt = Flags.String("--triton", "also write a Triton Inference Server model repository: DIR/NAME/config.pbtxt, DIR/NAME/1/model.onnx", helpName: "DIR");
         var tritonNameOpt = Flags.String("--triton-name", "its model name (default: the model kind)", helpName: "NAME");
         var tritonBatchOpt = Flags.Int("--triton-max-batch", "its max_batch_size, with dynamic batching", 64, 1, 1 << 20);
-        var stageTwoOpt = Flags.String("--stage-two", "a feature-model run (neumf) to rank stage one's candidates: a two-model bundle (with --data)", helpName: "RUN_DIR");
-        var dataOpt = Flags.String("--data", "the prepared dataset the runs trained on: with --stage-two (its users and user features go into the bundle), and for a two-tower run (its feature tables fix the graph)", helpName: "DIR");
+        var stageTwoOpt = Flags.String("--stage-two", "a ranking feature-model run (neumf or deepfm) to rank stage one's candidates: a two-model bundle (with --data)", helpName: "RUN_DIR");
+        var dataOpt = Flags.String("--data", "the prepared dataset the runs trained on: with --stage-two, and for a two-tower run (its feature tables fix the graph); its users and user features go into the bundle", helpName: "DIR");
         var c = new Command("export", "export a checkpoint to an artifact bundle (model.onnx, vocabulary, manifest); give --checkpoint or --run")
             { ckptOpt, runOpt, vocabOpt, dataOpt, outOpt, fullOpt, tritonOpt, tritonNameOpt, tritonBatchOpt, stageTwoOpt };
         c.SetAction(a =>
@@ -47,11 +47,21 @@ internal sealed class ExportVerb : IVerb
         var vocab = Vocabulary.Load(vocabPath);
         var metrics = RunFolder.ReadTestMetrics(Path.GetDirectoryName(Path.GetFullPath(ckpt))!);
         var stageTwo = stageTwoRun != null ? LoadStageTwo(stageTwoRun, dataDir!, vocab) : null;
+        // a Two-Tower user tower reads the request's user features: the dataset's users and their stored rows go with it
+        BundleUsers? users = null;
+        if (cfg.Kind == ModelKind.TwoTower && cfg.UserFeatures.Length > 0)
+        {
+            var data = Bert4Rec.Training.Data.SequenceDataset.Load(dataDir!);
+            if (data.UserFeatures?.Shape != cfg.UserFeatures)
+                throw new UsageException($"--data {dataDir}: its user features [{data.UserFeatures?.Shape ?? "none"}] are not the ones the two-tower run trained on [{cfg.UserFeatures}]");
+            users = new BundleUsers(data.UserIds, data.UserFeatures);
+        }
         if (stageTwo != null)
             foreach (var (k, v) in RunFolder.ReadTestMetrics(stageTwoRun!)) metrics["stage_two." + k] = v;
         BundleWriter.Write(outDir, cfg, weights, vocab, "bert4rec export " + string.Join(' ', Environment.GetCommandLineArgs().Skip(2)), metrics, Path.GetFullPath(ckpt), fullCatalog,
-                           itemSlots, stageTwo);
+                           itemSlots, stageTwo, users);
         Console.WriteLine($"bundle written to {outDir}: {BundleLayout.Model}, {BundleLayout.Vocabulary}, {BundleLayout.Manifest} ({cfg.Kind.Name()}, {cfg.ItemCount} items, d={cfg.Hidden}, N={cfg.MaxLength})" +
+                          (users != null ? $"; {users.UserIds.Count} users with user fields [{cfg.UserFeatures}] ({BundleLayout.Users}, {BundleLayout.UserFeatures})" : "") +
                           (stageTwo != null ? $"; stage two {stageTwo.Config.Kind.Name()} ({BundleLayout.StageTwoModel}, {stageTwo.UserIds.Count} users, user fields [{stageTwo.Config.UserFeatures}])" : ""));
         if (triton != null)
         {
