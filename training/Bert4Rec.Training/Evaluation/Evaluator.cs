@@ -79,7 +79,7 @@ public static class Evaluator
             scorer.Score(batch, span);
             Parallel.For(0, count, i =>
             {
-                var c = cases[start + i];
+                var c = batch[i];   // the case already read (a split's cases are made when read)
                 var row = scores.AsSpan(i * (n + 1), n + 1);
                 ranks[start + i] = options.Protocol == EvaluationProtocol.Full
                     ? FullRank(row, c, options.ExcludeSeen)

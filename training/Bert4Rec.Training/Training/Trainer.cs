@@ -357,11 +357,12 @@ public sealed class Trainer
     }
 
     /// <summary>The validation cases a run scores: all, or a seeded subset of <see cref="TrainingConfig.ValidationUsers"/>
-    /// (in user order); only the chosen cases are made, so a small subset of a large log stays small.</summary>
-    private List<EvaluationCase> ValidationSubset()
+    /// (in user order); only the chosen cases are made, so a small subset of a large log stays small, and all of them are
+    /// the split's own list (its cases made batch by batch when validating).</summary>
+    private IReadOnlyList<EvaluationCase> ValidationSubset()
     {
         var v = _split.Validation;
-        if (_cfg.ValidationUsers <= 0 || v.Count <= _cfg.ValidationUsers) return [.. v];
+        if (_cfg.ValidationUsers <= 0 || v.Count <= _cfg.ValidationUsers) return v;
         var rng = new Random(StreamSeed(_cfg.Seed, ValidationStream, 0, 0));
         // the split's cases are in user order, so ordering the chosen indices orders the cases by user
         return Enumerable.Range(0, v.Count).OrderBy(_ => rng.Next()).Take(_cfg.ValidationUsers).Order().Select(i => v[i]).ToList();
