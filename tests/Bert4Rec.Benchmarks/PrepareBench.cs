@@ -2,7 +2,7 @@
 // towards the head, timestamps random so every user's rows need sorting) into a temporary folder, prepares it as
 // `prepare` does (the external sort, or --in-memory for the old path), and reports wall time, lines/s and the peak RSS
 // of the prepare alone (the high-water mark is reset after generating, where the kernel allows it). The folder is
-// deleted afterwards.
+// deleted afterwards; --keep DIR moves the prepared dataset there first (to train on a large log).
 using System.Buffers.Text;
 using System.Diagnostics;
 using System.CommandLine;
@@ -14,6 +14,8 @@ namespace Bert4Rec.Benchmarks;
 
 internal static class PrepareBench
 {
+    private const string DataFolder = "data";
+
     public static Command Build()
     {
         var linesOpt = Flags.Long("--lines", "interactions in the generated log", 10_000_000, 1);
@@ -25,19 +27,28 @@ internal static class PrepareBench
         var inMemoryOpt = Flags.Flag("--in-memory", "prepare through the in-memory path (InteractionLog) instead, for comparison");
         var seedOpt = Flags.Int("--seed", "generator seed", 1);
         var dirOpt = Flags.String("--dir", "parent folder of the temporary work folder (default: the system's temp folder)", helpName: "DIR");
+        var keepOpt = Flags.String("--keep", "move the prepared dataset to this new folder instead of deleting it", helpName: "DIR");
         var c = new Command("prepare", "prepare's wall time, lines/s and peak RSS on a generated log")
-            { linesOpt, usersOpt, itemsOpt, memoryOpt, minOpt, fixedOpt, inMemoryOpt, seedOpt, dirOpt };
+            { linesOpt, usersOpt, itemsOpt, memoryOpt, minOpt, fixedOpt, inMemoryOpt, seedOpt, dirOpt, keepOpt };
         c.SetAction(a =>
         {
             long lines = a.GetValue(linesOpt);
             int users = a.GetValue(usersOpt) ?? (int)Math.Clamp(lines / 20, 1, int.MaxValue);
             string parent = a.GetValue(dirOpt) ?? Path.GetTempPath();
             if (!Directory.Exists(parent)) throw new UsageException($"--dir: {parent} is not a folder");
+            string? keep = a.GetValue(keepOpt) is { } k ? Path.GetFullPath(k) : null;
+            if (keep != null && (Directory.Exists(keep) || File.Exists(keep))) throw new UsageException($"--keep: {keep} exists (name a new folder)");
             var work = Directory.CreateDirectory(Path.Combine(parent, $"bert4rec-bench-prepare-{Environment.ProcessId}"));
             try
             {
-                return Run(work.FullName, lines, users, a.GetValue(itemsOpt), a.GetValue(memoryOpt), a.GetValue(minOpt), a.GetValue(fixedOpt),
+                int rc = Run(work.FullName, lines, users, a.GetValue(itemsOpt), a.GetValue(memoryOpt), a.GetValue(minOpt), a.GetValue(fixedOpt),
                     a.GetValue(inMemoryOpt), a.GetValue(seedOpt));
+                if (keep != null)
+                {
+                    Directory.Move(Path.Combine(work.FullName, DataFolder), keep);
+                    Console.Error.WriteLine($"bench prepare: dataset kept in {keep}");
+                }
+                return rc;
             }
             finally
             {
@@ -49,7 +60,7 @@ internal static class PrepareBench
 
     private static int Run(string work, long lines, int users, int items, int memoryMb, int min, bool fixedPoint, bool inMemory, int seed)
     {
-        string log = Path.Combine(work, "log.csv"), outDir = Path.Combine(work, "data");
+        string log = Path.Combine(work, "log.csv"), outDir = Path.Combine(work, DataFolder);
         var gen = Stopwatch.StartNew();
         Generate(log, lines, users, items, seed);
         long bytes = new FileInfo(log).Length;

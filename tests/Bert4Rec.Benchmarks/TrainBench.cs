@@ -63,7 +63,7 @@ internal static class TrainBench
         var opt = new AdamW(model.Layout);
         var sampler = loss == "ce" ? null
             : new Bert4Rec.Training.Training.NegativeSampler(items, negatives, popularity: false,
-                loss == "gbce" ? SampledLossKind.Gbce : SampledLossKind.SampledCe, 0.75f, []);
+                loss == "gbce" ? SampledLossKind.Gbce : SampledLossKind.SampledCe, 0.75f, Array.Empty<int[]>());
         var rng = new Random(0);
         var ids = new int[batch * seq];
         var labels = new int[batch * seq];

@@ -18,22 +18,22 @@ public class ReaderTests : IDisposable
         var d = InteractionLog.Read(p, new LogReadOptions { Format = LogFormat.MovieLens }).ToDataset(0, 0, false);
         Assert.Equal(new[] { "1", "2" }, d.UserIds);
         // user 1: t=100 (20), t=100 (30, later in file), t=300 (10)
-        Assert.Equal(new[] { "20", "30", "10" }, d.Sequences[0].Select(i => d.Items.RawId(i)));
-        Assert.Equal(new[] { "10" }, d.Sequences[1].Select(i => d.Items.RawId(i)));
+        Assert.Equal(new[] { "20", "30", "10" }, d.Sequences[0].ToArray().Select(i => d.Items.RawId(i)));
+        Assert.Equal(new[] { "10" }, d.Sequences[1].ToArray().Select(i => d.Items.RawId(i)));
     }
 
     [Fact]
     public void Ml100k_csv_tsv_and_pairs_read_the_chosen_columns()
     {
         var a = InteractionLog.Read(Write("u.data", "1\t5\t3\t20\n1\t6\t3\t10\n"), new LogReadOptions { Format = LogFormat.Ml100k }).ToDataset(0, 0, false);
-        Assert.Equal(new[] { "6", "5" }, a.Sequences[0].Select(i => a.Items.RawId(i)));
+        Assert.Equal(new[] { "6", "5" }, a.Sequences[0].ToArray().Select(i => a.Items.RawId(i)));
         var b = InteractionLog.Read(Write("x.csv", "ts,rating,uid,iid\n5,1,u1,A\n1,1,u1,B\n"),
             new LogReadOptions { Format = LogFormat.Csv, UserColumn = "uid", ItemColumn = "iid", TimeColumn = "ts" }).ToDataset(0, 0, false);
-        Assert.Equal(new[] { "B", "A" }, b.Sequences[0].Select(i => b.Items.RawId(i)));
+        Assert.Equal(new[] { "B", "A" }, b.Sequences[0].ToArray().Select(i => b.Items.RawId(i)));
         var c = InteractionLog.Read(Write("x.tsv", "user_id\titem_id\nu\tz\nu\ty\n"), new LogReadOptions { Format = LogFormat.Tsv }).ToDataset(0, 0, false);
-        Assert.Equal(new[] { "z", "y" }, c.Sequences[0].Select(i => c.Items.RawId(i)));
+        Assert.Equal(new[] { "z", "y" }, c.Sequences[0].ToArray().Select(i => c.Items.RawId(i)));
         var e = InteractionLog.Read(Write("p.txt", "1 1\n1 2\n2 2\n2 3\n"), new LogReadOptions()).ToDataset(0, 0, false);
-        Assert.Equal(2, e.Sequences.Length);
+        Assert.Equal(2, e.Sequences.Count);
         Assert.Equal(3, e.Items.Count);
     }
 
@@ -66,7 +66,7 @@ public class ReaderTests : IDisposable
         var once = log.ToDataset(minUser: 2, minItem: 2, fixedPoint: false);
         var fixedPoint = log.ToDataset(minUser: 2, minItem: 2, fixedPoint: true);
         Assert.True(fixedPoint.Statistics.Interactions < once.Statistics.Interactions);
-        foreach (var s in fixedPoint.Sequences) Assert.True(s.Length >= 2);
+        foreach (var s in fixedPoint.Sequences.ToArrays()) Assert.True(s.Length >= 2);
         var counts = SequenceDataset.Popularity(fixedPoint.Sequences, fixedPoint.Items.Count);
         Assert.All(counts.Skip(1), c => Assert.True(c >= 2));
     }
@@ -78,7 +78,7 @@ public class ReaderTests : IDisposable
         string dir = Path.Combine(_dir.FullName, "ds");
         d.Save(dir);
         var back = SequenceDataset.Load(dir);
-        Assert.Equal(d.Sequences, back.Sequences);
+        Assert.Equal(d.Sequences.ToArrays(), back.Sequences.ToArrays());
         Assert.Equal(d.Statistics, back.Statistics);
         var f = Path.Combine(dir, SequenceDataset.DataFile);
         var bytes = File.ReadAllBytes(f);

@@ -147,10 +147,10 @@ public class SequenceStoreTests : IDisposable
         string dir = Saved();
         var d = SequenceDataset.Load(dir);
         using var store = SequenceStore.Open(Path.Combine(dir, SequenceDataset.DataFile));
-        Assert.Equal(d.Sequences.Length, store.Count);
+        Assert.Equal(d.Sequences.Count, store.Count);
         Assert.Equal(d.Items.Count, store.ItemCount);
         Assert.Equal(d.Statistics.Interactions, store.Interactions);
-        for (int u = 0; u < store.Count; u++) Assert.Equal(d.Sequences[u], store[u].ToArray());
+        for (int u = 0; u < store.Count; u++) Assert.Equal(d.Sequences[u].ToArray(), store[u].ToArray());
         Assert.Throws<ArgumentOutOfRangeException>(() => store.Length(store.Count));
         store.Dispose();
         Assert.Throws<ObjectDisposedException>(() => store.Length(0));

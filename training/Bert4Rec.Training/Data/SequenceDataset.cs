@@ -9,7 +9,7 @@ namespace Bert4Rec.Training.Data;
 
 public sealed record DatasetStatistics(int Users, int Items, long Interactions, double AverageLength, int MaxLength, int MinLength, double Density)
 {
-    public static DatasetStatistics Of(int[][] sequences, int items) => OfLengths(sequences.Select(s => s.Length), items);
+    public static DatasetStatistics Of(SequenceView sequences, int items) => OfLengths(Enumerable.Range(0, sequences.Count).Select(sequences.Length), items);
 
     /// <summary>The statistics of sequences with these lengths over <paramref name="items"/> items.</summary>
     public static DatasetStatistics OfLengths(IEnumerable<int> lengths, int items)
@@ -32,20 +32,22 @@ public sealed class SequenceDataset
 
     public Vocabulary Items { get; }
     public IReadOnlyList<string> UserIds { get; }
-    /// <summary>Per user, item indices 1..n in time order.</summary>
-    public int[][] Sequences { get; }
+    /// <summary>Per user, item indices 1..n in time order: a loaded dataset's are read from the mapped sequences.bin (not copied).</summary>
+    public SequenceView Sequences { get; }
     public DatasetStatistics Statistics { get; }
     /// <summary>Per-user features (rows = user indices 0..U-1), or null.</summary>
     public FeatureTable? UserFeatures { get; private init; }
     /// <summary>Per-item features (rows = item indices 0..n, row 0 the pad item), or null.</summary>
     public FeatureTable? ItemFeatures { get; private init; }
 
-    public SequenceDataset(Vocabulary items, IReadOnlyList<string> userIds, int[][] sequences)
+    public SequenceDataset(Vocabulary items, IReadOnlyList<string> userIds, SequenceView sequences)
     {
-        if (userIds.Count != sequences.Length) throw new ArgumentException($"{userIds.Count} user ids for {sequences.Length} sequences");
-        for (int u = 0; u < sequences.Length; u++)
-            foreach (var i in sequences[u])
-                if (i < 1 || i > items.Count) throw new ArgumentException($"user {userIds[u]}: item index {i} outside 1..{items.Count}");
+        if (userIds.Count != sequences.Count) throw new ArgumentException($"{userIds.Count} user ids for {sequences.Count} sequences");
+        int checkedRange = sequences is SequenceStore store ? store.ItemCount : -1;   // a store checked its items when it was opened
+        if (checkedRange != items.Count)
+            for (int u = 0; u < sequences.Count; u++)
+                foreach (var i in sequences[u])
+                    if (i < 1 || i > items.Count) throw new ArgumentException($"user {userIds[u]}: item index {i} outside 1..{items.Count}");
         Items = items; UserIds = userIds; Sequences = sequences;
         Statistics = DatasetStatistics.Of(sequences, items.Count);
     }
@@ -53,16 +55,16 @@ public sealed class SequenceDataset
     /// <summary>The same dataset with these feature tables (null: none on that side).</summary>
     public SequenceDataset WithFeatures(FeatureTable? users, FeatureTable? items)
     {
-        if (users != null && users.Rows != Sequences.Length) throw new ArgumentException($"user features have {users.Rows} rows, the dataset {Sequences.Length} users");
+        if (users != null && users.Rows != Sequences.Count) throw new ArgumentException($"user features have {users.Rows} rows, the dataset {Sequences.Count} users");
         if (items != null && items.Rows != Items.Count + 1) throw new ArgumentException($"item features have {items.Rows} rows, the dataset needs {Items.Count + 1} (pad row 0 and items)");
         return new SequenceDataset(Items, UserIds, Sequences) { UserFeatures = users, ItemFeatures = items };
     }
 
     /// <summary>Item interaction counts (index = item, entry 0 unused), over the given sequences.</summary>
-    public static int[] Popularity(IEnumerable<int[]> sequences, int itemCount)
+    public static int[] Popularity(SequenceView sequences, int itemCount)
     {
         var c = new int[itemCount + 1];
-        foreach (var s in sequences) foreach (var i in s) c[i]++;
+        for (int u = 0; u < sequences.Count; u++) foreach (var i in sequences[u]) c[i]++;
         return c;
     }
 
@@ -71,8 +73,8 @@ public sealed class SequenceDataset
     {
         using (var fs = File.Create(Path.Combine(tmp, DataFile)))
         {
-            var w = new SequenceFileWriter(fs, Items.Count, Sequences.Select(s => s.Length).ToArray());
-            foreach (var s in Sequences) w.Write(s);
+            var w = new SequenceFileWriter(fs, Items.Count, Enumerable.Range(0, Sequences.Count).Select(Sequences.Length).ToArray());
+            for (int u = 0; u < Sequences.Count; u++) w.Write(Sequences[u]);
             w.Finish();
         }
         WriteSideFiles(tmp, Items, UserIds, Statistics);
@@ -110,21 +112,17 @@ public sealed class SequenceDataset
     {
         string data = Path.Combine(dir, DataFile);
         if (!File.Exists(data)) throw new FileNotFoundException($"{data}: not found (is {dir} a dataset made by `bert4rec prepare`?)", data);
-        int[][] seqs;
-        int items, users;
-        using (var store = SequenceStore.Open(data))   // checked through a read-only map, copied into arrays once
-        {
-            items = store.ItemCount; users = store.Count;
-            seqs = new int[users][];
-            for (int u = 0; u < users; u++) seqs[u] = store[u].ToArray();
-        }
+        // checked through a read-only map and kept as the dataset's sequences: nothing is copied, and the map stays open for
+        // as long as the process runs (spans handed out by it must stay valid)
+        var store = SequenceStore.Open(data);
+        int items = store.ItemCount, users = store.Count;
         var vocab = Vocabulary.Load(Path.Combine(dir, VocabFile));
         if (vocab.Count != items) throw new InvalidDataException($"{Path.Combine(dir, VocabFile)}: {vocab.Count} items, {data} says {items}");
         string usersPath = Path.Combine(dir, UsersFile);
         var userIds = File.Exists(usersPath) ? File.ReadAllLines(usersPath) : Enumerable.Range(1, users).Select(i => i.ToString()).ToArray();
         if (userIds.Length != users) throw new InvalidDataException($"{usersPath}: {userIds.Length} users, {data} says {users}");
         SequenceDataset d;
-        try { d = new SequenceDataset(vocab, userIds, seqs); }
+        try { d = new SequenceDataset(vocab, userIds, store); }
         catch (ArgumentException e) { throw new InvalidDataException($"{data}: {e.Message}"); }
         string uf = Path.Combine(dir, UserFeaturesFile), itf = Path.Combine(dir, ItemFeaturesFile);
         bool hasUsers = File.Exists(uf), hasItems = File.Exists(itf);
@@ -141,7 +139,8 @@ public readonly record struct EvaluationCase(int User, int[] History, int Target
 public sealed class LeaveOneOutSplit
 {
     public required int ItemCount { get; init; }
-    public required int[][] TrainSequences { get; init; }
+    /// <summary>Every user's training items: a view over the dataset's sequences, not a copy.</summary>
+    public required SequenceView TrainSequences { get; init; }
     public required IReadOnlyList<EvaluationCase> Validation { get; init; }
     public required IReadOnlyList<EvaluationCase> Test { get; init; }
     /// <summary>The dataset's feature tables (null: none on that side); users are the indices of <see cref="TrainSequences"/>.</summary>
@@ -149,29 +148,52 @@ public sealed class LeaveOneOutSplit
     public FeatureTable? ItemFeatures { get; init; }
 }
 
+/// <summary>
+/// The evaluation cases of a split, made when read: case i is user users[i], its sequence without the last
+/// <paramref name="held"/> items as the history (a fresh array, dropped after use) and the first held-out item as the
+/// target. Only the user indices are kept, so the cases cost no memory per interaction.
+/// </summary>
+internal sealed class HeldOutCases(SequenceView all, int[] users, int held) : IReadOnlyList<EvaluationCase>
+{
+    public int Count => users.Length;
+    public EvaluationCase this[int index]
+    {
+        get
+        {
+            int u = users[index];
+            var s = all[u];
+            return new EvaluationCase(u, s[..^held].ToArray(), s[^held]);
+        }
+    }
+    public IEnumerator<EvaluationCase> GetEnumerator()
+    {
+        for (int i = 0; i < users.Length; i++) yield return this[i];
+    }
+    System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
+}
+
 public static class LeaveOneOut
 {
+    /// <summary>Users with fewer items than this are not evaluated and train on everything.</summary>
+    public const int MinimumLength = 3;
+
     /// <summary>
     /// Users with at least 3 items give a validation case (history seq[..^2], target seq[^2]) and a test case
     /// (history seq[..^1], which includes the validation item, target seq[^1]); their train part is seq[..^2].
-    /// Users with fewer than 3 items keep everything for training.
+    /// Users with fewer than 3 items keep everything for training. Views and user indices over the dataset's sequences:
+    /// nothing is copied.
     /// </summary>
     public static LeaveOneOutSplit Split(SequenceDataset d)
     {
-        var train = new int[d.Sequences.Length][];
-        var val = new List<EvaluationCase>();
-        var test = new List<EvaluationCase>();
-        for (int u = 0; u < d.Sequences.Length; u++)
-        {
-            var s = d.Sequences[u];
-            if (s.Length < 3) { train[u] = s; continue; }
-            train[u] = s[..^2];
-            val.Add(new EvaluationCase(u, s[..^2], s[^2]));
-            test.Add(new EvaluationCase(u, s[..^1], s[^1]));
-        }
+        var all = d.Sequences;
+        var evaluated = new List<int>();
+        for (int u = 0; u < all.Count; u++)
+            if (all.Length(u) >= MinimumLength) evaluated.Add(u);
+        var users = evaluated.ToArray();
         return new LeaveOneOutSplit
         {
-            ItemCount = d.Items.Count, TrainSequences = train, Validation = val, Test = test, UserFeatures = d.UserFeatures, ItemFeatures = d.ItemFeatures,
+            ItemCount = d.Items.Count, TrainSequences = new HeldOutView(all, 2), Validation = new HeldOutCases(all, users, 2),
+            Test = new HeldOutCases(all, users, 1), UserFeatures = d.UserFeatures, ItemFeatures = d.ItemFeatures,
         };
     }
 
@@ -182,11 +204,12 @@ public static class LeaveOneOut
     /// </summary>
     public static LeaveOneOutSplit WithValidationItems(LeaveOneOutSplit split)
     {
-        var train = (int[][])split.TrainSequences.Clone();
-        foreach (var c in split.Test) train[c.User] = c.History;
+        if (split.TrainSequences is not HeldOutView { Held: 2 } train)
+            throw new ArgumentException("the split was not made by LeaveOneOut.Split", nameof(split));
         return new LeaveOneOutSplit
         {
-            ItemCount = split.ItemCount, TrainSequences = train, Validation = [], Test = split.Test, UserFeatures = split.UserFeatures, ItemFeatures = split.ItemFeatures,
+            ItemCount = split.ItemCount, TrainSequences = new HeldOutView(train.All, 1), Validation = [], Test = split.Test,
+            UserFeatures = split.UserFeatures, ItemFeatures = split.ItemFeatures,
         };
     }
 }

@@ -1,15 +1,15 @@
 // sequences.bin opened through a read-only memory map: each user's items are a ReadOnlySpan<int> straight over the
 // file (the page cache holds them, not the managed heap), found through one offset per user. Opening checks the header,
 // that the lengths add up to the file's size, the SHA-256 and every item's range, reading the file once without
-// copying it. SequenceDataset.Load builds its arrays from a store; a consumer that only reads windows can keep the
-// store instead and touch only the pages it reads.
+// copying it. SequenceDataset.Load keeps the store as the dataset's sequences (a SequenceView), so training reads the
+// pages it needs and the managed heap does not grow with the log.
 using System.Buffers.Binary;
 using System.IO.MemoryMappedFiles;
 using System.Security.Cryptography;
 
 namespace Bert4Rec.Training.Data;
 
-public sealed unsafe class SequenceStore : IDisposable
+public sealed unsafe class SequenceStore : SequenceView, IDisposable
 {
     private readonly MemoryMappedFile _map;
     private readonly MemoryMappedViewAccessor _view;
@@ -19,10 +19,10 @@ public sealed unsafe class SequenceStore : IDisposable
     private bool _disposed;
 
     /// <summary>Users.</summary>
-    public int Count { get; }
+    public override int Count { get; }
     /// <summary>Catalog size n (items are 1..n).</summary>
     public int ItemCount { get; }
-    public long Interactions => _offsets[^1];
+    public override long Interactions => _offsets[^1];
 
     private SequenceStore(string path, long size)
     {
@@ -79,7 +79,7 @@ public sealed unsafe class SequenceStore : IDisposable
     }
 
     /// <summary>User <paramref name="user"/>'s items (1..n) in time order, read from the map (valid until Dispose).</summary>
-    public ReadOnlySpan<int> this[int user]
+    public override ReadOnlySpan<int> this[int user]
     {
         get
         {
@@ -90,7 +90,7 @@ public sealed unsafe class SequenceStore : IDisposable
         }
     }
 
-    public int Length(int user) => this[user].Length;
+    public override int Length(int user) => this[user].Length;
 
     public void Dispose()
     {

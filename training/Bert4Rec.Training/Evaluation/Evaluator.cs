@@ -79,7 +79,7 @@ public static class Evaluator
             scorer.Score(batch, span);
             Parallel.For(0, count, i =>
             {
-                var c = cases[start + i];
+                var c = batch[i];   // the case already read (a split's cases are made when read)
                 var row = scores.AsSpan(i * (n + 1), n + 1);
                 ranks[start + i] = options.Protocol == EvaluationProtocol.Full
                     ? FullRank(row, c, options.ExcludeSeen)
@@ -156,7 +156,7 @@ public static class Evaluator
 }
 
 /// <summary>Most-popular baseline: every user gets the train popularity ranking.</summary>
-public sealed class PopularityScorer(int[][] trainSequences, int itemCount) : IItemScorer
+public sealed class PopularityScorer(SequenceView trainSequences, int itemCount) : IItemScorer
 {
     private readonly int[] _counts = SequenceDataset.Popularity(trainSequences, itemCount);
     public int ItemCount => itemCount;
@@ -177,16 +177,19 @@ public sealed class MarkovScorer : IItemScorer
     public int ItemCount { get; }
     public int PreferredBatchSize => 256;
 
-    public MarkovScorer(int[][] trainSequences, int itemCount)
+    public MarkovScorer(SequenceView trainSequences, int itemCount)
     {
         ItemCount = itemCount;
         _counts = SequenceDataset.Popularity(trainSequences, itemCount);
-        foreach (var s in trainSequences)
+        for (int u = 0; u < trainSequences.Count; u++)
+        {
+            var s = trainSequences[u];
             for (int t = 1; t < s.Length; t++)
             {
                 if (!_next.TryGetValue(s[t - 1], out var m)) _next[s[t - 1]] = m = new Dictionary<int, int>();
                 m[s[t]] = m.GetValueOrDefault(s[t]) + 1;
             }
+        }
         _popScale = 1.0 / (1.0 + _counts.Max());
     }
 

@@ -195,7 +195,7 @@ public static class HyperparameterSearch
 
     private static SearchState Fresh(LeaveOneOutSplit split, SearchOptions o) => new()
     {
-        Base = o.Base, Trials = o.Trials, BudgetSeconds = o.Budget.TotalSeconds, Users = split.TrainSequences.Length, Items = split.ItemCount,
+        Base = o.Base, Trials = o.Trials, BudgetSeconds = o.Budget.TotalSeconds, Users = split.TrainSequences.Count, Items = split.ItemCount,
         Records = Draw(o.Base, o.Trials).Select((c, i) => new TrialRecord { Id = i, Config = c }).ToList(),
     };
 

@@ -208,7 +208,7 @@ public static class ModelComparison
     private static Fitted Baseline(string name, LeaveOneOutSplit split, bool refit)
     {
         var clock = Stopwatch.StartNew();
-        IItemScorer Count(int[][] sequences) =>
+        IItemScorer Count(SequenceView sequences) =>
             name == Pop ? new PopularityScorer(sequences, split.ItemCount) : new MarkovScorer(sequences, split.ItemCount);
         var scorer = Count(split.TrainSequences);
         var testScorer = refit ? Count(LeaveOneOut.WithValidationItems(split).TrainSequences) : scorer;

@@ -16,7 +16,7 @@ public sealed class NegativeSampler
     /// <param name="k">Negatives per step.</param>
     /// <param name="popularity">Sample in proportion to training counts (each item counted once more, so none has probability 0),
     /// with the log-Q correction log(K q_i) for sampled-CE; false = uniform (the correction is a constant and is left out).</param>
-    public NegativeSampler(int items, int k, bool popularity, SampledLossKind kind, float gbceT, IReadOnlyList<int[]> trainSequences)
+    public NegativeSampler(int items, int k, bool popularity, SampledLossKind kind, float gbceT, SequenceView trainSequences)
     {
         if (items < 1) throw new ArgumentOutOfRangeException(nameof(items), items, "must be >= 1");
         if (k < 1) throw new ArgumentOutOfRangeException(nameof(k), k, "must be >= 1");
@@ -53,9 +53,9 @@ public sealed class NegativeSampler
 
     /// <summary>The cumulative probabilities of items 1..n (entry i-1 for item i) in proportion to training counts, each item
     /// counted once more so that none has probability 0.</summary>
-    public static double[] PopularityCumulative(IReadOnlyList<int[]> trainSequences, int items) => Cumulative(Probabilities(trainSequences, items));
+    public static double[] PopularityCumulative(SequenceView trainSequences, int items) => Cumulative(Probabilities(trainSequences, items));
 
-    private static double[] Probabilities(IReadOnlyList<int[]> trainSequences, int items)
+    private static double[] Probabilities(SequenceView trainSequences, int items)
     {
         var counts = SequenceDataset.Popularity(trainSequences, items);
         double total = 0;

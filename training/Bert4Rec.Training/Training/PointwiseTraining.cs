@@ -13,7 +13,7 @@ namespace Bert4Rec.Training.Training;
 /// carries the positive's history window (the items before it, <see cref="ModelInput.Fill"/>'s rule).</summary>
 public sealed class PointwiseExamples
 {
-    private readonly int[][] _train;
+    private readonly SequenceView _train;
     private readonly HashSet<int>[] _seen;
     private readonly int _items;
     private readonly ModelConfig? _history;
@@ -26,11 +26,12 @@ public sealed class PointwiseExamples
 
     /// <param name="history">The config whose history window the examples carry (its MaxLength), or null for none.</param>
     /// <param name="popularity">Draw negatives by training popularity (NegativeSampler's distribution) instead of uniformly.</param>
-    public PointwiseExamples(int[][] trainSequences, int itemCount, int negatives, ModelConfig? history = null, bool popularity = false)
+    public PointwiseExamples(SequenceView trainSequences, int itemCount, int negatives, ModelConfig? history = null, bool popularity = false)
     {
         if (negatives < 1) throw new ArgumentOutOfRangeException(nameof(negatives), negatives, "must be >= 1");
         _train = trainSequences; _items = itemCount; Negatives = negatives; _history = history;
-        _seen = trainSequences.Select(s => new HashSet<int>(s)).ToArray();
+        _seen = new HashSet<int>[trainSequences.Count];   // per-user item sets: the negatives' filter needs them in memory
+        for (int u = 0; u < _seen.Length; u++) _seen[u] = [.. trainSequences[u]];
         _popularity = popularity ? NegativeSampler.PopularityCumulative(trainSequences, itemCount) : null;
     }
 
@@ -53,7 +54,7 @@ public sealed class PointwiseExamples
         if (_history == null) return;
         int H = _history.MaxLength;
         var window = histories.Slice(at * H, H);
-        ModelInput.Fill(_train[user].AsSpan(0, position), _history, window);
+        ModelInput.Fill(_train[user][..position], _history, window);
         for (int k = 1; k <= Negatives; k++) window.CopyTo(histories.Slice((at + k) * H, H));
     }
 }
@@ -140,7 +141,7 @@ public static class PointwiseModels
     /// <paramref name="features"/> (and the data has them).</summary>
     public static ModelConfig Config(TrainingConfig cfg, LeaveOneOutSplit split) => cfg.ToModelConfig(split.ItemCount) with
     {
-        UserCount = split.TrainSequences.Length,
+        UserCount = split.TrainSequences.Count,
         UserFeatures = cfg.Features ? split.UserFeatures?.Shape ?? "" : "",
         ItemFeatures = cfg.Features ? split.ItemFeatures?.Shape ?? "" : "",
     };

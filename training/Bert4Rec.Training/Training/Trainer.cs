@@ -105,16 +105,16 @@ public sealed class Trainer
         var list = new List<Sample>();
         var seqs = _split.TrainSequences;
         var cuts = new Random(StreamSeed(_cfg.Seed, PrefixStream, epoch, -1));
-        for (int u = 0; u < seqs.Length; u++)
+        for (int u = 0; u < seqs.Count; u++)
         {
             if (!_cfg.Kind.IsSequential())
             {
                 // feature models: every training interaction is a sample (NeuMF: a positive, negatives drawn when batched;
                 // Two-Tower: the next item after its history prefix)
-                for (int t = 0; t < seqs[u].Length; t++) list.Add(new Sample(u, t, 1, false));
+                for (int t = 0, count = seqs.Length(u); t < count; t++) list.Add(new Sample(u, t, 1, false));
                 continue;
             }
-            int len = seqs[u].Length;
+            int len = seqs.Length(u);
             if (len < (cloze ? 1 : 2)) continue;
             foreach (var (s, l) in ClozeMasker.Windows(len, span, stride)) list.Add(new Sample(u, s, l, false));
             if (cloze) list.Add(new Sample(u, Math.Max(0, len - N), Math.Min(len, N), true));
@@ -251,7 +251,7 @@ public sealed class Trainer
                 for (int k = 0; k < count; k++)
                 {
                     var s = plan[start + k];
-                    var items = _split.TrainSequences[s.User].AsSpan(s.Start, s.Length);
+                    var items = _split.TrainSequences[s.User].Slice(s.Start, s.Length);
                     if (tower != null)
                     {
                         TwoTowers.Fill(_split.TrainSequences[s.User], s.User, s.Start, tower.Config, ttUsers, ttHistories, ttTargets, k);
@@ -356,12 +356,16 @@ public sealed class Trainer
         AtomicFile.WriteAllBytes(Path.Combine(_runDir!, MetricsFile), System.Text.Encoding.UTF8.GetBytes(string.Concat(kept.Select(r => JsonSerializer.Serialize(r) + "\n"))));
     }
 
-    private List<EvaluationCase> ValidationSubset()
+    /// <summary>The validation cases a run scores: all, or a seeded subset of <see cref="TrainingConfig.ValidationUsers"/>
+    /// (in user order); only the chosen cases are made, so a small subset of a large log stays small, and all of them are
+    /// the split's own list (its cases made batch by batch when validating).</summary>
+    private IReadOnlyList<EvaluationCase> ValidationSubset()
     {
-        var v = _split.Validation.ToList();
+        var v = _split.Validation;
         if (_cfg.ValidationUsers <= 0 || v.Count <= _cfg.ValidationUsers) return v;
         var rng = new Random(StreamSeed(_cfg.Seed, ValidationStream, 0, 0));
-        return v.OrderBy(_ => rng.Next()).Take(_cfg.ValidationUsers).OrderBy(c => c.User).ToList();
+        // the split's cases are in user order, so ordering the chosen indices orders the cases by user
+        return Enumerable.Range(0, v.Count).OrderBy(_ => rng.Next()).Take(_cfg.ValidationUsers).Order().Select(i => v[i]).ToList();
     }
 
     /// <summary>All epoch records of a run folder (so a resumed run's chart shows the whole run).</summary>

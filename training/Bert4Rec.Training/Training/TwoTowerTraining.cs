@@ -20,7 +20,7 @@ public static class TwoTowers
 
     /// <summary>log Q(i): the probability that a batch's target is item i, its share of the training interactions (every training
     /// interaction is one example). Items never seen count once, so the log stays finite; entry 0 is unused.</summary>
-    public static float[] LogQ(int[][] trainSequences, int itemCount)
+    public static float[] LogQ(SequenceView trainSequences, int itemCount)
     {
         var counts = SequenceDataset.Popularity(trainSequences, itemCount);
         double total = 0;
@@ -37,11 +37,11 @@ public static class TwoTowers
 
     /// <summary>Example <paramref name="at"/> of a batch: user <paramref name="user"/>, the items before
     /// <paramref name="position"/> of its training sequence as the history row, and the item at it as the target.</summary>
-    public static void Fill(int[] sequence, int user, int position, ModelConfig config, Span<int> users, Span<int> histories, Span<int> targets, int at)
+    public static void Fill(ReadOnlySpan<int> sequence, int user, int position, ModelConfig config, Span<int> users, Span<int> histories, Span<int> targets, int at)
     {
         int L = config.MaxLength;
         users[at] = user;
-        ModelInput.Fill(sequence.AsSpan(0, position), config, histories.Slice(at * L, L));
+        ModelInput.Fill(sequence[..position], config, histories.Slice(at * L, L));
         targets[at] = sequence[position];
     }
 }
