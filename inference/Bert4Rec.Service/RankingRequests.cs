@@ -91,7 +91,7 @@ internal static class RankingRequests
     {
         var q = Check(req, o, "");
         using var lease = holder.Acquire(UserKey(req.UserKey, "", caller));
-        var resp = Response(WithUserErrors("", () => lease.Recommender.RecommendBatch([q])[0]), lease);
+        var resp = Response(WithUserErrors(() => lease.Recommender.RecommendBatch([q])[0]), lease);
         caller.Answered(metrics, lease.Arm, lease.Name);
         return resp;
     }
@@ -123,9 +123,10 @@ internal static class RankingRequests
             foreach (var lease in leases)
             {
                 int[] rows = Enumerable.Range(0, queries.Length).Where(i => ReferenceEquals(arms[i].Bundle, lease.Bundle)).ToArray();
-                // a bad user feature is named with its request's index: checked one by one before the batch runs
-                foreach (int i in rows) WithUserErrors($"requests[{i}].", () => lease.Recommender.CheckUser(queries[i].User));
-                var results = lease.Recommender.RecommendBatch(rows.Select(i => queries[i]).ToArray());
+                // the batch encodes its users before any model runs; a bad user feature is named with its request's index
+                RecommendationResult[] results;
+                try { results = lease.Recommender.RecommendBatch(rows.Select(i => queries[i]).ToArray()); }
+                catch (UserFeatureException e) when (e.Query >= 0) { throw new RequestError($"requests[{rows[e.Query]}].{e.Field}", e.Message); }
                 for (int j = 0; j < rows.Length; j++) resp[rows[j]] = Response(results[j], lease);
             }
             var batch = new BatchRecommendResponse();
@@ -146,7 +147,7 @@ internal static class RankingRequests
         if (req.K < 0 || req.K > o.MaxK) throw new RequestError("k", $"k must be in 0..{o.MaxK}, got {req.K}");
         using var lease = holder.Acquire(UserKey(req.UserKey, "", caller));
         var user = CheckUser(req.UserId, req.UserFeatures, "");
-        var r = WithUserErrors("", () => lease.Recommender.Rerank(req.History, req.Candidates, req.K, user));
+        var r = WithUserErrors(() => lease.Recommender.Rerank(req.History, req.Candidates, req.K, user));
         var resp = new RerankResponse { ModelVersion = lease.Bundle.Version, Arm = lease.Arm, Version = lease.Name, RankedBy = r.RankedBy };
         resp.Items.AddRange(r.Items.Select(i => new ScoredItem { ItemId = i.ItemId, Score = i.Score }));
         resp.UnknownIds.AddRange(r.UnknownIds);
@@ -208,13 +209,12 @@ internal static class RankingRequests
     }
 
     /// <summary>Runs <paramref name="run"/>, turning a user feature the bundle cannot read into a RequestError naming its field.</summary>
-    private static T WithUserErrors<T>(string prefix, Func<T> run)
+    private static T WithUserErrors<T>(Func<T> run)
     {
         try { return run(); }
-        catch (UserFeatureException e) { throw new RequestError(prefix + e.Field, e.Message); }
+        catch (UserFeatureException e) { throw new RequestError(e.Field, e.Message); }
     }
 
-    private static void WithUserErrors(string prefix, Action run) => WithUserErrors(prefix, () => { run(); return 0; });
 
     private static RecommendResponse Response(RecommendationResult r, BundleHolder.Lease lease)
     {

@@ -32,14 +32,19 @@ public sealed class Recommender(ModelBundle bundle)
     /// <summary>What <see cref="RecommendationResult.RankedBy"/> says: stage one's exact scores, or the stage-two ranker's.</summary>
     public const string StageOne = "stage_one", StageTwoRanked = "stage_two";
 
-    /// <summary>Checks a request's user against the bundle's models, if any reads a user (a <see cref="UserFeatureException"/>
-    /// names the field at fault).</summary>
-    public void CheckUser(UserContext? user) => bundle.Users?.Encode(user ?? UserContext.Anonymous);
-
     /// <summary>The users of a batch encoded for the bundle's models (null when none reads a user); a bad feature throws before
-    /// any model runs.</summary>
-    private EncodedUser[]? EncodeUsers(IEnumerable<UserContext?> users) =>
-        bundle.Users is { } enc ? users.Select(u => enc.Encode(u ?? UserContext.Anonymous)).ToArray() : null;
+    /// any model runs, a <see cref="UserFeatureException"/> naming the field and the index of its query.</summary>
+    private EncodedUser[]? EncodeUsers(IReadOnlyList<UserContext?> users)
+    {
+        if (bundle.Users is not { } enc) return null;
+        var encoded = new EncodedUser[users.Count];
+        for (int i = 0; i < encoded.Length; i++)
+        {
+            try { encoded[i] = enc.Encode(users[i] ?? UserContext.Anonymous); }
+            catch (UserFeatureException e) { throw new UserFeatureException(e.Field, e.Message) { Query = i }; }
+        }
+        return encoded;
+    }
 
     /// <summary>The stages' trace source; a span exists only while a listener (e.g. an OpenTelemetry tracer) samples it.</summary>
     public static readonly ActivitySource Tracing = new("Bert4Rec.Inference");
@@ -97,7 +102,7 @@ public sealed class Recommender(ModelBundle bundle)
         using (Tracing.StartActivity("vocabulary")?.SetTag("bert4rec.queries", B))
         {
             mapped = queries.Select(q => Map(q.History)).ToArray();
-            users = EncodeUsers(queries.Select(q => q.User));
+            users = EncodeUsers(queries.Select(q => q.User).ToArray());
         }
         float[] user;
         using (Tracing.StartActivity("model_run")?.SetTag("bert4rec.batch", B).SetTag("bert4rec.execution_provider", bundle.Session.ActiveProvider))

@@ -19,6 +19,8 @@ public sealed record UserContext(string? UserId = null, IReadOnlyDictionary<stri
 public sealed class UserFeatureException(string field, string message) : ArgumentException(message)
 {
     public string Field { get; } = field;
+    /// <summary>In a batch, the index of the query whose user is at fault (-1: not from a batch).</summary>
+    public int Query { get; init; } = -1;
 }
 
 /// <summary>A user encoded for the graphs: the user index (-1 = unknown) and the feature value ids (<see cref="UserEncoder.Width"/>).</summary>
