@@ -117,10 +117,12 @@ public sealed class Trainer
             int len = seqs.Length(u);
             if (len < (cloze ? 1 : 2)) continue;
             foreach (var (s, l) in ClozeMasker.Windows(len, span, stride)) list.Add(new Sample(u, s, l, false));
-            if (cloze) list.Add(new Sample(u, Math.Max(0, len - N), Math.Min(len, N), true));
-            if (cloze && _cfg.PrefixSamples > 0 && len > 2)
-                foreach (int end in PrefixCuts(len, _cfg.PrefixSamples, cuts))
-                    list.Add(new Sample(u, Math.Max(0, end - N), Math.Min(end, N), true));
+            if (!cloze) continue;
+            // the last N items before a cut, only the cut's item masked: the whole sequence, then the prefix samples' cuts
+            Sample CutAt(int end) => new(u, Math.Max(0, end - N), Math.Min(end, N), true);
+            list.Add(CutAt(len));
+            if (_cfg.PrefixSamples > 0)
+                foreach (int end in PrefixCuts(len, _cfg.PrefixSamples, cuts)) list.Add(CutAt(end));
         }
         var rng = new Random(OrderSeed(_cfg.Seed, epoch));
         for (int i = list.Count - 1; i > 0; i--) { int j = rng.Next(i + 1); (list[i], list[j]) = (list[j], list[i]); }
