@@ -9,7 +9,7 @@ namespace Bert4Rec.Training.Data;
 
 public sealed record DatasetStatistics(int Users, int Items, long Interactions, double AverageLength, int MaxLength, int MinLength, double Density)
 {
-    public static DatasetStatistics Of(SequenceView sequences, int items) => OfLengths(Enumerable.Range(0, sequences.Count).Select(sequences.Length), items);
+    public static DatasetStatistics Of(SequenceView sequences, int items) => OfLengths(sequences.Lengths(), items);
 
     /// <summary>The statistics of sequences with these lengths over <paramref name="items"/> items.</summary>
     public static DatasetStatistics OfLengths(IEnumerable<int> lengths, int items)
@@ -73,7 +73,7 @@ public sealed class SequenceDataset
     {
         using (var fs = File.Create(Path.Combine(tmp, DataFile)))
         {
-            var w = new SequenceFileWriter(fs, Items.Count, Enumerable.Range(0, Sequences.Count).Select(Sequences.Length).ToArray());
+            var w = new SequenceFileWriter(fs, Items.Count, Sequences.Lengths().ToArray());
             for (int u = 0; u < Sequences.Count; u++) w.Write(Sequences[u]);
             w.Finish();
         }

@@ -14,6 +14,9 @@ public abstract class SequenceView
 
     public virtual int Length(int user) => this[user].Length;
 
+    /// <summary>Every user's length, in user order.</summary>
+    public IEnumerable<int> Lengths() => Enumerable.Range(0, Count).Select(Length);
+
     /// <summary>Items over all users.</summary>
     public virtual long Interactions
     {
