@@ -165,11 +165,18 @@ public class LearningTests(ITestOutputHelper output) : IDisposable
         string p = Path.Combine(run, Trainer.CheckpointFile);
         Assert.Equal(split.ItemCount, Checkpoint.LoadWeights(p).Config.ItemCount);
         var good = File.ReadAllBytes(p);
+        // a layout other than the one the arrays were written for (a feature model meeting other users or fields) is
+        // marked as such, which export turns into a usage error naming the dataset; other corruption is not so marked
+        var layout = Assert.Throws<InvalidDataException>(() => Checkpoint.LoadWeights(p, (c, n) => c.ToModelConfig(n + 1)));
+        Assert.True(Checkpoint.IsLayoutMismatch(layout));
+        Assert.Contains("the config's layout needs", layout.Message);
 
         var flipped = (byte[])good.Clone();
         flipped[flipped.Length / 3] ^= 1;
         File.WriteAllBytes(p, flipped);
-        Assert.Contains("checksum", Assert.Throws<InvalidDataException>(() => Checkpoint.Load(p)).Message);
+        var checksum = Assert.Throws<InvalidDataException>(() => Checkpoint.Load(p));
+        Assert.Contains("checksum", checksum.Message);
+        Assert.False(Checkpoint.IsLayoutMismatch(checksum));
 
         File.WriteAllBytes(p, good.AsSpan(0, good.Length - 1000).ToArray());
         Assert.Contains("corrupt or truncated", Assert.Throws<InvalidDataException>(() => Checkpoint.Load(p)).Message);

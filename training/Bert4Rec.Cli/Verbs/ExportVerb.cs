@@ -89,7 +89,7 @@ internal sealed class ExportVerb : IVerb
                 : n != split.ItemCount ? throw new UsageException($"--data {dataDir}: {split.ItemCount} items, the stage-two run trained on {n}")
                 : PointwiseModels.Config(tc, split));
         }
-        catch (InvalidDataException e) when (e.Message.Contains("layout needs"))
+        catch (InvalidDataException e) when (Checkpoint.IsLayoutMismatch(e))
         {
             throw new UsageException($"--data {dataDir}: its users or feature fields are not those {runDir} trained on ({e.Message})");
         }

@@ -171,6 +171,13 @@ public static class Checkpoint
     private static long ExpectedSize(TrainingConfig cfg, int items, Func<TrainingConfig, int, ModelConfig>? modelConfig) =>
         new ParameterLayout(modelConfig?.Invoke(cfg, items) ?? cfg.ToModelConfig(items)).TotalSize;
 
+    private const string LayoutMismatchKey = "Bert4Rec.CheckpointLayoutMismatch";
+
+    /// <summary>Whether <paramref name="e"/> says a checkpoint's arrays do not have the sizes its config's parameter layout
+    /// gives, as when a feature model's weights meet a dataset with other users or feature fields than it trained on.
+    /// (InvalidDataException is sealed, so the mark is on the exception's Data rather than a type of its own.)</summary>
+    public static bool IsLayoutMismatch(Exception e) => e is InvalidDataException && e.Data.Contains(LayoutMismatchKey);
+
     private static void WriteFloats(BinaryWriter w, float[] a)
     {
         w.Write(a.Length);
@@ -180,7 +187,12 @@ public static class Checkpoint
     private static float[] ReadFloats(BinaryReader r, string path, string what, long expected)
     {
         int n = r.ReadInt32();
-        if (n != expected) throw new InvalidDataException($"{path}: {what} hold {n} floats, the config's layout needs {expected}");
+        if (n != expected)
+        {
+            var e = new InvalidDataException($"{path}: {what} hold {n} floats, the config's layout needs {expected}");
+            e.Data[LayoutMismatchKey] = true;
+            throw e;
+        }
         if ((long)n * 4 > r.BaseStream.Length - r.BaseStream.Position) throw new EndOfStreamException();
         var a = new float[n];
         r.BaseStream.ReadExactly(System.Runtime.InteropServices.MemoryMarshal.AsBytes(a.AsSpan()));
