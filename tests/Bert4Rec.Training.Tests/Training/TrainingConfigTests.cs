@@ -97,7 +97,9 @@ public class TrainingConfigTests
         var cfg = Parse("--loss", "Sampled-CE", "--negatives", "512", "--negative-sampling", "popularity", "--gbce-t", "0.5");
         Assert.Equal(("sampled-ce", 512, "popularity", 0.5f), (cfg.Loss, cfg.Negatives, cfg.NegativeSampling, cfg.GbceT));
         var preset = TrainingConfig.FromPreset("beauty", "sasrec");
-        Assert.Equal(("auto", 2048, "popularity"), (preset.Loss, preset.Negatives, preset.NegativeSampling));
+        Assert.Equal(("auto", 8192, "popularity"), (preset.Loss, preset.Negatives, preset.NegativeSampling));   // its own count
+        var gru = TrainingConfig.FromPreset("beauty", "gru4rec");
+        Assert.Equal(("auto", 2048, "popularity"), (gru.Loss, gru.Negatives, gru.NegativeSampling));             // every other preset's
         Assert.Equal("ce", preset.ResolvedLoss(1_682));                                  // ML-100k: full CE is affordable
         Assert.Equal("sampled-ce", preset.ResolvedLoss(54_542));                         // Amazon Beauty
         Assert.Equal("gbce", (preset with { Loss = "gbce" }).ResolvedLoss(10));           // an explicit loss is kept
