@@ -154,6 +154,28 @@ public class DeepFmTests
     }
 
     [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Sampled_negatives_skip_the_users_own_items_unless_it_has_seen_every_item(bool popularity)
+    {
+        // user 0 has seen 7 of 8 items (one of them twice), so its only negative is 8; user 1 has seen all 8
+        var seqs = new[] { new[] { 1, 2, 3, 2, 4, 5, 6, 7 }, new[] { 8, 7, 6, 5, 4, 3, 2, 1 } };
+        var examples = new PointwiseExamples(new ArraySequences(seqs), 8, 4, popularity: popularity);
+        var (u, i, l) = (new int[5], new int[5], new float[5]);
+        var rng = new Random(7);
+        for (int t = 0; t < 30; t++)
+        {
+            examples.Fill(0, t % 8, rng, u, i, l, 0);
+            Assert.Equal(seqs[0][t % 8], i[0]);
+            Assert.All(i[1..], j => Assert.Equal(8, j));
+        }
+        var drawn = new HashSet<int>();
+        for (int t = 0; t < 40; t++) { examples.Fill(1, t % 8, rng, u, i, l, 0); drawn.UnionWith(i[1..]); }
+        Assert.True(drawn.Count > 1, "a user who has seen every item still gets negatives");
+        Assert.All(drawn, j => Assert.InRange(j, 1, 8));
+    }
+
+    [Theory]
     [InlineData("uniform", 0)]
     [InlineData("popularity", 0)]
     [InlineData("uniform", 2)]

@@ -189,9 +189,12 @@ public static class Elementwise
     /// <summary>One 64-bit SplitMix hash per pair of element ids (2j, 2j+1): the high half decides the even id, the low half
     /// the odd one, so a bulk pass hashes once per two elements.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static ulong PairHash(ulong key, long pair)
+    private static ulong PairHash(ulong key, long pair) => SplitMix(key + (ulong)pair * 0x9E3779B97F4A7C15UL);
+
+    /// <summary>SplitMix64's finaliser: a bijective 64-bit mix whose output bits each depend on every input bit.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong SplitMix(ulong z)
     {
-        ulong z = key + (ulong)pair * 0x9E3779B97F4A7C15UL;
         z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
         z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
         return z ^ (z >> 31);
@@ -237,10 +240,7 @@ public static class Elementwise
     /// </summary>
     public static int StableSeed(int a, int b, int c)
     {
-        ulong z = ((ulong)(uint)a << 32 | (uint)b) ^ ((ulong)(uint)c * 0x9E3779B97F4A7C15UL);
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
-        z ^= z >> 31;
+        ulong z = SplitMix(((ulong)(uint)a << 32 | (uint)b) ^ ((ulong)(uint)c * 0x9E3779B97F4A7C15UL));
         return (int)(z & int.MaxValue);
     }
 

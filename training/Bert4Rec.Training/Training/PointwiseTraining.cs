@@ -14,7 +14,6 @@ namespace Bert4Rec.Training.Training;
 public sealed class PointwiseExamples
 {
     private readonly SequenceView _train;
-    private readonly HashSet<int>[] _seen;
     private readonly int _items;
     private readonly ModelConfig? _history;
     private readonly double[]? _popularity;
@@ -30,8 +29,6 @@ public sealed class PointwiseExamples
     {
         if (negatives < 1) throw new ArgumentOutOfRangeException(nameof(negatives), negatives, "must be >= 1");
         _train = trainSequences; _items = itemCount; Negatives = negatives; _history = history;
-        _seen = new HashSet<int>[trainSequences.Count];   // per-user item sets: the negatives' filter needs them in memory
-        for (int u = 0; u < _seen.Length; u++) _seen[u] = [.. trainSequences[u]];
         _popularity = popularity ? NegativeSampler.PopularityCumulative(trainSequences, itemCount) : null;
     }
 
@@ -40,14 +37,16 @@ public sealed class PointwiseExamples
     /// the positive); the negatives come from <paramref name="rng"/>. A user who has seen every item gets unfiltered negatives.</summary>
     public void Fill(int user, int position, Random rng, Span<int> users, Span<int> items, Span<float> labels, int at, Span<int> histories = default)
     {
-        users[at] = user; items[at] = _train[user][position]; labels[at] = 1f;
-        var seen = _seen[user];
-        bool any = seen.Count < _items;
+        // the negatives' filter reads the user's own training sequence (a vectorised scan of the mapped view) rather than a
+        // per-user set built up front, so that nothing of this grows with the log: a user with L items costs O(L) per draw
+        var seen = _train[user];
+        users[at] = user; items[at] = seen[position]; labels[at] = 1f;
+        bool any = seen.Length < _items || seen.ToArray().Distinct().Count() < _items;
         int hard = Hard?.Count ?? 0;
         for (int k = 1; k <= Negatives; k++)
         {
             int j;
-            if (k <= hard && Hard!.TryDraw(position > 0 ? _train[user][position - 1] : 0, seen, rng, out j)) { }
+            if (k <= hard && Hard!.TryDraw(position > 0 ? seen[position - 1] : 0, seen, rng, out j)) { }
             else do j = _popularity != null ? NegativeSampler.DrawPopular(_popularity, rng) : 1 + rng.Next(_items); while (any && seen.Contains(j));
             users[at + k] = user; items[at + k] = j; labels[at + k] = 0f;
         }
@@ -100,7 +99,7 @@ public sealed class HardNegatives
 
     /// <summary>A hard negative for a positive whose history ends in <paramref name="last"/> (0 = no history), not in
     /// <paramref name="seen"/>; false when there is none to draw.</summary>
-    public bool TryDraw(int last, HashSet<int> seen, Random rng, out int item)
+    public bool TryDraw(int last, ReadOnlySpan<int> seen, Random rng, out int item)
     {
         item = 0;
         var list = _after[last];

@@ -75,8 +75,6 @@ public sealed class Trainer
         _progress = progress;
     }
 
-    private record struct Sample(int User, int Start, int Length, bool LastOnly);
-
     // Every random choice derives from (seed, stream, epoch or step, index) and nothing else, so a resumed run replays it exactly.
     private const int OrderStream = 1, MaskStream = 2, DropoutStream = 3, ValidationStream = 4, NegativeStream = 5, PrefixStream = 6;
     internal static int Mix(int a, int b, int c) => Kernels.Elementwise.StableSeed(a, b, c);
@@ -91,43 +89,11 @@ public sealed class Trainer
     public static ulong DropoutSeed(int seed, long step) =>
         (ulong)(uint)StreamSeed(seed, DropoutStream, (int)(step >> 31), (int)(step & int.MaxValue)) << 32 | (uint)StreamSeed(seed, DropoutStream, (int)(step & int.MaxValue), -1);
 
-    /// <summary>
-    /// The samples of an epoch, shuffled. BERT4Rec: windows of N items (Cloze-masked when batched) plus one sample per user
-    /// that masks only the last item. SASRec and GRU4Rec: windows of N + 1 items, each read as N inputs and the N next
-    /// items as targets (a user with one training item has nothing to predict and is skipped). Feature models (NeuMF, Two-Tower):
-    /// each training interaction (Two-Tower: the items before it are its history, the first has none).
-    /// </summary>
-    private List<Sample> EpochPlan(int epoch)
-    {
-        int N = _cfg.MaxLength, stride = _cfg.WindowStride > 0 ? _cfg.WindowStride : Math.Max(1, N / 10);
-        bool cloze = _cfg.Kind == ModelKind.Bert4Rec;
-        int span = cloze ? N : N + 1;
-        var list = new List<Sample>();
-        var seqs = _split.TrainSequences;
-        var cuts = new Random(StreamSeed(_cfg.Seed, PrefixStream, epoch, -1));
-        for (int u = 0; u < seqs.Count; u++)
-        {
-            if (!_cfg.Kind.IsSequential())
-            {
-                // feature models: every training interaction is a sample (NeuMF: a positive, negatives drawn when batched;
-                // Two-Tower: the next item after its history prefix)
-                for (int t = 0, count = seqs.Length(u); t < count; t++) list.Add(new Sample(u, t, 1, false));
-                continue;
-            }
-            int len = seqs.Length(u);
-            if (len < (cloze ? 1 : 2)) continue;
-            foreach (var (s, l) in ClozeMasker.Windows(len, span, stride)) list.Add(new Sample(u, s, l, false));
-            if (!cloze) continue;
-            // the last N items before a cut, only the cut's item masked: the whole sequence, then the prefix samples' cuts
-            Sample CutAt(int end) => new(u, Math.Max(0, end - N), Math.Min(end, N), true);
-            list.Add(CutAt(len));
-            if (_cfg.PrefixSamples > 0)
-                foreach (int end in PrefixCuts(len, _cfg.PrefixSamples, cuts)) list.Add(CutAt(end));
-        }
-        var rng = new Random(OrderSeed(_cfg.Seed, epoch));
-        for (int i = list.Count - 1; i > 0; i--) { int j = rng.Next(i + 1); (list[i], list[j]) = (list[j], list[i]); }
-        return list;
-    }
+    /// <summary>Epoch <paramref name="epoch"/>'s samples in their seeded order (<see cref="Training.EpochPlan"/>).</summary>
+    private EpochPlan PlanOf(int epoch) => new(_cfg, _split.TrainSequences, epoch, OrderSeed(_cfg.Seed, epoch));
+
+    /// <summary>Seed of the prefix samples' cuts of user <paramref name="user"/> in epoch <paramref name="epoch"/>.</summary>
+    internal static int PrefixSeed(int seed, int epoch, int user) => StreamSeed(seed, PrefixStream, epoch, user);
 
     /// <summary>
     /// Ends of the prefix samples of a training sequence of <paramref name="len"/> items: <paramref name="k"/> distinct cuts in
@@ -144,7 +110,7 @@ public sealed class Trainer
         foreach (int t in picked.Order()) yield return t + 2;
     }
 
-    public int StepsPerEpoch() => (EpochPlan(0).Count + _cfg.BatchSize - 1) / _cfg.BatchSize;
+    public int StepsPerEpoch() => checked((int)((PlanOf(0).Count + _cfg.BatchSize - 1) / _cfg.BatchSize));
 
     /// <summary>Trains (from <paramref name="resume"/> when given) and returns the final state; the best weights are in BestParameters.</summary>
     public TrainingState Run(TrainingState? resume = null, CancellationToken cancel = default)
@@ -241,14 +207,15 @@ public sealed class Trainer
 
         for (int epoch = state.Epoch; epoch < cfg.Epochs && !state.Finished; epoch++)
         {
-            var plan = EpochPlan(epoch);
+            var plan = PlanOf(epoch);
             var clock = Stopwatch.StartNew();
             double lossSum = 0; int lossCount = 0; long tokens = 0;
             RankingMetrics? epochValidation = null;
             for (int bi = state.StepInEpoch; bi < stepsPerEpoch && !state.Finished; bi++)
             {
                 cancel.ThrowIfCancellationRequested();
-                int start = bi * cfg.BatchSize, count = Math.Min(cfg.BatchSize, plan.Count - start);
+                long start = (long)bi * cfg.BatchSize;
+                int count = (int)Math.Min(cfg.BatchSize, plan.Count - start);
                 Array.Clear(ids); Array.Clear(labels);
                 for (int k = 0; k < count; k++)
                 {
@@ -262,12 +229,12 @@ public sealed class Trainer
                     else if (examples != null)
                     {
                         // negatives drawn from the sample's own seed, as the Cloze masks
-                        examples.Fill(s.User, s.Start, new Random(MaskSeed(cfg.Seed, epoch, start + k)), pwUsers, pwItems, pwLabels, k * perPositive, pwHistories);
+                        examples.Fill(s.User, s.Start, new Random(MaskSeed(cfg.Seed, epoch, (int)(start + k))), pwUsers, pwItems, pwLabels, k * perPositive, pwHistories);
                         tokens++;
                     }
                     else if (cfg.Kind == ModelKind.Bert4Rec)
                     {
-                        var rng = new Random(MaskSeed(cfg.Seed, epoch, start + k));
+                        var rng = new Random(MaskSeed(cfg.Seed, epoch, (int)(start + k)));
                         ClozeMasker.Mask(items, N, n, cfg.MaskProbability, cfg.MaxPredictions, cfg.MaskTokenRate, s.LastOnly, rng,
                             ids.AsSpan(k * N, N), labels.AsSpan(k * N, N));
                         tokens += s.Length;
