@@ -180,6 +180,11 @@ public class LearningTests(ITestOutputHelper output) : IDisposable
 
         File.WriteAllBytes(p, good.AsSpan(0, good.Length - 1000).ToArray());
         Assert.Contains("corrupt or truncated", Assert.Throws<InvalidDataException>(() => Checkpoint.Load(p)).Message);
+        // a body cut short by less than the checksum's 32 bytes, with a valid checksum of its own: the last array's floats
+        // must not be read out of the checksum that follows the content
+        var cut = good.AsSpan(0, good.Length - 32 - 16).ToArray();
+        File.WriteAllBytes(p, [.. cut, .. System.Security.Cryptography.SHA256.HashData(cut)]);
+        Assert.Contains("truncated checkpoint", Assert.Throws<InvalidDataException>(() => Checkpoint.Load(p)).Message);
         File.WriteAllBytes(p, good.AsSpan(0, 20).ToArray());
         Assert.Contains(p, Assert.Throws<InvalidDataException>(() => Checkpoint.LoadWeights(p)).Message);
 

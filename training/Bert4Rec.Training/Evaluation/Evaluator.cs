@@ -35,6 +35,9 @@ public sealed record EvaluationOptions
 
 public static class Evaluator
 {
+    /// <summary>Floats of scores one evaluation batch holds at most (64 MB).</summary>
+    private const int ScoreBufferFloats = 1 << 24;
+
     public static string Label(EvaluationOptions o) => o.Protocol switch
     {
         EvaluationProtocol.Full => o.ExcludeSeen ? "full" : "full+seen",
@@ -62,7 +65,9 @@ public static class Evaluator
             _ => null,
         };
         var ranks = new int[cases.Count];
-        int bs = Math.Max(1, scorer.PreferredBatchSize);
+        // the scorer's batch, cut so that the score buffer stays near 64 MB: at a million items a batch of 128 rows would be
+        // 485 MB here and as much again in the model's logits (Beauty's 54k items keep the full batch)
+        int bs = Math.Max(1, Math.Min(scorer.PreferredBatchSize, ScoreBufferFloats / (n + 1)));
         var scores = new float[bs * (n + 1)];
         var batch = new List<EvaluationCase>(bs);
         for (int start = 0; start < cases.Count; start += bs)

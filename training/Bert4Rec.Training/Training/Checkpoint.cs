@@ -71,6 +71,7 @@ public static class Checkpoint
     public static TrainingState Load(string path, Func<TrainingConfig, int, ModelConfig>? modelConfig = null)
     {
         var (kind, cfg, items, vocab, r) = Open(path);
+        using var _ = r;
         if (kind != FullState)
             throw new InvalidDataException($"{path}: holds weights only (best weights); resume from the run's {Trainer.CheckpointFile}");
         return Read(path, () =>
@@ -103,9 +104,11 @@ public static class Checkpoint
     public static (ModelConfig Config, float[] Parameters) LoadWeights(string path, Func<TrainingConfig, int, ModelConfig>? modelConfig = null)
     {
         var (kind, cfg, items, _, r) = Open(path);
+        using var _ = r;
         modelConfig ??= (c, n) => c.ToModelConfig(n);
         if (kind == FullState)
         {
+            r.Dispose();
             var s = Load(path, modelConfig);
             return (modelConfig(s.Config, s.ItemCount), s.BestParameters ?? s.Parameters);
         }
@@ -117,49 +120,108 @@ public static class Checkpoint
         });
     }
 
-    private static void Write(string path, Action<BinaryWriter> body)
+    /// <summary>Streams the file through SHA-256 into a temporary file and renames it onto <paramref name="path"/>: memory stays
+    /// at a write buffer whatever the size of the weights (a million-item SASRec's checkpoint is about 1 GB), and readers see
+    /// the old file or the whole new one.</summary>
+    private static void Write(string path, Action<BinaryWriter> body) => AtomicFile.Write(path, fs =>
     {
-        using var ms = new MemoryStream();
-        using (var w = new BinaryWriter(ms, Encoding.UTF8, leaveOpen: true))
+        using var sha = SHA256.Create();
+        using (var hashed = new CryptoStream(fs, sha, CryptoStreamMode.Write, leaveOpen: true))
+        using (var w = new BinaryWriter(hashed, Encoding.UTF8, leaveOpen: true))
         {
             w.Write(Magic); w.Write(Version);
             body(w);
+            w.Flush();
+            hashed.FlushFinalBlock();
         }
-        ms.Write(SHA256.HashData(ms.GetBuffer().AsSpan(0, (int)ms.Length)));
-        AtomicFile.WriteAllBytes(path, ms.ToArray());
-    }
+        fs.Write(sha.Hash!);
+    });
 
     /// <summary>The SHA-256 of the vocabulary the weights were trained with (empty for files written before it was recorded).</summary>
-    public static string VocabularySha256(string path) => Open(path).Vocabulary;
+    public static string VocabularySha256(string path)
+    {
+        var (_, _, _, vocab, r) = Open(path);
+        r.Dispose();
+        return vocab;
+    }
 
+    /// <summary>Checks the file's magic, version and checksum by streaming it once, then returns a reader positioned after
+    /// the header fields, over the file itself (the caller disposes it): no copy of the file is held in memory.</summary>
     private static (byte Kind, TrainingConfig Config, int Items, string Vocabulary, BinaryReader Reader) Open(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"checkpoint not found: {path}", path);
-        byte[] all = File.ReadAllBytes(path);
-        if (all.Length < 4 || BitConverter.ToUInt32(all, 0) != Magic)
-            throw new InvalidDataException($"{path}: not a BERT4Rec checkpoint (bad magic)");
-        if (all.Length < 4 + 4 + 1 + 32)
-            throw new InvalidDataException($"{path}: truncated checkpoint ({all.Length} bytes)");
-        int version = BitConverter.ToInt32(all, 4);
-        if (version is not (2 or Version)) throw new InvalidDataException($"{path}: checkpoint format version {version}; this build reads versions 2 and {Version}");
-        var body = all.AsSpan(0, all.Length - 32);
-        if (!SHA256.HashData(body).AsSpan().SequenceEqual(all.AsSpan(all.Length - 32)))
-            throw new InvalidDataException($"{path}: checksum mismatch (the checkpoint is corrupt or truncated)");
-        var r = new BinaryReader(new MemoryStream(all, 8, all.Length - 8 - 32), Encoding.UTF8);
-        return Read(path, () =>
+        var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+        try
         {
-            byte kind = r.ReadByte();
-            if (kind is not (FullState or WeightsOnly)) throw new InvalidDataException($"{path}: unknown checkpoint kind {kind}");
-            TrainingConfig cfg;
-            try { cfg = JsonSerializer.Deserialize<TrainingConfig>(r.ReadString()) ?? throw new InvalidDataException($"{path}: empty config"); }
-            catch (JsonException e) { throw new InvalidDataException($"{path}: unreadable training config: {e.Message}"); }
-            int items = r.ReadInt32();
-            if (items < 1) throw new InvalidDataException($"{path}: item count {items}");
-            string vocab = version >= 3 ? r.ReadString() : "";
-            try { cfg.Validate(); }
-            catch (UsageException e) { throw new InvalidDataException($"{path}: invalid training config ({e.Message})"); }
-            return (kind, cfg, items, vocab, r);
-        });
+            long length = fs.Length;
+            Span<byte> head = stackalloc byte[8];
+            if (length < 4 || fs.ReadAtLeast(head[..4], 4, throwOnEndOfStream: false) < 4 || BitConverter.ToUInt32(head) != Magic)
+                throw new InvalidDataException($"{path}: not a BERT4Rec checkpoint (bad magic)");
+            if (length < 4 + 4 + 1 + 32)
+                throw new InvalidDataException($"{path}: truncated checkpoint ({length} bytes)");
+            fs.ReadExactly(head[4..8]);
+            int version = BitConverter.ToInt32(head[4..]);
+            if (version is not (2 or Version)) throw new InvalidDataException($"{path}: checkpoint format version {version}; this build reads versions 2 and {Version}");
+            if (!ChecksumMatches(fs, length))
+                throw new InvalidDataException($"{path}: checksum mismatch (the checkpoint is corrupt or truncated)");
+            fs.Position = 8;
+            var r = new BinaryReader(new BoundedReadStream(fs, length - 32), Encoding.UTF8);
+            return Read(path, () =>
+            {
+                byte kind = r.ReadByte();
+                if (kind is not (FullState or WeightsOnly)) throw new InvalidDataException($"{path}: unknown checkpoint kind {kind}");
+                TrainingConfig cfg;
+                try { cfg = JsonSerializer.Deserialize<TrainingConfig>(r.ReadString()) ?? throw new InvalidDataException($"{path}: empty config"); }
+                catch (JsonException e) { throw new InvalidDataException($"{path}: unreadable training config: {e.Message}"); }
+                int items = r.ReadInt32();
+                if (items < 1) throw new InvalidDataException($"{path}: item count {items}");
+                string vocab = version >= 3 ? r.ReadString() : "";
+                try { cfg.Validate(); }
+                catch (UsageException e) { throw new InvalidDataException($"{path}: invalid training config ({e.Message})"); }
+                return (kind, cfg, items, vocab, r);
+            });
+        }
+        catch
+        {
+            fs.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Whether the SHA-256 of everything before the last 32 bytes equals those bytes, read in 1 MiB pieces.</summary>
+    private static bool ChecksumMatches(FileStream fs, long length)
+    {
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var buffer = new byte[1 << 20];
+        fs.Position = 0;
+        for (long left = length - 32; left > 0;)
+        {
+            int n = fs.Read(buffer, 0, (int)Math.Min(buffer.Length, left));
+            if (n <= 0) return false;
+            hash.AppendData(buffer, 0, n);
+            left -= n;
+        }
+        Span<byte> stored = stackalloc byte[32];
+        fs.ReadExactly(stored);
+        return hash.GetHashAndReset().AsSpan().SequenceEqual(stored);
+    }
+
+    /// <summary>A read-only view of a stream that ends at <c>end</c> (the checksum after it is not content), so that a length
+    /// field pointing past the content reads as a truncated file.</summary>
+    private sealed class BoundedReadStream(Stream inner, long end) : Stream
+    {
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => end;
+        public override long Position { get => inner.Position; set => throw new NotSupportedException(); }
+        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+        public override int Read(Span<byte> buffer) => inner.Read(buffer[..(int)Math.Min(buffer.Length, Math.Max(0, end - inner.Position))]);
+        public override void Flush() { }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        protected override void Dispose(bool disposing) { if (disposing) inner.Dispose(); base.Dispose(disposing); }
     }
 
     private static T Read<T>(string path, Func<T> read)
